@@ -1,0 +1,26 @@
+//! intervene — a studio for generative interventions.
+//!
+//! Module map (engine modules never import egui; the UI lives behind the `gui` feature):
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`checkpoint`] | reading weight files: safetensors, PyTorch zip, legacy PyTorch pickles; key reports |
+//! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM convolutions, buffer reuse) |
+//! | [`models`] | network runtimes: BigGAN-deep, CGN, classifiers; one model per file |
+//! | [`device`] | choosing CPU or CUDA |
+//! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
+//! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
+//! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
+//! | [`cli`] | the command-line front end (clap) |
+//! | `ui` | the egui/eframe studio (feature `gui`) |
+
+pub mod bench;
+pub mod checkpoint;
+pub mod classes;
+pub mod cli;
+pub mod device;
+pub mod imageio;
+pub mod models;
+pub mod ops;
+#[cfg(feature = "gui")]
+pub mod ui;

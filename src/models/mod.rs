@@ -1,0 +1,1 @@
+//! Network runtimes, one model per file.
