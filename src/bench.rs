@@ -1,1 +1,97 @@
-//! TODO: filled in by the foundation work.
+//! Measurements for `intervene bench`: random weights built in memory, median wall time after
+//! warm-up, achieved GFLOP/s, and the process's peak resident memory.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use crate::noise::Rng;
+
+/// A weight source that invents tensors on request: N(0,1)·0.1 for weights (spectral norm
+/// rescales them anyway), positive values for variances, so any model builds without a file.
+pub struct RandomWeights {
+    rng: Mutex<Rng>,
+    /// Bytes handed out, i.e. the size the weights would have on disk.
+    pub bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl RandomWeights {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: Mutex::new(Rng::new(seed)),
+            bytes: Default::default(),
+        }
+    }
+
+    /// A VarBuilder over fresh random weights.
+    pub fn var_builder(seed: u64, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(Self::new(seed)), DType::F32, device.clone())
+    }
+}
+
+impl SimpleBackend for RandomWeights {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let n = s.elem_count();
+        self.bytes
+            .fetch_add(n * 4, std::sync::atomic::Ordering::Relaxed);
+        let mut rng = self
+            .rng
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("rng poisoned".into()))?;
+        let v: Vec<f32> = if name.ends_with("running_vars") || name.ends_with("running_var") {
+            (0..n).map(|_| 0.5 + rng.uniform() as f32).collect()
+        } else if name.ends_with("gamma") {
+            vec![0.5; n]
+        } else {
+            (0..n).map(|_| 0.1 * rng.normal() as f32).collect()
+        };
+        Tensor::from_vec(v, s, dev)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+        candle_core::bail!("random weights need a shape for {name}")
+    }
+
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`), where /proc is available.
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Current resident set size in MiB (`VmRSS`).
+pub fn rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Median of `runs` timings (ms) of `f` after `warmup` untimed calls.
+pub fn time_median_ms(
+    warmup: usize,
+    runs: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<(f64, Vec<f64>)> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut sorted = t.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok((sorted[sorted.len() / 2], t))
+}

@@ -21,6 +21,24 @@ pub mod cli;
 pub mod device;
 pub mod imageio;
 pub mod models;
+pub mod noise;
 pub mod ops;
 #[cfg(feature = "gui")]
 pub mod ui;
+
+/// The model the studio and the CLI use when none is given: bundled in `models/` and compiled
+/// into the binary, so nothing has to be downloaded.
+pub const DEFAULT_BIGGAN: &str = "biggan-deep-tiny-128";
+
+/// The bundled `models/` folder: next to the executable when installed, else the source tree's.
+pub fn bundled_models_dir() -> std::path::PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            let m = dir.join("models");
+            if m.join(DEFAULT_BIGGAN).is_dir() {
+                return m;
+            }
+        }
+    }
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `intervene` binary: the studio window, or a job when a subcommand is given.
+
+fn main() -> std::process::ExitCode {
+    intervene::cli::main()
+}

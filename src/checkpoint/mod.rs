@@ -19,7 +19,10 @@ pub type TensorMap = HashMap<String, Tensor>;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
 }
@@ -27,7 +30,10 @@ pub enum CheckpointError {
 /// Reads every tensor of a checkpoint file, whatever its format.
 pub fn load(path: &Path) -> Result<TensorMap, CheckpointError> {
     // Interim implementation; replaced by the format readers in this module.
-    let fmt = |msg: String| CheckpointError::Format { path: path.to_path_buf(), msg };
+    let fmt = |msg: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        msg,
+    };
     let is_st = path.extension().is_some_and(|e| e == "safetensors");
     let list = if is_st {
         candle_core::safetensors::load(path, &candle_core::Device::Cpu)
@@ -39,6 +45,11 @@ pub fn load(path: &Path) -> Result<TensorMap, CheckpointError> {
     };
     Ok(list
         .into_iter()
-        .map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v))
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
+                v,
+            )
+        })
         .collect())
 }

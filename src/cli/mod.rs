@@ -1,1 +1,87 @@
-//! Command-line front end.
+//! The command-line front end. Every job of the window has a subcommand here, with the same
+//! engine behind it. `main` parses and dispatches; each subcommand lives in its own file.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod generate;
+
+/// intervene — steer class-conditional generators, build intervened and counterfactual data
+/// sets, and see why classifiers decide.
+///
+/// Without a subcommand, the studio window opens on the bundled default model.
+#[derive(Parser, Debug)]
+#[command(name = "intervene", version, about, long_about, propagate_version = true, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Log level filter (e.g. `info`, `intervene=debug`); also read from RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+const AFTER_HELP: &str = "Exit codes: 0 success, 1 the job failed, 2 bad arguments.\n\
+Models: --model takes a folder (config.json + weights), a weights file beside a config.json, or a hub name \
+searched in $INTERVENE_MODELS, ~/.pytorch_pretrained_biggan/ and the bundled models/ folder.";
+
+/// The jobs.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open the studio window (the default when no subcommand is given).
+    #[cfg(feature = "gui")]
+    Gui(crate::ui::GuiArgs),
+    /// Generate images from a BigGAN-deep model.
+    Generate(generate::GenerateArgs),
+    /// Measure speed and memory (random weights, no files needed).
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the command line and runs the job; errors print as `intervene: {:#}`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.log.as_deref());
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("intervene: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = filter.map(EnvFilter::new).unwrap_or_else(|| {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        #[cfg(feature = "gui")]
+        None => crate::ui::run(crate::ui::GuiArgs::default()),
+        #[cfg(not(feature = "gui"))]
+        None => anyhow::bail!("this build has no window (built without the `gui` feature); see `intervene --help` for the jobs"),
+        #[cfg(feature = "gui")]
+        Some(Command::Gui(a)) => crate::ui::run(a),
+        Some(Command::Generate(a)) => generate::run(a),
+        Some(Command::Bench(a)) => bench::run(a),
+    }
+}

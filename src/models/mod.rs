@@ -1,1 +1,3 @@
-//! Network runtimes, one model per file.
+//! Network runtimes, one model per file (or folder for the larger ones).
+
+pub mod biggan;

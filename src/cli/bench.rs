@@ -1,0 +1,126 @@
+//! `intervene bench`: speed and memory of the runtimes, with random weights in memory.
+
+use anyhow::{bail, Context as _};
+use candle_core::Tensor;
+
+use crate::bench::{peak_rss_mib, time_median_ms, RandomWeights};
+use crate::models::biggan::{BigGan, BigGanConfig};
+
+/// Measure speed and memory (random weights in memory; no model files needed).
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// What to measure.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchWhat {
+    /// BigGAN-deep generator forward: ms per image (median after warm-up), GFLOP/s, peak RSS.
+    Biggan(BigganBench),
+}
+
+/// BigGAN-deep forward timing.
+#[derive(clap::Args, Debug)]
+pub struct BigganBench {
+    /// Configurations: deep-128, deep-256, deep-512 (comma separated).
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "deep-128"
+    )]
+    pub config: Vec<String>,
+    /// Batch sizes (comma separated).
+    #[arg(long, value_name = "B,...", value_delimiter = ',', default_value = "1")]
+    pub batch: Vec<usize>,
+    /// Timed runs per configuration (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub warmup: usize,
+    /// Truncation used for the forward.
+    #[arg(long, value_name = "T", default_value_t = 0.4)]
+    pub truncation: f64,
+    /// One JSON object per configuration on stdout (config, batch, ms_per_image, gflops, peak_rss_mb, …).
+    #[arg(long)]
+    pub json: bool,
+    /// Run on the CPU even when a GPU is available.
+    #[arg(long)]
+    pub cpu: bool,
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    match a.what {
+        BenchWhat::Biggan(b) => biggan(b),
+    }
+}
+
+fn biggan(a: BigganBench) -> anyhow::Result<()> {
+    let device = crate::device::select(a.cpu);
+    for name in &a.config {
+        let cfg = BigGanConfig::preset(name).with_context(|| {
+            format!("unknown config '{name}': use deep-128, deep-256 or deep-512")
+        })?;
+        let rw = RandomWeights::new(1);
+        let weights_mib = {
+            let vb = candle_nn::VarBuilder::from_backend(
+                Box::new(rw),
+                candle_core::DType::F32,
+                device.clone(),
+            );
+            let model = BigGan::new(vb, &cfg)?;
+            let params: usize = param_bytes(&model);
+            (model, params as f64 / (1024.0 * 1024.0))
+        };
+        let (model, weights_mib) = weights_mib;
+        for &b in &a.batch {
+            if b == 0 {
+                bail!("batch sizes must be positive");
+            }
+            let z = crate::noise::truncated_noise(0, b, cfg.z_dim, a.truncation, &device)?;
+            let cv = crate::classes::one_hot(&vec![207; b], cfg.num_classes, &device)?;
+            let (ms, all) = time_median_ms(a.warmup, a.runs, || {
+                let y = model.forward(&z, &cv, a.truncation)?;
+                device.synchronize()?;
+                drop(y);
+                Ok(())
+            })?;
+            let per_img = ms / b as f64;
+            let gflop = cfg.flops_per_image() / 1e9;
+            let gflops = gflop / (per_img / 1e3);
+            let rss = peak_rss_mib().unwrap_or(f64::NAN);
+            if a.json {
+                let o = serde_json::json!({
+                    "config": name, "batch": b, "device": crate::device::describe(&device),
+                    "ms_per_image": per_img, "ms_per_batch": ms, "runs_ms": all,
+                    "gflop_per_image": gflop, "gflops": gflops,
+                    "peak_rss_mb": rss, "weights_mb": weights_mib, "threads": rayon::current_num_threads(),
+                });
+                println!("{o}");
+            } else {
+                println!(
+                    "biggan {name:<9} batch {b:<3} {per_img:8.1} ms/image  {gflops:6.1} GFLOP/s  ({gflop:.2} GFLOP/image)  peak RSS {rss:.0} MiB (weights {weights_mib:.0} MiB)  [{}]",
+                    crate::device::describe(&device)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes held by the model's tensors.
+fn param_bytes(m: &BigGan) -> usize {
+    use crate::models::biggan::generator::Layer;
+    let t = |x: &Tensor| x.elem_count() * 4;
+    let g = &m.generator;
+    let mut n = t(&m.embeddings) + t(&g.gen_z_weight) + t(&g.gen_z_bias);
+    for l in &g.layers {
+        n += match l {
+            Layer::Block(b) => b.param_bytes(),
+            Layer::Attention(a) => a.param_bytes(),
+        };
+    }
+    n
+}

@@ -1,0 +1,183 @@
+//! Finding and opening BigGAN-deep models on disk.
+//!
+//! `--model` accepts a folder (`config.json` + weights), a weights file with a `config.json`
+//! beside it, or a hub name (`biggan-deep-256`) looked up in `$INTERVENE_MODELS`, the Python
+//! package's cache `~/.pytorch_pretrained_biggan/`, and the bundled `models/` folder.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::{BigGan, BigGanConfig};
+use crate::checkpoint;
+
+/// Weight file names tried inside a model folder, in order.
+pub const WEIGHT_NAMES: &[&str] = &[
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model_zip.bin",
+    "model.pth",
+];
+
+/// A model located on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFiles {
+    pub config: PathBuf,
+    pub weights: PathBuf,
+}
+
+/// Why no model could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no BigGAN model found for '{query}'. Looked in:\n{looked}\nA model is a folder with config.json and pytorch_model.bin (or model.safetensors). \
+The real weights (biggan-deep-128/256/512) come from the pytorch-pretrained-BigGAN release: download `biggan-deep-256-pytorch_model.bin` and \
+`biggan-deep-256-config.json` into one folder, rename them to pytorch_model.bin and config.json, and pass that folder to --model \
+(or put it under $INTERVENE_MODELS/biggan-deep-256/).")]
+    NotFound { query: String, looked: String },
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("{path}: the weights do not fit the config: {source}")]
+    Build {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
+}
+
+/// The folders searched for a model given by name.
+pub fn search_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(p) = std::env::var_os("INTERVENE_MODELS") {
+        roots.extend(std::env::split_paths(&p));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        roots.push(PathBuf::from(home).join(".pytorch_pretrained_biggan"));
+    }
+    roots.push(crate::bundled_models_dir());
+    roots
+}
+
+/// Finds the config and weights for `query` (a path or a hub name).
+pub fn locate(query: &str) -> Result<ModelFiles, LoadError> {
+    let mut looked = Vec::new();
+    let p = Path::new(query);
+    if let Some(m) = from_path(p, &mut looked) {
+        return Ok(m);
+    }
+    for root in search_roots() {
+        if let Some(m) = from_path(&root.join(query), &mut looked) {
+            return Ok(m);
+        }
+        if let Some(m) = from_python_cache(&root, query, &mut looked) {
+            return Ok(m);
+        }
+    }
+    Err(LoadError::NotFound {
+        query: query.to_string(),
+        looked: looked
+            .iter()
+            .map(|l| format!("  - {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
+
+fn from_path(p: &Path, looked: &mut Vec<String>) -> Option<ModelFiles> {
+    looked.push(p.display().to_string());
+    if p.is_dir() {
+        let config = p.join("config.json");
+        let weights = WEIGHT_NAMES
+            .iter()
+            .map(|n| p.join(n))
+            .find(|w| w.is_file())?;
+        return config.is_file().then_some(ModelFiles { config, weights });
+    }
+    if p.is_file() {
+        let config = p.parent()?.join("config.json");
+        return config.is_file().then(|| ModelFiles {
+            config,
+            weights: p.to_path_buf(),
+        });
+    }
+    None
+}
+
+/// The Python package caches `{name}-pytorch_model.bin` / `{name}-config.json` under hashed file
+/// names, each with a `<hash>.json` sidecar that records its URL.
+fn from_python_cache(root: &Path, name: &str, looked: &mut Vec<String>) -> Option<ModelFiles> {
+    if !root.ends_with(".pytorch_pretrained_biggan") {
+        return None;
+    }
+    looked.push(format!("{} (cache entries for {name})", root.display()));
+    let mut config = None;
+    let mut weights = None;
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let meta = entry.path();
+        if meta.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&meta) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(url) = v.get("url").and_then(|u| u.as_str()) else {
+            continue;
+        };
+        let data = meta.with_extension("");
+        if url.ends_with(&format!("{name}-config.json")) {
+            config = Some(data);
+        } else if url.ends_with(&format!("{name}-pytorch_model.bin")) {
+            weights = Some(data);
+        }
+    }
+    Some(ModelFiles {
+        config: config?,
+        weights: weights?,
+    })
+}
+
+/// Opens a located model on `device`.
+pub fn open(files: &ModelFiles, device: &Device) -> Result<BigGan, LoadError> {
+    let cfg = BigGanConfig::from_file(&files.config)?;
+    let tensors = checkpoint::load(&files.weights)?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    BigGan::new(vb, &cfg).map_err(|source| LoadError::Build {
+        path: files.weights.clone(),
+        source,
+    })
+}
+
+/// The default model's files, compiled in (see `models/biggan-deep-tiny-128/MODEL_CARD.md`).
+const EMBEDDED_CONFIG: &str = include_str!("../../../models/biggan-deep-tiny-128/config.json");
+const EMBEDDED_WEIGHTS: &[u8] =
+    include_bytes!("../../../models/biggan-deep-tiny-128/model.safetensors");
+
+/// Opens the compiled-in default model (no files needed).
+pub fn open_embedded(device: &Device) -> Result<BigGan, LoadError> {
+    let cfg: BigGanConfig = serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| {
+        LoadError::Config(super::config::ConfigError::Invalid(format!(
+            "embedded config: {e}"
+        )))
+    })?;
+    let build = |source| LoadError::Build {
+        path: PathBuf::from("<embedded default model>"),
+        source,
+    };
+    let tensors =
+        candle_core::safetensors::load_buffer(EMBEDDED_WEIGHTS, &Device::Cpu).map_err(build)?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    BigGan::new(vb, &cfg).map_err(build)
+}
+
+/// `locate` + `open`; the default model's name falls back to the compiled-in copy.
+pub fn load(query: &str, device: &Device) -> Result<BigGan, LoadError> {
+    match locate(query) {
+        Ok(files) => open(&files, device),
+        Err(LoadError::NotFound { .. }) if query == crate::DEFAULT_BIGGAN => open_embedded(device),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian/Ubuntu machine: installs what it needs, then runs every test.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+bash tools/setup.sh test
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+# Headless UI tests render through wgpu on a software driver (lavapipe).
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}; chmod 700 "$XDG_RUNTIME_DIR"
+export INTERVENE_DATA=${INTERVENE_DATA:-$repo/.data}
+cargo test --locked --all-targets 2>&1
