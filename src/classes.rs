@@ -110,3 +110,34 @@ pub fn one_hot(classes: &[usize], num_classes: usize, device: &Device) -> Result
     }
     Tensor::from_vec(v, (classes.len(), num_classes), device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_index_wnid_and_names() {
+        assert_eq!(imagenet().len(), 1000);
+        assert_eq!(resolve("207", 1000), Ok(207));
+        assert_eq!(resolve("n02110185", 1000), Ok(250));
+        assert_eq!(resolve("Siberian Husky", 1000), Ok(250));
+        assert_eq!(resolve("golden retriever", 1000), Ok(207));
+        assert_eq!(imagenet()[207].name(), "golden retriever");
+        assert!(resolve("1000", 1000).unwrap_err().contains("out of range"));
+        assert!(resolve("retriever", 1000)
+            .unwrap_err()
+            .contains("did you mean"));
+        assert!(resolve("cat", 10).unwrap_err().contains("10 classes"));
+        assert_eq!(resolve("7", 10), Ok(7));
+    }
+
+    #[test]
+    fn one_hot_rows() {
+        let t = one_hot(&[2, 0], 3, &Device::Cpu).unwrap();
+        assert_eq!(
+            t.to_vec2::<f32>().unwrap(),
+            vec![vec![0.0, 0.0, 1.0], vec![1.0, 0.0, 0.0]]
+        );
+        assert!(one_hot(&[3], 3, &Device::Cpu).is_err());
+    }
+}

@@ -120,3 +120,32 @@ pub fn write_atomically(
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_u8_conversion_truncates_with_256() {
+        assert_eq!(to_u8(-1.0), 0);
+        assert_eq!(to_u8(1.0), 255);
+        assert_eq!(to_u8(0.0), 128); // (0+1)/2·256 = 128, not 127.5 rounded
+        assert_eq!(to_u8(0.99), 254); // 254.72 truncates
+        assert_eq!(to_u8(-2.0), 0);
+    }
+
+    #[test]
+    fn grid_places_images() {
+        let img = |v| RgbImage {
+            width: 2,
+            height: 2,
+            pixels: vec![v; 12],
+        };
+        let g = grid(&[img(10), img(20), img(30)]);
+        assert_eq!((g.width, g.height), (2 * 2 + 3 * 2, 2 * 2 + 3 * 2));
+        assert_eq!(g.pixels[((2 * g.width) + 2) * 3], 10);
+        assert_eq!(g.pixels[((2 * g.width) + 6) * 3], 20);
+        assert_eq!(g.pixels[((6 * g.width) + 2) * 3], 30);
+        assert_eq!(g.pixels[0], 0);
+    }
+}

@@ -66,7 +66,9 @@ pub fn locate(query: &str) -> Result<ModelFiles, LoadError> {
     if let Some(m) = from_path(p, &mut looked) {
         return Ok(m);
     }
-    for root in search_roots() {
+    // A name (no path separator) is also looked up in the model folders.
+    let is_name = !query.contains(std::path::MAIN_SEPARATOR) && !query.contains('/');
+    for root in search_roots().into_iter().filter(|_| is_name) {
         if let Some(m) = from_path(&root.join(query), &mut looked) {
             return Ok(m);
         }
