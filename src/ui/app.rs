@@ -60,6 +60,8 @@ pub struct StudioApp {
     render_ms: Option<f64>,
     num_classes: usize,
     device_name: &'static str,
+    /// FNV-1a hash of the pixels on screen (tests compare frames without reading the GPU).
+    shown_hash: Option<u64>,
 }
 
 impl StudioApp {
@@ -93,7 +95,18 @@ impl StudioApp {
             render_ms: None,
             num_classes: 1000,
             device_name,
+            shown_hash: None,
         }
+    }
+
+    /// Hash of the image on screen, if one is shown.
+    pub fn shown_image_hash(&self) -> Option<u64> {
+        self.shown_hash
+    }
+
+    /// The error on screen, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 
     fn request(&self) -> RenderRequest {
@@ -118,6 +131,7 @@ impl StudioApp {
                     );
                     self.texture =
                         Some(ctx.load_texture("generated", img, egui::TextureOptions::NEAREST));
+                    self.shown_hash = Some(fnv1a(&r.image.pixels));
                     self.num_classes = r.num_classes;
                     self.error = None;
                 }
@@ -175,11 +189,11 @@ impl StudioApp {
         ui.separator();
         ui.horizontal(|ui| {
             ui.label("Seed");
-            if ui.button("◀").on_hover_text("previous seed").clicked() {
+            if ui.button("Prev").on_hover_text("previous seed").clicked() {
                 self.state.seed = self.state.seed.saturating_sub(1);
             }
             ui.add(egui::DragValue::new(&mut self.state.seed));
-            if ui.button("▶").on_hover_text("next seed").clicked() {
+            if ui.button("Next").on_hover_text("next seed").clicked() {
                 self.state.seed += 1;
             }
         });
@@ -232,7 +246,7 @@ impl eframe::App for StudioApp {
             .show(ui, |ui| self.controls_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(err) = &self.error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {err}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {err}"));
             }
             if let Some(tex) = &self.texture {
                 let side = ui.available_width().min(ui.available_height()).max(64.0);
@@ -249,4 +263,11 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.state);
     }
+}
+
+/// FNV-1a over the displayed pixels: a cheap identity for "which frame is on screen".
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
