@@ -75,6 +75,7 @@ fn biggan(a: BigganBench) -> anyhow::Result<()> {
             (model, params as f64 / (1024.0 * 1024.0))
         };
         let (model, weights_mib) = weights_mib;
+        let loaded_rss = crate::bench::peak_rss_mib().unwrap_or(f64::NAN);
         for &b in &a.batch {
             if b == 0 {
                 bail!("batch sizes must be positive");
@@ -96,12 +97,12 @@ fn biggan(a: BigganBench) -> anyhow::Result<()> {
                     "config": name, "batch": b, "device": crate::device::describe(&device),
                     "ms_per_image": per_img, "ms_per_batch": ms, "runs_ms": all,
                     "gflop_per_image": gflop, "gflops": gflops,
-                    "peak_rss_mb": rss, "weights_mb": weights_mib, "threads": rayon::current_num_threads(),
+                    "peak_rss_mb": rss, "peak_rss_after_load_mb": loaded_rss, "weights_mb": weights_mib, "threads": rayon::current_num_threads(),
                 });
                 println!("{o}");
             } else {
                 println!(
-                    "biggan {name:<9} batch {b:<3} {per_img:8.1} ms/image  {gflops:6.1} GFLOP/s  ({gflop:.2} GFLOP/image)  peak RSS {rss:.0} MiB (weights {weights_mib:.0} MiB)  [{}]",
+                    "biggan {name:<9} batch {b:<3} {per_img:8.1} ms/image  {gflops:6.1} GFLOP/s  ({gflop:.2} GFLOP/image)  peak RSS {rss:.0} MiB (after load {loaded_rss:.0}, weights {weights_mib:.0} MiB)  [{}]",
                     crate::device::describe(&device)
                 );
             }
