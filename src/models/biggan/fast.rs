@@ -1,21 +1,143 @@
 //! Dispatch between the portable candle path (any device) and the fused CPU kernels of
-//! [`crate::ops`]. Interim: everything runs the portable path until the CPU kernels land.
+//! [`crate::ops`]: on the CPU a GenBlock is four fused convolutions (BN+ReLU(+upsample)+conv,
+//! bias and skip folded into the GEMM) with no intermediate BN/ReLU tensors.
 
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Storage, StorageRef, Tensor};
 
 use super::layers::{Affine, Conv, GenBlock, SelfAttn};
+use crate::ops::{self, Conv2dArgs, PreAct};
+
+/// A borrowed, contiguous f32 view of a CPU tensor.
+struct CpuView<'a> {
+    guard: StorageRef<'a>,
+    range: (usize, usize),
+}
+
+impl<'a> CpuView<'a> {
+    fn new(t: &'a Tensor) -> Result<Self> {
+        let (guard, layout) = t.storage_and_layout();
+        let Some(range) = layout.contiguous_offsets() else {
+            candle_core::bail!("fast path needs a contiguous tensor")
+        };
+        Ok(Self { guard, range })
+    }
+
+    fn slice(&self) -> Result<&[f32]> {
+        match &*self.guard {
+            Storage::Cpu(c) => Ok(&c.as_slice::<f32>()?[self.range.0..self.range.1]),
+            _ => candle_core::bail!("fast path needs a CPU tensor"),
+        }
+    }
+}
+
+fn use_fast(x: &Tensor) -> bool {
+    x.device().is_cpu()
+        && x.dtype() == candle_core::DType::F32
+        && std::env::var_os("INTERVENE_PORTABLE").is_none()
+}
+
+/// Runs one fused convolution on CPU tensors.
+fn conv(
+    x: &Tensor,
+    conv: &Conv,
+    pre: Option<&Affine>,
+    up: bool,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = if up { (2 * h, 2 * w) } else { (h, w) };
+    let o = conv.out_channels();
+    let x = x.contiguous()?;
+    let xv = CpuView::new(&x)?;
+    let wv = CpuView::new(&conv.weight)?;
+    let bv = conv.bias.as_ref().map(CpuView::new).transpose()?;
+    let rv = residual.map(CpuView::new).transpose()?;
+    let pv = pre
+        .map(|a| Ok::<_, candle_core::Error>((CpuView::new(&a.scale)?, CpuView::new(&a.shift)?)))
+        .transpose()?;
+    let mut out = vec![0f32; b * o * oh * ow];
+    let pre = match &pv {
+        Some((s, t)) => Some(PreAct {
+            scale: s.slice()?,
+            shift: t.slice()?,
+        }),
+        None => None,
+    };
+    let args = Conv2dArgs {
+        x: xv.slice()?,
+        dims: [b, c, h, w],
+        pre,
+        upsample2: up,
+        weight: wv.slice()?,
+        out_channels: o,
+        kernel: conv.kernel(),
+        bias: bv.as_ref().map(|v| v.slice()).transpose()?,
+        residual: rv.as_ref().map(|v| v.slice()).transpose()?,
+    };
+    ops::conv2d(&args, &mut out)?;
+    Tensor::from_vec(out, (b, o, oh, ow), &Device::Cpu)
+}
 
 /// A GenBlock forward.
 pub fn gen_block(block: &GenBlock, x: &Tensor, a: &[Affine; 4]) -> Result<Tensor> {
-    block.forward(x, a)
+    if !use_fast(x) {
+        return block.forward(x, a);
+    }
+    let (b, cin, h, w) = x.dims4()?;
+    let cout = block.conv_3.out_channels();
+    let up = block.up_sample;
+    let (oh, ow) = if up { (2 * h, 2 * w) } else { (h, w) };
+    let x = x.contiguous()?;
+    let skip = {
+        let xv = CpuView::new(&x)?;
+        let mut s = vec![0f32; b * cout * oh * ow];
+        let keep = if block.drop_channels { cin / 2 } else { cin };
+        if keep != cout {
+            candle_core::bail!("GenBlock skip keeps {keep} channels but the block outputs {cout}");
+        }
+        ops::skip_into(xv.slice()?, [b, cin, h, w], cout, up, &mut s);
+        Tensor::from_vec(s, (b, cout, oh, ow), &Device::Cpu)?
+    };
+    let h0 = conv(&x, &block.conv_0, Some(&a[0]), false, None)?;
+    let h1 = conv(&h0, &block.conv_1, Some(&a[1]), up, None)?;
+    drop(h0);
+    let h2 = conv(&h1, &block.conv_2, Some(&a[2]), false, None)?;
+    drop(h1);
+    conv(&h2, &block.conv_3, Some(&a[3]), false, Some(&skip))
 }
 
 /// A self-attention forward.
 pub fn attention(attn: &SelfAttn, x: &Tensor) -> Result<Tensor> {
-    attn.forward(x)
+    if !use_fast(x) {
+        return attn.forward(x);
+    }
+    let (b, c, h, w) = x.dims4()?;
+    let x = x.contiguous()?;
+    let xv = CpuView::new(&x)?;
+    let (t, p, g, o) = (
+        CpuView::new(&attn.snconv1x1_theta.weight)?,
+        CpuView::new(&attn.snconv1x1_phi.weight)?,
+        CpuView::new(&attn.snconv1x1_g.weight)?,
+        CpuView::new(&attn.snconv1x1_o_conv.weight)?,
+    );
+    let mut out = vec![0f32; b * c * h * w];
+    let args = ops::AttnArgs {
+        x: xv.slice()?,
+        dims: [b, c, h, w],
+        theta: t.slice()?,
+        phi: p.slice()?,
+        g: g.slice()?,
+        o: o.slice()?,
+        gamma: attn.gamma as f32,
+    };
+    ops::self_attention(&args, &mut out)?;
+    Tensor::from_vec(out, (b, c, h, w), &Device::Cpu)
 }
 
 /// Final BN → ReLU → conv_to_rgb (3 channels) → tanh.
 pub fn head(conv_to_rgb: &Conv, h: &Tensor, a: &Affine) -> Result<Tensor> {
-    conv_to_rgb.forward(&a.relu(h)?)?.tanh()
+    if !use_fast(h) {
+        return conv_to_rgb.forward(&a.relu(h)?)?.tanh();
+    }
+    conv(h, conv_to_rgb, Some(a), false, None)?.tanh()
 }

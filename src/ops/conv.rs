@@ -1,0 +1,361 @@
+//! Convolution (stride 1, "same" zero padding, odd kernel) as tiled im2col + GEMM, with the
+//! batch-norm pre-activation, nearest ×2 upsample, bias and residual fused in.
+
+use std::cell::RefCell;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::pointwise::PreAct;
+use super::OpsError;
+
+/// Bytes of im2col columns built at once: a tile stays resident in the core's L2 (1 MiB here)
+/// while the GEMM consumes it.
+/// `INTERVENE_TILE_KB` overrides it for tuning.
+fn tile_bytes() -> usize {
+    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        std::env::var("INTERVENE_TILE_KB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(384 * 1024, |kb| kb * 1024)
+    })
+}
+
+thread_local! {
+    /// Per-thread scratch: pre-activated input planes and im2col tiles, grown once and reused.
+    static PRE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One convolution.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2dArgs<'a> {
+    /// Input `(b, c, h, w)`.
+    pub x: &'a [f32],
+    pub dims: [usize; 4],
+    /// `relu(x·a + b)` applied to the input first (fused batch norm + ReLU).
+    pub pre: Option<PreAct<'a>>,
+    /// Nearest ×2 upsample of the (pre-activated) input before the convolution.
+    pub upsample2: bool,
+    /// `(o, c, k, k)`.
+    pub weight: &'a [f32],
+    pub out_channels: usize,
+    pub kernel: usize,
+    /// `(o)`.
+    pub bias: Option<&'a [f32]>,
+    /// `(b, o, h', w')`, added to the output.
+    pub residual: Option<&'a [f32]>,
+}
+
+/// FLOPs (2 per multiply–add) of a convolution producing `(b, o, h', w')` from `c` channels.
+pub fn conv_flops(b: usize, c: usize, o: usize, k: usize, out_h: usize, out_w: usize) -> f64 {
+    2.0 * (b * o * c * k * k * out_h * out_w) as f64
+}
+
+impl Conv2dArgs<'_> {
+    /// Output spatial size.
+    pub fn out_hw(&self) -> (usize, usize) {
+        let [_, _, h, w] = self.dims;
+        if self.upsample2 {
+            (2 * h, 2 * w)
+        } else {
+            (h, w)
+        }
+    }
+
+    fn check(&self, out_len: usize) -> Result<(), OpsError> {
+        let [b, c, h, w] = self.dims;
+        let (o, k) = (self.out_channels, self.kernel);
+        let (oh, ow) = self.out_hw();
+        let bad = |msg: String| Err(OpsError::Shape { op: "conv2d", msg });
+        if k % 2 == 0 {
+            return bad(format!("kernel {k} must be odd"));
+        }
+        if self.x.len() != b * c * h * w {
+            return bad(format!(
+                "input has {} values, dims {:?} need {}",
+                self.x.len(),
+                self.dims,
+                b * c * h * w
+            ));
+        }
+        if self.weight.len() != o * c * k * k {
+            return bad(format!(
+                "weight has {} values, ({o}, {c}, {k}, {k}) needs {}",
+                self.weight.len(),
+                o * c * k * k
+            ));
+        }
+        if self.bias.is_some_and(|bb| bb.len() != o) {
+            return bad(format!("bias must have {o} values"));
+        }
+        if let Some(p) = self.pre {
+            if p.scale.len() != b * c || p.shift.len() != b * c {
+                return bad(format!("pre-activation needs {} scales and shifts", b * c));
+            }
+        }
+        let n = b * o * oh * ow;
+        if out_len != n || self.residual.is_some_and(|r| r.len() != n) {
+            return bad(format!("output/residual must have {n} values"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the convolution into `out (b, o, h', w')` (overwritten).
+pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
+    a.check(out.len())?;
+    let [b, c, h, w] = a.dims;
+    let o = a.out_channels;
+    let (oh, ow) = a.out_hw();
+    for bi in 0..b {
+        let x = &a.x[bi * c * h * w..(bi + 1) * c * h * w];
+        let dst = &mut out[bi * o * oh * ow..(bi + 1) * o * oh * ow];
+        let res = a
+            .residual
+            .map(|r| &r[bi * o * oh * ow..(bi + 1) * o * oh * ow]);
+        match a.pre {
+            Some(p) => PRE.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                grow(&mut buf, c * h * w);
+                p.apply_sample(bi, c, h * w, x, &mut buf[..c * h * w]);
+                conv_sample(a, &buf[..c * h * w], res, dst);
+            }),
+            None => conv_sample(a, x, res, dst),
+        }
+    }
+    Ok(())
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+/// Writes bias (+ residual) into the destination columns `[p0, p0 + n)` of every output row.
+fn init_dst(
+    bias: Option<&[f32]>,
+    res: Option<&[f32]>,
+    dst: &mut [f32],
+    hw: usize,
+    p0: usize,
+    n: usize,
+) {
+    for (row, d) in dst.chunks_mut(hw).enumerate() {
+        let d = &mut d[p0..p0 + n];
+        let b = bias.map_or(0.0, |b| b[row]);
+        match res {
+            Some(r) => {
+                for (d, &r) in d.iter_mut().zip(&r[row * hw + p0..row * hw + p0 + n]) {
+                    *d = r + b;
+                }
+            }
+            None => d.fill(b),
+        }
+    }
+}
+
+/// `dst (o, n) += w (o, k) · rhs (k, n)`, strided destination rows of length `dst_rs`.
+///
+/// # Safety contract (upheld by callers)
+/// `dst` points at `o` rows of `n` valid values spaced `dst_rs`; `rhs` holds `k·n` values.
+fn gemm_into(
+    o: usize,
+    n: usize,
+    k: usize,
+    w: &[f32],
+    rhs: &[f32],
+    rhs_rs: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    par: Parallelism,
+) {
+    debug_assert!(w.len() >= o * k && rhs.len() >= (k.max(1) - 1) * rhs_rs + n);
+    // SAFETY: the slices cover the strided ranges gemm reads; dst rows are disjoint per caller.
+    unsafe {
+        gemm::gemm(
+            o,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            true,
+            w.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// A raw pointer that may cross threads: each task writes a disjoint column range.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint regions (distinct output columns) of one buffer.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// One sample: `src (c, h, w)` already pre-activated.
+fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]) {
+    let [_, c, h, w] = a.dims;
+    let (o, k) = (a.out_channels, a.kernel);
+    let (oh, ow) = a.out_hw();
+    let hw = oh * ow;
+    let kk = c * k * k;
+    let threads = rayon::current_num_threads().max(1);
+    if k == 1 && !a.upsample2 {
+        // 1×1: the input planes are already the GEMM's right-hand side; split the columns
+        // between threads (each GEMM single-threaded) once there is enough work.
+        let chunks = if hw >= 1024 { threads * 4 } else { 1 };
+        if chunks == 1 {
+            init_dst(a.bias, res, dst, hw, 0, hw);
+            gemm_into(
+                o,
+                hw,
+                c,
+                a.weight,
+                src,
+                hw,
+                dst.as_mut_ptr(),
+                hw,
+                Parallelism::Rayon(threads),
+            );
+            return;
+        }
+        let step = hw.div_ceil(chunks).next_multiple_of(16);
+        let base = SendPtr(dst.as_mut_ptr());
+        let dst_len = dst.len();
+        (0..hw.div_ceil(step)).into_par_iter().for_each(|t| {
+            let base = base;
+            let (p0, n) = (t * step, step.min(hw - t * step));
+            // SAFETY: this task owns columns [p0, p0+n) of every output row.
+            let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
+            init_dst(a.bias, res, d, hw, p0, n);
+            gemm_into(
+                o,
+                n,
+                c,
+                a.weight,
+                &src[p0..],
+                hw,
+                unsafe { base.0.add(p0) },
+                hw,
+                Parallelism::None,
+            );
+        });
+        return;
+    }
+    // Tiles of whole output rows, sized to stay in L2.
+    let rows_per_tile = (tile_bytes() / (4 * kk * ow)).clamp(1, oh);
+    let tiles = oh.div_ceil(rows_per_tile);
+    if tiles < 2 * threads {
+        // Small images (the 4×4–16×16 layers): one im2col, one GEMM parallelised inside.
+        COL.with(|col| {
+            let mut col = col.borrow_mut();
+            grow(&mut col, kk * hw);
+            im2col_rows(src, c, h, w, k, a.upsample2, 0, oh, &mut col[..kk * hw]);
+            init_dst(a.bias, res, dst, hw, 0, hw);
+            gemm_into(
+                o,
+                hw,
+                kk,
+                a.weight,
+                &col[..kk * hw],
+                hw,
+                dst.as_mut_ptr(),
+                hw,
+                Parallelism::Rayon(threads),
+            );
+        });
+        return;
+    }
+    let base = SendPtr(dst.as_mut_ptr());
+    let dst_len = dst.len();
+    (0..tiles).into_par_iter().for_each(|t| {
+        let base = base;
+        let r0 = t * rows_per_tile;
+        let r1 = (r0 + rows_per_tile).min(oh);
+        let (p0, n) = (r0 * ow, (r1 - r0) * ow);
+        COL.with(|col| {
+            let mut col = col.borrow_mut();
+            grow(&mut col, kk * n);
+            im2col_rows(src, c, h, w, k, a.upsample2, r0, r1, &mut col[..kk * n]);
+            // SAFETY: this task owns columns [p0, p0+n) of every output row.
+            let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
+            init_dst(a.bias, res, d, hw, p0, n);
+            gemm_into(
+                o,
+                n,
+                kk,
+                a.weight,
+                &col[..kk * n],
+                n,
+                unsafe { base.0.add(p0) },
+                hw,
+                Parallelism::None,
+            );
+        });
+    });
+}
+
+/// im2col of output rows `[r0, r1)`: `col[(ch·k + ky)·k + kx, (y − r0)·ow + x]` =
+/// input at `(y + ky − pad, x + kx − pad)` in the (optionally ×2-upsampled) grid, 0 outside.
+#[allow(clippy::too_many_arguments)]
+fn im2col_rows(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    up: bool,
+    r0: usize,
+    r1: usize,
+    col: &mut [f32],
+) {
+    let pad = (k / 2) as isize;
+    let (gh, gw) = if up { (2 * h, 2 * w) } else { (h, w) };
+    let n = (r1 - r0) * gw;
+    for ch in 0..c {
+        let plane = &src[ch * h * w..(ch + 1) * h * w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut col[((ch * k + ky) * k + kx) * n..][..n];
+                let dx = kx as isize - pad;
+                // Output columns x whose source column x+dx lies inside the grid.
+                let x_lo = (-dx).max(0) as usize;
+                let x_hi = ((gw as isize) - dx).min(gw as isize).max(0) as usize;
+                for y in r0..r1 {
+                    let seg = &mut row[(y - r0) * gw..(y - r0 + 1) * gw];
+                    let iy = y as isize + ky as isize - pad;
+                    if iy < 0 || iy >= gh as isize || x_lo >= x_hi {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    seg[..x_lo].fill(0.0);
+                    seg[x_hi..].fill(0.0);
+                    let sy = if up { iy as usize / 2 } else { iy as usize };
+                    let srow = &plane[sy * w..(sy + 1) * w];
+                    if up {
+                        for x in x_lo..x_hi {
+                            seg[x] = srow[(x as isize + dx) as usize / 2];
+                        }
+                    } else {
+                        let s0 = (x_lo as isize + dx) as usize;
+                        seg[x_lo..x_hi].copy_from_slice(&srow[s0..s0 + (x_hi - x_lo)]);
+                    }
+                }
+            }
+        }
+    }
+}
