@@ -29,7 +29,10 @@ pub type TensorMap = HashMap<String, Tensor>;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
 }
@@ -57,10 +60,16 @@ pub fn detect(data: &[u8]) -> Option<Format> {
 
 /// Reads every tensor of a checkpoint file, whatever its format.
 pub fn load(path: &Path) -> Result<TensorMap, CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.is_dir() {
-        return Err(CheckpointError::Format { path: path.to_path_buf(), msg: "is a folder, not a weights file".into() });
+        return Err(CheckpointError::Format {
+            path: path.to_path_buf(),
+            msg: "is a folder, not a weights file".into(),
+        });
     }
     // SAFETY: the map is read-only and dropped before returning; a file truncated by another
     // process while mapped is the only hazard, as with any reader of a shared file.
@@ -70,7 +79,10 @@ pub fn load(path: &Path) -> Result<TensorMap, CheckpointError> {
 
 /// Reads a checkpoint held in memory; `name` is used in error messages.
 pub fn load_bytes(data: &[u8], name: &Path) -> Result<TensorMap, CheckpointError> {
-    let fmt = |msg: String| CheckpointError::Format { path: name.to_path_buf(), msg };
+    let fmt = |msg: String| CheckpointError::Format {
+        path: name.to_path_buf(),
+        msg,
+    };
     if data.is_empty() {
         return Err(fmt("the file is empty".into()));
     }
@@ -100,7 +112,8 @@ fn safetensors(data: &[u8]) -> Result<TensorMap, String> {
             safetensors::Dtype::U8 | safetensors::Dtype::BOOL => candle_core::DType::U8,
             other => return Err(format!("{name}: unsupported dtype {other:?}")),
         };
-        let t = torch::from_le_bytes(view.data(), dtype, view.shape()).map_err(|e| format!("{name}: {e}"))?;
+        let t = torch::from_le_bytes(view.data(), dtype, view.shape())
+            .map_err(|e| format!("{name}: {e}"))?;
         out.insert(name, t);
     }
     Ok(out)
@@ -108,5 +121,12 @@ fn safetensors(data: &[u8]) -> Result<TensorMap, String> {
 
 /// Removes the `module.` prefix that `DataParallel` checkpoints add.
 fn strip_module_prefix(map: TensorMap) -> TensorMap {
-    map.into_iter().map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v)).collect()
+    map.into_iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
+                v,
+            )
+        })
+        .collect()
 }

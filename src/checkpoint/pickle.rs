@@ -77,10 +77,20 @@ fn err<T>(msg: impl Into<String>) -> R<T> {
 /// Limits that keep a hostile stream bounded.
 const MAX_STACK: usize = 1 << 20;
 const MAX_MEMO: usize = 1 << 22;
+/// Containers nested deeper than this are refused: dropping a deeply nested value recurses, and
+/// no checkpoint nests more than a handful of levels.
+const MAX_DEPTH: u32 = 200;
 
 /// Reads one pickle starting at `pos` up to its STOP; returns the value and the position after STOP.
 pub fn load(data: &[u8], pos: usize) -> R<(Value, usize)> {
-    let mut vm = Vm { data, pos, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+    let mut vm = Vm {
+        data,
+        pos,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        depth: HashMap::new(),
+    };
     let v = vm.run()?;
     Ok((v, vm.pos))
 }
@@ -91,12 +101,60 @@ struct Vm<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
+    /// Nesting depth of each container, keyed by its allocation.
+    depth: HashMap<usize, u32>,
+}
+
+fn container_key(v: &Value) -> Option<usize> {
+    match v {
+        Value::Tuple(t) => Some(Rc::as_ptr(t) as *const () as usize),
+        Value::List(l) => Some(Rc::as_ptr(l) as *const () as usize),
+        Value::Dict(d) => Some(Rc::as_ptr(d) as *const () as usize),
+        Value::Call(c) => Some(Rc::as_ptr(c) as *const () as usize),
+        Value::Persistent(p) => Some(Rc::as_ptr(p) as *const () as usize),
+        _ => None,
+    }
 }
 
 impl Vm<'_> {
+    fn depth_of(&self, v: &Value) -> u32 {
+        container_key(v)
+            .and_then(|k| self.depth.get(&k).copied())
+            .unwrap_or(0)
+    }
+
+    /// Records that `parent` now holds `children`; refuses excessive nesting.
+    fn nest<'v>(&mut self, parent: &Value, children: impl IntoIterator<Item = &'v Value>) -> R<()> {
+        let Some(k) = container_key(parent) else {
+            return Ok(());
+        };
+        let d = children
+            .into_iter()
+            .map(|c| self.depth_of(c))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let e = self.depth.entry(k).or_insert(1);
+        *e = (*e).max(d);
+        if *e > MAX_DEPTH {
+            return err(format!("containers nested more than {MAX_DEPTH} deep"));
+        }
+        Ok(())
+    }
+
+    /// Pushes a new container built from `children`.
+    fn push_nested(&mut self, v: Value, children: &[Value]) -> R<()> {
+        self.nest(&v, children)?;
+        self.push(v)
+    }
     fn take(&mut self, n: usize) -> R<&[u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
-        let Some(end) = end else { return err(format!("truncated: needs {n} more bytes at offset {}", self.pos)) };
+        let Some(end) = end else {
+            return err(format!(
+                "truncated: needs {n} more bytes at offset {}",
+                self.pos
+            ));
+        };
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -118,7 +176,9 @@ impl Vm<'_> {
 
     fn line(&mut self) -> R<String> {
         let rest = &self.data[self.pos.min(self.data.len())..];
-        let Some(n) = rest.iter().position(|&c| c == b'\n') else { return err("truncated: unterminated text line") };
+        let Some(n) = rest.iter().position(|&c| c == b'\n') else {
+            return err("truncated: unterminated text line");
+        };
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
@@ -136,15 +196,21 @@ impl Vm<'_> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return err("pop across a MARK");
         }
-        self.stack.pop().ok_or_else(|| PickleError("pop from an empty stack".into()))
+        self.stack
+            .pop()
+            .ok_or_else(|| PickleError("pop from an empty stack".into()))
     }
 
     fn top(&mut self) -> R<&mut Value> {
-        self.stack.last_mut().ok_or_else(|| PickleError("empty stack".into()))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| PickleError("empty stack".into()))
     }
 
     fn pop_mark(&mut self) -> R<Vec<Value>> {
-        let Some(m) = self.marks.pop() else { return err("no MARK on the stack") };
+        let Some(m) = self.marks.pop() else {
+            return err("no MARK on the stack");
+        };
         if m > self.stack.len() {
             return err("MARK past the stack");
         }
@@ -155,13 +221,21 @@ impl Vm<'_> {
         if self.memo.len() >= MAX_MEMO {
             return err("pickle memo too large");
         }
-        let v = self.stack.last().cloned().ok_or_else(|| PickleError("memoize with an empty stack".into()))?;
+        let v = self
+            .stack
+            .last()
+            .cloned()
+            .ok_or_else(|| PickleError("memoize with an empty stack".into()))?;
         self.memo.insert(k, v);
         Ok(())
     }
 
     fn memo_get(&mut self, k: u64) -> R<()> {
-        let v = self.memo.get(&k).cloned().ok_or_else(|| PickleError(format!("memo entry {k} was never stored")))?;
+        let v = self
+            .memo
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| PickleError(format!("memo entry {k} was never stored")))?;
         self.push(v)
     }
 
@@ -169,6 +243,7 @@ impl Vm<'_> {
         if items.len() % 2 != 0 {
             return err("SETITEMS with an odd number of items");
         }
+        self.nest(target, &items)?;
         match target {
             Value::Dict(d) => {
                 let mut d = d.borrow_mut();
@@ -233,13 +308,20 @@ impl Vm<'_> {
                     let v = match l.as_str() {
                         "00" => Value::Bool(false),
                         "01" => Value::Bool(true),
-                        s => Value::Int(s.trim().parse().map_err(|_| PickleError(format!("bad INT '{s}'")))?),
+                        s => Value::Int(
+                            s.trim()
+                                .parse()
+                                .map_err(|_| PickleError(format!("bad INT '{s}'")))?,
+                        ),
                     };
                     self.push(v)?
                 }
                 b'L' => {
                     let l = self.line()?;
-                    let v = l.trim_end_matches('L').parse().map_err(|_| PickleError(format!("bad LONG '{l}'")))?;
+                    let v = l
+                        .trim_end_matches('L')
+                        .parse()
+                        .map_err(|_| PickleError(format!("bad LONG '{l}'")))?;
                     self.push(Value::Int(v))?
                 }
                 b'G' => {
@@ -249,7 +331,11 @@ impl Vm<'_> {
                 }
                 b'F' => {
                     let l = self.line()?;
-                    self.push(Value::Float(l.trim().parse().map_err(|_| PickleError(format!("bad FLOAT '{l}'")))?))?
+                    self.push(Value::Float(
+                        l.trim()
+                            .parse()
+                            .map_err(|_| PickleError(format!("bad FLOAT '{l}'")))?,
+                    ))?
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
@@ -264,42 +350,59 @@ impl Vm<'_> {
                 b'T' | b'B' => {
                     let n = self.u32()? as usize;
                     let b = self.take(n)?.to_vec();
-                    self.push(if op == b'T' { Value::Str(String::from_utf8_lossy(&b).into_owned()) } else { Value::Bytes(b) })?
+                    self.push(if op == b'T' {
+                        Value::Str(String::from_utf8_lossy(&b).into_owned())
+                    } else {
+                        Value::Bytes(b)
+                    })?
                 }
                 b'U' | b'C' => {
                     let n = self.u8()? as usize;
                     let b = self.take(n)?.to_vec();
-                    self.push(if op == b'U' { Value::Str(String::from_utf8_lossy(&b).into_owned()) } else { Value::Bytes(b) })?
+                    self.push(if op == b'U' {
+                        Value::Str(String::from_utf8_lossy(&b).into_owned())
+                    } else {
+                        Value::Bytes(b)
+                    })?
                 }
                 0x8e => {
                     let n = u64::from_le_bytes(self.take(8)?.try_into().unwrap_or([0; 8]));
-                    let b = self.take(usize::try_from(n).map_err(|_| PickleError("bytes too long".into()))?)?.to_vec();
+                    let b = self
+                        .take(
+                            usize::try_from(n).map_err(|_| PickleError("bytes too long".into()))?,
+                        )?
+                        .to_vec();
                     self.push(Value::Bytes(b))?
                 }
                 b')' => self.push(Value::Tuple(Rc::new(Vec::new())))?,
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(Rc::new(items)))?
+                    let t = Value::Tuple(Rc::new(items.clone()));
+                    self.push_nested(t, &items)?
                 }
                 0x85 => {
                     let a = self.pop()?;
-                    self.push(Value::Tuple(Rc::new(vec![a])))?
+                    let t = Value::Tuple(Rc::new(vec![a.clone()]));
+                    self.push_nested(t, &[a])?
                 }
                 0x86 => {
                     let b = self.pop()?;
                     let a = self.pop()?;
-                    self.push(Value::Tuple(Rc::new(vec![a, b])))?
+                    let t = Value::Tuple(Rc::new(vec![a.clone(), b.clone()]));
+                    self.push_nested(t, &[a, b])?
                 }
                 0x87 => {
                     let c = self.pop()?;
                     let b = self.pop()?;
                     let a = self.pop()?;
-                    self.push(Value::Tuple(Rc::new(vec![a, b, c])))?
+                    let t = Value::Tuple(Rc::new(vec![a.clone(), b.clone(), c.clone()]));
+                    self.push_nested(t, &[a, b, c])?
                 }
                 b']' => self.push(Value::List(Rc::new(RefCell::new(Vec::new()))))?,
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))))?
+                    let l = Value::List(Rc::new(RefCell::new(items.clone())));
+                    self.push_nested(l, &items)?
                 }
                 b'}' => self.push(Value::Dict(Rc::new(RefCell::new(Vec::new()))))?,
                 b'd' => {
@@ -310,14 +413,18 @@ impl Vm<'_> {
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    match self.top()? {
+                    let t = self.top()?.clone();
+                    self.nest(&t, [&v])?;
+                    match t {
                         Value::List(l) => l.borrow_mut().push(v),
                         _ => return err("APPEND to a value that is not a list"),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    match self.top()? {
+                    let t = self.top()?.clone();
+                    self.nest(&t, &items)?;
+                    match t {
                         Value::List(l) => l.borrow_mut().extend(items),
                         _ => return err("APPENDS to a value that is not a list"),
                     }
@@ -334,7 +441,11 @@ impl Vm<'_> {
                     self.set_items(&t, items)?
                 }
                 b'p' => {
-                    let k = self.line()?.trim().parse().map_err(|_| PickleError("bad PUT index".into()))?;
+                    let k = self
+                        .line()?
+                        .trim()
+                        .parse()
+                        .map_err(|_| PickleError("bad PUT index".into()))?;
                     self.memo_put(k)?
                 }
                 b'q' => {
@@ -350,7 +461,11 @@ impl Vm<'_> {
                     self.memo_put(k)?
                 }
                 b'g' => {
-                    let k = self.line()?.trim().parse().map_err(|_| PickleError("bad GET index".into()))?;
+                    let k = self
+                        .line()?
+                        .trim()
+                        .parse()
+                        .map_err(|_| PickleError("bad GET index".into()))?;
                     self.memo_get(k)?
                 }
                 b'h' => {
@@ -384,10 +499,12 @@ impl Vm<'_> {
                     let args = args.items().unwrap_or_default();
                     let v = match name.as_str() {
                         // An empty OrderedDict / dict: a plain dict receives the items.
-                        "collections.OrderedDict" | "builtins.dict" | "__builtin__.dict" => Value::Dict(Rc::new(RefCell::new(Vec::new()))),
-                        _ => Value::Call(Rc::new((name, args))),
+                        "collections.OrderedDict" | "builtins.dict" | "__builtin__.dict" => {
+                            Value::Dict(Rc::new(RefCell::new(Vec::new())))
+                        }
+                        _ => Value::Call(Rc::new((name, args.clone()))),
                     };
-                    self.push(v)?
+                    self.push_nested(v, &args)?
                 }
                 b'b' => {
                     // BUILD: state for the object on top (OrderedDict._metadata, …): ignored.
@@ -396,7 +513,8 @@ impl Vm<'_> {
                 }
                 b'Q' => {
                     let pid = self.pop()?;
-                    self.push(Value::Persistent(Rc::new(pid)))?
+                    let v = Value::Persistent(Rc::new(pid.clone()));
+                    self.push_nested(v, &[pid])?
                 }
                 b'0' => {
                     self.pop()?;
@@ -408,7 +526,12 @@ impl Vm<'_> {
                 b'1' => {
                     self.pop_mark()?;
                 }
-                other => return err(format!("unsupported pickle opcode 0x{other:02x} at offset {}", self.pos - 1)),
+                other => {
+                    return err(format!(
+                        "unsupported pickle opcode 0x{other:02x} at offset {}",
+                        self.pos - 1
+                    ))
+                }
             }
         }
     }

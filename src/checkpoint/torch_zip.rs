@@ -13,7 +13,8 @@ pub fn sniff(data: &[u8]) -> bool {
 }
 
 pub fn read(data: &[u8]) -> Result<TensorMap, String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("bad zip archive: {e}"))?;
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("bad zip archive: {e}"))?;
     let pkl_name = zip
         .file_names()
         .filter_map(|n| n.ok())
@@ -31,30 +32,56 @@ pub fn read(data: &[u8]) -> Result<TensorMap, String> {
         if !cache.contains_key(&key) {
             let member = format!("{prefix}data/{key}");
             let bytes = read_member(&mut zip, &member, data.len())?;
-            let want = t.storage.numel.checked_mul(t.storage.elem_size).ok_or("storage size overflows")?;
-            if bytes.len() < want {
-                return Err(format!("{member} holds {} bytes but {} elements of {} bytes are declared", bytes.len(), t.storage.numel, t.storage.elem_size));
-            }
             cache.insert(key.clone(), bytes);
         }
         let bytes = &cache[&key];
-        let tensor = materialize(&t, &bytes[..t.storage.numel * t.storage.elem_size]).map_err(|e| format!("{name}: {e}"))?;
+        // Checked per tensor: two references to one storage may declare different sizes.
+        let want = t
+            .storage
+            .numel
+            .checked_mul(t.storage.elem_size)
+            .filter(|&w| w <= bytes.len());
+        let Some(want) = want else {
+            return Err(format!(
+                "data/{key} holds {} bytes but {} elements of {} bytes are declared",
+                bytes.len(),
+                t.storage.numel,
+                t.storage.elem_size
+            ));
+        };
+        let tensor = materialize(&t, &bytes[..want]).map_err(|e| format!("{name}: {e}"))?;
         out.insert(name, tensor);
     }
     Ok(out)
 }
 
 /// Reads one member, refusing sizes larger than the archive could expand to legitimately.
-fn read_member(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, archive_len: usize) -> Result<Vec<u8>, String> {
-    let mut f = zip.by_name(name).map_err(|e| format!("member {name}: {e}"))?;
+fn read_member(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+    archive_len: usize,
+) -> Result<Vec<u8>, String> {
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| format!("member {name}: {e}"))?;
     let size = f.size();
     // PyTorch stores members uncompressed; allow compression but bound the expansion.
-    let limit = (archive_len as u64).saturating_mul(if f.compression() == zip::CompressionMethod::Stored { 1 } else { 64 });
+    let limit =
+        (archive_len as u64).saturating_mul(if f.compression() == zip::CompressionMethod::Stored {
+            1
+        } else {
+            16
+        });
     if size > limit {
-        return Err(format!("member {name} claims {size} bytes, more than the archive can hold"));
+        return Err(format!(
+            "member {name} claims {size} bytes, more than the archive can hold"
+        ));
     }
-    let mut buf = Vec::with_capacity(size as usize);
-    f.by_ref().take(size).read_to_end(&mut buf).map_err(|e| format!("member {name}: {e}"))?;
+    let mut buf = Vec::with_capacity((size as usize).min(archive_len));
+    f.by_ref()
+        .take(size)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("member {name}: {e}"))?;
     if (buf.len() as u64) != size {
         return Err(format!("member {name} is truncated"));
     }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod generate;
+pub mod inspect;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
 /// sets, and see why classifiers decide.
@@ -36,6 +37,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
+    /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
+    Inspect(inspect::InspectArgs),
 }
 
 /// Parses the command line and runs the job; errors print as `intervene: {:#}`.
@@ -83,5 +86,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Gui(a)) => crate::ui::run(a),
         Some(Command::Generate(a)) => generate::run(a),
         Some(Command::Bench(a)) => bench::run(a),
+        Some(Command::Inspect(a)) => inspect::run(a),
     }
 }
