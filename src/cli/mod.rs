@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod generate;
 pub mod inspect;
+pub mod selftest;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
 /// sets, and see why classifiers decide.
@@ -39,6 +40,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
     Inspect(inspect::InspectArgs),
+    /// Check the BigGAN runtime against the reference goldens on this machine's device.
+    Selftest(selftest::SelftestArgs),
 }
 
 /// Parses the command line and runs the job; errors print as `intervene: {:#}`.
@@ -87,5 +90,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Generate(a)) => generate::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
+        Some(Command::Selftest(a)) => selftest::run(a),
     }
 }
