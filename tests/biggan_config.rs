@@ -7,17 +7,11 @@ use intervene::models::biggan::{BigGan, BigGanConfig};
 /// "Useful GFLOP" per image (only the 3 RGB channels of conv_to_rgb), ANCHORS.md §1 table.
 #[test]
 fn flops_match_the_reference_table() {
-    for (cfg, want) in [
-        (BigGanConfig::deep_128(), 17.92),
-        (BigGanConfig::deep_256(), 58.80),
-        (BigGanConfig::deep_512(), 75.99),
-    ] {
+    for (cfg, want) in
+        [(BigGanConfig::deep_128(), 17.92), (BigGanConfig::deep_256(), 58.80), (BigGanConfig::deep_512(), 75.99)]
+    {
         let got = cfg.flops_per_image() / 1e9;
-        assert!(
-            (got - want).abs() < 0.02 * want,
-            "{}: {got:.2} GFLOP vs {want}",
-            cfg.output_dim
-        );
+        assert!((got - want).abs() < 0.02 * want, "{}: {got:.2} GFLOP vs {want}", cfg.output_dim);
     }
 }
 
@@ -25,16 +19,10 @@ fn flops_match_the_reference_table() {
 /// proves the layer list, bottleneck widths and attention placement.
 #[test]
 fn parameter_counts_match_the_real_models() {
-    for (cfg, want_m) in [
-        (BigGanConfig::deep_128(), 50.39),
-        (BigGanConfig::deep_256(), 55.88),
-    ] {
+    for (cfg, want_m) in [(BigGanConfig::deep_128(), 50.39), (BigGanConfig::deep_256(), 55.88)] {
         // Count the parameters the builder asks for.
         let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        struct Counting(
-            RandomWeights,
-            std::sync::Arc<std::sync::atomic::AtomicUsize>,
-        );
+        struct Counting(RandomWeights, std::sync::Arc<std::sync::atomic::AtomicUsize>);
         impl candle_nn::var_builder::SimpleBackend for Counting {
             fn get(
                 &self,
@@ -45,12 +33,9 @@ fn parameter_counts_match_the_real_models() {
                 dev: &Device,
             ) -> candle_core::Result<candle_core::Tensor> {
                 // Parameters only: the statistics tables and the SN vectors are buffers in PyTorch.
-                let buffer = ["running_means", "running_vars", "weight_u", "weight_v"]
-                    .iter()
-                    .any(|b| n.ends_with(b));
+                let buffer = ["running_means", "running_vars", "weight_u", "weight_v"].iter().any(|b| n.ends_with(b));
                 if !buffer {
-                    self.1
-                        .fetch_add(s.elem_count(), std::sync::atomic::Ordering::Relaxed);
+                    self.1.fetch_add(s.elem_count(), std::sync::atomic::Ordering::Relaxed);
                 }
                 self.0.get(s, n, h, d, dev)
             }
@@ -73,22 +58,14 @@ fn parameter_counts_match_the_real_models() {
         );
         let m = BigGan::new(vb, &cfg).expect("builds");
         let got = counter.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
-        assert!(
-            (got - want_m).abs() < 0.005,
-            "{}: {got:.3} M parameters vs {want_m} M",
-            cfg.output_dim
-        );
+        assert!((got - want_m).abs() < 0.005, "{}: {got:.3} M parameters vs {want_m} M", cfg.output_dim);
         assert_eq!(m.cfg.num_latents(), cfg.layers.len() + 1);
     }
 }
 
 #[test]
 fn presets_validate_and_bad_configs_are_refused() {
-    for c in [
-        BigGanConfig::deep_128(),
-        BigGanConfig::deep_256(),
-        BigGanConfig::deep_512(),
-    ] {
+    for c in [BigGanConfig::deep_128(), BigGanConfig::deep_256(), BigGanConfig::deep_512()] {
         c.validate().expect("preset is valid");
     }
     assert_eq!(BigGanConfig::deep_128().num_latents(), 11);

@@ -10,12 +10,7 @@ use common::pickle_writer::{f32_bytes, legacy_file, zip_file, Entry, Storage, P}
 use intervene::checkpoint::load_bytes;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/biggan-deep-tiny-128")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/biggan-deep-tiny-128").join(name)).unwrap()
 }
 
 /// Loads `bytes`; a panic fails the test, an error must name the file.
@@ -25,10 +20,7 @@ fn must_not_panic(bytes: &[u8], what: &str) -> bool {
     match r {
         Err(_) => panic!("{what}: the reader panicked"),
         Ok(Err(e)) => {
-            assert!(
-                e.to_string().contains("mutant.bin"),
-                "{what}: error does not name the file: {e}"
-            );
+            assert!(e.to_string().contains("mutant.bin"), "{what}: error does not name the file: {e}");
             false
         }
         Ok(Ok(_)) => true,
@@ -45,11 +37,7 @@ fn rng(seed: &mut u64) -> u64 {
 
 #[test]
 fn truncated_files_give_errors() {
-    for name in [
-        "model.safetensors",
-        "pytorch_model.bin",
-        "pytorch_model_zip.bin",
-    ] {
+    for name in ["model.safetensors", "pytorch_model.bin", "pytorch_model_zip.bin"] {
         let full = fixture(name);
         let start = Instant::now();
         let mut offsets: Vec<usize> = (0..400.min(full.len())).collect();
@@ -57,36 +45,21 @@ fn truncated_files_give_errors() {
         offsets.push(full.len() - 1);
         for &cut in &offsets {
             let ok = must_not_panic(&full[..cut], &format!("{name} cut at {cut}"));
-            assert!(
-                !ok,
-                "{name} cut at {cut} of {} loaded as if whole",
-                full.len()
-            );
+            assert!(!ok, "{name} cut at {cut} of {} loaded as if whole", full.len());
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{name}: truncation sweep too slow"
-        );
+        assert!(start.elapsed() < Duration::from_secs(60), "{name}: truncation sweep too slow");
     }
 }
 
 #[test]
 fn byte_flips_never_panic() {
     let mut seed = 0x5eed_1234_u64;
-    for name in [
-        "model.safetensors",
-        "pytorch_model.bin",
-        "pytorch_model_zip.bin",
-    ] {
+    for name in ["model.safetensors", "pytorch_model.bin", "pytorch_model_zip.bin"] {
         let full = fixture(name);
         for i in 0..500 {
             let mut m = full.clone();
             // Mostly near the start (headers and pickles), sometimes anywhere.
-            let span = if i % 3 == 0 {
-                m.len()
-            } else {
-                4096.min(m.len())
-            };
+            let span = if i % 3 == 0 { m.len() } else { 4096.min(m.len()) };
             for _ in 0..1 + (rng(&mut seed) % 4) {
                 let at = (rng(&mut seed) as usize) % span;
                 m[at] ^= 1 << (rng(&mut seed) % 8);
@@ -98,17 +71,10 @@ fn byte_flips_never_panic() {
 
 #[test]
 fn empty_and_foreign_files_are_named_clearly() {
-    let e = load_bytes(b"", Path::new("empty.pth"))
-        .unwrap_err()
-        .to_string();
+    let e = load_bytes(b"", Path::new("empty.pth")).unwrap_err().to_string();
     assert!(e.contains("empty.pth") && e.contains("empty"), "{e}");
-    let e = load_bytes(b"\x89PNG\r\n\x1a\n....", Path::new("cat.png"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("cat.png") && e.contains("not a recognised weights file"),
-        "{e}"
-    );
+    let e = load_bytes(b"\x89PNG\r\n\x1a\n....", Path::new("cat.png")).unwrap_err().to_string();
+    assert!(e.contains("cat.png") && e.contains("not a recognised weights file"), "{e}");
 }
 
 fn one_storage() -> (Vec<Storage>, Vec<Entry>) {
@@ -120,13 +86,7 @@ fn one_storage() -> (Vec<Storage>, Vec<Entry>) {
         bytes: f32_bytes(&[1.0, 2.0, 3.0, 4.0]),
         view: None,
     }];
-    let e = vec![Entry {
-        name: "w".into(),
-        storage: 0,
-        offset: 0,
-        size: vec![4],
-        stride: vec![1],
-    }];
+    let e = vec![Entry { name: "w".into(), storage: 0, offset: 0, size: vec![4], stride: vec![1] }];
     (s, e)
 }
 
@@ -138,33 +98,17 @@ fn hostile_legacy_streams_are_refused() {
     let n = bytes.len();
     let count_at = n - 16 - 8;
     bytes[count_at..count_at + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    let err = load_bytes(&bytes, Path::new("huge.pth"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&bytes, Path::new("huge.pth")).unwrap_err().to_string();
     assert!(err.contains("more than the file holds"), "{err}");
 
     // A global outside the allow-list is never called: the tensor depending on it fails cleanly.
     let mut p = P::default();
-    p.proto2()
-        .op(b'}')
-        .str("w")
-        .global("os", "system")
-        .mark()
-        .str("echo pwned")
-        .tuple()
-        .op(b'R')
-        .op(b's')
-        .stop();
+    p.proto2().op(b'}').str("w").global("os", "system").mark().str("echo pwned").tuple().op(b'R').op(b's').stop();
     let mut stream = legacy_file(&s, &e);
     let obj_start = find_state_dict(&stream);
     stream.splice(obj_start.0..obj_start.1, p.0);
-    let err = load_bytes(&stream, Path::new("evil.pth"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("evil.pth") && err.contains("no tensors"),
-        "{err}"
-    );
+    let err = load_bytes(&stream, Path::new("evil.pth")).unwrap_err().to_string();
+    assert!(err.contains("evil.pth") && err.contains("no tensors"), "{err}");
 
     // Deep nesting is refused rather than overflowing the stack.
     let mut p = P::default();
@@ -179,9 +123,7 @@ fn hostile_legacy_streams_are_refused() {
     let mut stream = legacy_file(&s, &e);
     let obj = find_state_dict(&stream);
     stream.splice(obj.0..obj.1, p.0);
-    let err = load_bytes(&stream, Path::new("deep.pth"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&stream, Path::new("deep.pth")).unwrap_err().to_string();
     assert!(err.contains("nested"), "{err}");
 
     // A memo read of an index never written.
@@ -190,16 +132,12 @@ fn hostile_legacy_streams_are_refused() {
     let mut stream = legacy_file(&s, &e);
     let obj = find_state_dict(&stream);
     stream.splice(obj.0..obj.1, p.0);
-    let err = load_bytes(&stream, Path::new("memo.pth"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&stream, Path::new("memo.pth")).unwrap_err().to_string();
     assert!(err.contains("memo entry 7"), "{err}");
 
     // A storage with an unknown class.
     s[0].class = "EvilStorage";
-    let err = load_bytes(&legacy_file(&s, &e), Path::new("cls.pth"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&legacy_file(&s, &e), Path::new("cls.pth")).unwrap_err().to_string();
     assert!(err.contains("unsupported storage type"), "{err}");
 }
 
@@ -223,19 +161,12 @@ fn hostile_zip_archives_are_refused() {
     s2[0].key = "0".into();
     let full = zip_file(&s2, &e);
     let renamed = replace_bytes(&full, b"archive/data/0", b"archive/data/X");
-    let err = load_bytes(&renamed, Path::new("nodata.pth"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("nodata.pth") && err.contains("archive/data/0"),
-        "{err}"
-    );
+    let err = load_bytes(&renamed, Path::new("nodata.pth")).unwrap_err().to_string();
+    assert!(err.contains("nodata.pth") && err.contains("archive/data/0"), "{err}");
     // Declared storage larger than its member.
     let mut big = s.clone();
     big[0].numel = 1000;
-    let err = load_bytes(&zip_file(&big, &e), Path::new("short.pth"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&zip_file(&big, &e), Path::new("short.pth")).unwrap_err().to_string();
     assert!(err.contains("declared"), "{err}");
 }
 
@@ -244,18 +175,14 @@ fn hostile_safetensors_are_refused() {
     // Header length larger than the file.
     let mut b = (1u64 << 40).to_le_bytes().to_vec();
     b.extend_from_slice(b"{}");
-    let err = load_bytes(&b, Path::new("len.safetensors"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&b, Path::new("len.safetensors")).unwrap_err().to_string();
     assert!(err.contains("len.safetensors"), "{err}");
     // Offsets out of range.
     let header = br#"{"w":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}}"#;
     let mut b = (header.len() as u64).to_le_bytes().to_vec();
     b.extend_from_slice(header);
     b.extend_from_slice(&[0u8; 16]);
-    let err = load_bytes(&b, Path::new("off.safetensors"))
-        .unwrap_err()
-        .to_string();
+    let err = load_bytes(&b, Path::new("off.safetensors")).unwrap_err().to_string();
     assert!(err.contains("off.safetensors"), "{err}");
 }
 

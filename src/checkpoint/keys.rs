@@ -30,23 +30,14 @@ impl std::fmt::Display for KeyReport {
             return write!(f, "all keys match");
         }
         let list = |v: &[String]| {
-            v.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
-                + if v.len() > 20 { ", …" } else { "" }
+            v.iter().take(20).cloned().collect::<Vec<_>>().join(", ") + if v.len() > 20 { ", …" } else { "" }
         };
         let mut parts = Vec::new();
         if !self.missing.is_empty() {
-            parts.push(format!(
-                "{} missing: {}",
-                self.missing.len(),
-                list(&self.missing)
-            ));
+            parts.push(format!("{} missing: {}", self.missing.len(), list(&self.missing)));
         }
         if !self.unexpected.is_empty() {
-            parts.push(format!(
-                "{} unexpected: {}",
-                self.unexpected.len(),
-                list(&self.unexpected)
-            ));
+            parts.push(format!("{} unexpected: {}", self.unexpected.len(), list(&self.unexpected)));
         }
         for (k, want, got) in &self.mismatched {
             parts.push(format!("{k}: expected shape {want:?}, found {got:?}"));
@@ -93,73 +84,41 @@ impl TrackedWeights {
         };
         let mut unexpected: Vec<String> = s.remaining.keys().cloned().collect();
         unexpected.sort();
-        KeyReport {
-            missing: s.missing.clone(),
-            unexpected,
-            mismatched: s.mismatched.clone(),
-        }
+        KeyReport { missing: s.missing.clone(), unexpected, mismatched: s.mismatched.clone() }
     }
 }
 
 struct Ref<'a>(&'a TrackedWeights);
 
 impl SimpleBackend for Ref<'_> {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let mut st = self
-            .0
-            .state
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?;
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let mut st = self.0.state.lock().map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?;
         let t = match st.remaining.remove(name) {
             Some(t) => t,
             None => match st.used.get(name) {
                 Some(_) => candle_core::bail!("{name} was requested twice"),
                 None => {
                     st.missing.push(name.to_string());
-                    candle_core::bail!(
-                        "the checkpoint has no tensor {name} (expected shape {:?})",
-                        s.dims()
-                    )
+                    candle_core::bail!("the checkpoint has no tensor {name} (expected shape {:?})", s.dims())
                 }
             },
         };
         if t.dims() != s.dims() {
-            st.mismatched
-                .push((name.to_string(), s.dims().to_vec(), t.dims().to_vec()));
-            candle_core::bail!(
-                "{name}: expected shape {:?}, found {:?}",
-                s.dims(),
-                t.dims()
-            );
+            st.mismatched.push((name.to_string(), s.dims().to_vec(), t.dims().to_vec()));
+            candle_core::bail!("{name}: expected shape {:?}, found {:?}", s.dims(), t.dims());
         }
         st.used.insert(name.to_string(), t.dims().to_vec());
         t.to_dtype(dtype)?.to_device(dev)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut st = self
-            .0
-            .state
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?;
-        let Some(t) = st.remaining.remove(name) else {
-            candle_core::bail!("the checkpoint has no tensor {name}")
-        };
+        let mut st = self.0.state.lock().map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?;
+        let Some(t) = st.remaining.remove(name) else { candle_core::bail!("the checkpoint has no tensor {name}") };
         st.used.insert(name.to_string(), t.dims().to_vec());
         t.to_dtype(dtype)?.to_device(dev)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0
-            .state
-            .lock()
-            .is_ok_and(|s| s.remaining.contains_key(name) || s.used.contains_key(name))
+        self.0.state.lock().is_ok_and(|s| s.remaining.contains_key(name) || s.used.contains_key(name))
     }
 }

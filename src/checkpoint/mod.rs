@@ -29,10 +29,7 @@ pub type TensorMap = HashMap<String, Tensor>;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
 }
@@ -60,10 +57,7 @@ pub fn detect(data: &[u8]) -> Option<Format> {
 
 /// Reads every tensor of a checkpoint file, whatever its format.
 pub fn load(path: &Path) -> Result<TensorMap, CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
     if file.metadata().map_err(io)?.is_dir() {
         return Err(CheckpointError::Format {
@@ -79,20 +73,20 @@ pub fn load(path: &Path) -> Result<TensorMap, CheckpointError> {
 
 /// Reads a checkpoint held in memory; `name` is used in error messages.
 pub fn load_bytes(data: &[u8], name: &Path) -> Result<TensorMap, CheckpointError> {
-    let fmt = |msg: String| CheckpointError::Format {
-        path: name.to_path_buf(),
-        msg,
-    };
+    let fmt = |msg: String| CheckpointError::Format { path: name.to_path_buf(), msg };
     if data.is_empty() {
         return Err(fmt("the file is empty".into()));
     }
     let tensors = match detect(data) {
         Some(Format::TorchZip) => torch_zip::read(data).map_err(|m| fmt(format!("PyTorch zip checkpoint: {m}")))?,
-        Some(Format::TorchLegacy) => torch_legacy::read(data).map_err(|m| fmt(format!("legacy PyTorch checkpoint: {m}")))?,
-        Some(Format::SafeTensors) => safetensors(data).map_err(|m| fmt(format!("safetensors: {m}")))?,
-        None => {
-            return Err(fmt("not a recognised weights file (expected safetensors, a PyTorch zip archive, or a legacy PyTorch pickle)".into()))
+        Some(Format::TorchLegacy) => {
+            torch_legacy::read(data).map_err(|m| fmt(format!("legacy PyTorch checkpoint: {m}")))?
         }
+        Some(Format::SafeTensors) => safetensors(data).map_err(|m| fmt(format!("safetensors: {m}")))?,
+        None => return Err(fmt(
+            "not a recognised weights file (expected safetensors, a PyTorch zip archive, or a legacy PyTorch pickle)"
+                .into(),
+        )),
     };
     Ok(strip_module_prefix(tensors))
 }
@@ -112,8 +106,7 @@ fn safetensors(data: &[u8]) -> Result<TensorMap, String> {
             safetensors::Dtype::U8 | safetensors::Dtype::BOOL => candle_core::DType::U8,
             other => return Err(format!("{name}: unsupported dtype {other:?}")),
         };
-        let t = torch::from_le_bytes(view.data(), dtype, view.shape())
-            .map_err(|e| format!("{name}: {e}"))?;
+        let t = torch::from_le_bytes(view.data(), dtype, view.shape()).map_err(|e| format!("{name}: {e}"))?;
         out.insert(name, t);
     }
     Ok(out)
@@ -121,12 +114,5 @@ fn safetensors(data: &[u8]) -> Result<TensorMap, String> {
 
 /// Removes the `module.` prefix that `DataParallel` checkpoints add.
 fn strip_module_prefix(map: TensorMap) -> TensorMap {
-    map.into_iter()
-        .map(|(k, v)| {
-            (
-                k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
-                v,
-            )
-        })
-        .collect()
+    map.into_iter().map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v)).collect()
 }

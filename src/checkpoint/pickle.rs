@@ -83,14 +83,7 @@ const MAX_DEPTH: u32 = 200;
 
 /// Reads one pickle starting at `pos` up to its STOP; returns the value and the position after STOP.
 pub fn load(data: &[u8], pos: usize) -> R<(Value, usize)> {
-    let mut vm = Vm {
-        data,
-        pos,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        depth: HashMap::new(),
-    };
+    let mut vm = Vm { data, pos, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), depth: HashMap::new() };
     let v = vm.run()?;
     Ok((v, vm.pos))
 }
@@ -118,9 +111,7 @@ fn container_key(v: &Value) -> Option<usize> {
 
 impl Vm<'_> {
     fn depth_of(&self, v: &Value) -> u32 {
-        container_key(v)
-            .and_then(|k| self.depth.get(&k).copied())
-            .unwrap_or(0)
+        container_key(v).and_then(|k| self.depth.get(&k).copied()).unwrap_or(0)
     }
 
     /// Records that `parent` now holds `children`; refuses excessive nesting.
@@ -128,12 +119,7 @@ impl Vm<'_> {
         let Some(k) = container_key(parent) else {
             return Ok(());
         };
-        let d = children
-            .into_iter()
-            .map(|c| self.depth_of(c))
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let d = children.into_iter().map(|c| self.depth_of(c)).max().unwrap_or(0) + 1;
         let e = self.depth.entry(k).or_insert(1);
         *e = (*e).max(d);
         if *e > MAX_DEPTH {
@@ -150,10 +136,7 @@ impl Vm<'_> {
     fn take(&mut self, n: usize) -> R<&[u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         let Some(end) = end else {
-            return err(format!(
-                "truncated: needs {n} more bytes at offset {}",
-                self.pos
-            ));
+            return err(format!("truncated: needs {n} more bytes at offset {}", self.pos));
         };
         let s = &self.data[self.pos..end];
         self.pos = end;
@@ -196,15 +179,11 @@ impl Vm<'_> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return err("pop across a MARK");
         }
-        self.stack
-            .pop()
-            .ok_or_else(|| PickleError("pop from an empty stack".into()))
+        self.stack.pop().ok_or_else(|| PickleError("pop from an empty stack".into()))
     }
 
     fn top(&mut self) -> R<&mut Value> {
-        self.stack
-            .last_mut()
-            .ok_or_else(|| PickleError("empty stack".into()))
+        self.stack.last_mut().ok_or_else(|| PickleError("empty stack".into()))
     }
 
     fn pop_mark(&mut self) -> R<Vec<Value>> {
@@ -221,21 +200,13 @@ impl Vm<'_> {
         if self.memo.len() >= MAX_MEMO {
             return err("pickle memo too large");
         }
-        let v = self
-            .stack
-            .last()
-            .cloned()
-            .ok_or_else(|| PickleError("memoize with an empty stack".into()))?;
+        let v = self.stack.last().cloned().ok_or_else(|| PickleError("memoize with an empty stack".into()))?;
         self.memo.insert(k, v);
         Ok(())
     }
 
     fn memo_get(&mut self, k: u64) -> R<()> {
-        let v = self
-            .memo
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| PickleError(format!("memo entry {k} was never stored")))?;
+        let v = self.memo.get(&k).cloned().ok_or_else(|| PickleError(format!("memo entry {k} was never stored")))?;
         self.push(v)
     }
 
@@ -308,20 +279,13 @@ impl Vm<'_> {
                     let v = match l.as_str() {
                         "00" => Value::Bool(false),
                         "01" => Value::Bool(true),
-                        s => Value::Int(
-                            s.trim()
-                                .parse()
-                                .map_err(|_| PickleError(format!("bad INT '{s}'")))?,
-                        ),
+                        s => Value::Int(s.trim().parse().map_err(|_| PickleError(format!("bad INT '{s}'")))?),
                     };
                     self.push(v)?
                 }
                 b'L' => {
                     let l = self.line()?;
-                    let v = l
-                        .trim_end_matches('L')
-                        .parse()
-                        .map_err(|_| PickleError(format!("bad LONG '{l}'")))?;
+                    let v = l.trim_end_matches('L').parse().map_err(|_| PickleError(format!("bad LONG '{l}'")))?;
                     self.push(Value::Int(v))?
                 }
                 b'G' => {
@@ -331,11 +295,7 @@ impl Vm<'_> {
                 }
                 b'F' => {
                     let l = self.line()?;
-                    self.push(Value::Float(
-                        l.trim()
-                            .parse()
-                            .map_err(|_| PickleError(format!("bad FLOAT '{l}'")))?,
-                    ))?
+                    self.push(Value::Float(l.trim().parse().map_err(|_| PickleError(format!("bad FLOAT '{l}'")))?))?
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
@@ -367,11 +327,7 @@ impl Vm<'_> {
                 }
                 0x8e => {
                     let n = u64::from_le_bytes(self.take(8)?.try_into().unwrap_or([0; 8]));
-                    let b = self
-                        .take(
-                            usize::try_from(n).map_err(|_| PickleError("bytes too long".into()))?,
-                        )?
-                        .to_vec();
+                    let b = self.take(usize::try_from(n).map_err(|_| PickleError("bytes too long".into()))?)?.to_vec();
                     self.push(Value::Bytes(b))?
                 }
                 b')' => self.push(Value::Tuple(Rc::new(Vec::new())))?,
@@ -441,11 +397,7 @@ impl Vm<'_> {
                     self.set_items(&t, items)?
                 }
                 b'p' => {
-                    let k = self
-                        .line()?
-                        .trim()
-                        .parse()
-                        .map_err(|_| PickleError("bad PUT index".into()))?;
+                    let k = self.line()?.trim().parse().map_err(|_| PickleError("bad PUT index".into()))?;
                     self.memo_put(k)?
                 }
                 b'q' => {
@@ -461,11 +413,7 @@ impl Vm<'_> {
                     self.memo_put(k)?
                 }
                 b'g' => {
-                    let k = self
-                        .line()?
-                        .trim()
-                        .parse()
-                        .map_err(|_| PickleError("bad GET index".into()))?;
+                    let k = self.line()?.trim().parse().map_err(|_| PickleError("bad GET index".into()))?;
                     self.memo_get(k)?
                 }
                 b'h' => {
@@ -526,12 +474,7 @@ impl Vm<'_> {
                 b'1' => {
                     self.pop_mark()?;
                 }
-                other => {
-                    return err(format!(
-                        "unsupported pickle opcode 0x{other:02x} at offset {}",
-                        self.pos - 1
-                    ))
-                }
+                other => return err(format!("unsupported pickle opcode 0x{other:02x} at offset {}", self.pos - 1)),
             }
         }
     }

@@ -43,8 +43,7 @@ impl StorageRef {
             Value::Str(s) => s.clone(),
             _ => return Err("storage class is not a name".into()),
         };
-        let (dtype, elem_size) =
-            storage_dtype(&class).ok_or_else(|| format!("unsupported storage type {class}"))?;
+        let (dtype, elem_size) = storage_dtype(&class).ok_or_else(|| format!("unsupported storage type {class}"))?;
         let key = match &items[2] {
             Value::Str(s) => s.clone(),
             Value::Int(i) => i.to_string(),
@@ -61,25 +60,13 @@ impl StorageRef {
                     .map(str::to_string)
                     .or_else(|| v[0].as_int().map(|i| i.to_string()))
                     .ok_or("bad view key")?;
-                let off = v[1]
-                    .as_int()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or("bad view offset")?;
-                let size = v[2]
-                    .as_int()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or("bad view size")?;
+                let off = v[1].as_int().and_then(|n| usize::try_from(n).ok()).ok_or("bad view offset")?;
+                let size = v[2].as_int().and_then(|n| usize::try_from(n).ok()).ok_or("bad view size")?;
                 Some((vk, off, size))
             }
             _ => None,
         };
-        Ok(Self {
-            key,
-            dtype,
-            elem_size,
-            numel,
-            view,
-        })
+        Ok(Self { key, dtype, elem_size, numel, view })
     }
 }
 
@@ -100,12 +87,10 @@ pub fn tensor_ref(v: &Value) -> Result<Option<TensorRef>, String> {
     };
     let (name, args) = call.as_ref();
     match name.as_str() {
-        "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => {
-            match args.first() {
-                Some(inner) => tensor_ref(inner),
-                None => Err("_rebuild_parameter without data".into()),
-            }
-        }
+        "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => match args.first() {
+            Some(inner) => tensor_ref(inner),
+            None => Err("_rebuild_parameter without data".into()),
+        },
         "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => {
             if args.len() < 4 {
                 return Err(format!("{name} with {} arguments", args.len()));
@@ -114,19 +99,12 @@ pub fn tensor_ref(v: &Value) -> Result<Option<TensorRef>, String> {
                 return Err("tensor storage is not a persistent reference".into());
             };
             let storage = StorageRef::parse(pid)?;
-            let offset = args[1]
-                .as_int()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or("bad storage offset")?;
+            let offset = args[1].as_int().and_then(|n| usize::try_from(n).ok()).ok_or("bad storage offset")?;
             let dims = |v: &Value, what: &str| -> Result<Vec<usize>, String> {
                 v.items()
                     .ok_or(format!("{what} is not a tuple"))?
                     .iter()
-                    .map(|d| {
-                        d.as_int()
-                            .and_then(|n| usize::try_from(n).ok())
-                            .ok_or(format!("bad {what} entry"))
-                    })
+                    .map(|d| d.as_int().and_then(|n| usize::try_from(n).ok()).ok_or(format!("bad {what} entry")))
                     .collect()
             };
             let shape = dims(&args[2], "size")?;
@@ -134,12 +112,7 @@ pub fn tensor_ref(v: &Value) -> Result<Option<TensorRef>, String> {
             if shape.len() != stride.len() {
                 return Err("size and stride have different lengths".into());
             }
-            Ok(Some(TensorRef {
-                storage,
-                offset,
-                shape,
-                stride,
-            }))
+            Ok(Some(TensorRef { storage, offset, shape, stride }))
         }
         _ => Ok(None),
     }
@@ -156,12 +129,7 @@ pub fn collect_tensors(root: &Value) -> Result<Vec<(String, TensorRef)>, String>
     Ok(out)
 }
 
-fn walk(
-    v: &Value,
-    prefix: &str,
-    out: &mut Vec<(String, TensorRef)>,
-    depth: usize,
-) -> Result<(), String> {
+fn walk(v: &Value, prefix: &str, out: &mut Vec<(String, TensorRef)>, depth: usize) -> Result<(), String> {
     if depth > 8 {
         return Ok(());
     }
@@ -176,11 +144,7 @@ fn walk(
                 Value::Int(i) => i.to_string(),
                 _ => continue,
             };
-            let name = if prefix.is_empty() {
-                key
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let name = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
             walk(val, &name, out, depth + 1)?;
         }
     }
@@ -191,28 +155,23 @@ fn walk(
 pub fn materialize(t: &TensorRef, bytes: &[u8]) -> Result<Tensor, String> {
     let es = t.storage.elem_size;
     let numel_storage = bytes.len() / es;
-    let n: usize = t
-        .shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or("tensor size overflows")?;
+    let n: usize = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("tensor size overflows")?;
     if n == 0 {
         return from_le_bytes(&[], t.storage.dtype, &t.shape);
     }
     // Highest element index touched, checked against the storage.
-    let last = t
-        .shape
-        .iter()
-        .zip(&t.stride)
-        .try_fold(t.offset, |acc, (&d, &s)| {
-            if d == 0 {
-                Some(acc)
-            } else {
-                acc.checked_add((d - 1).checked_mul(s)?)
-            }
-        });
+    let last = t.shape.iter().zip(&t.stride).try_fold(t.offset, |acc, (&d, &s)| {
+        if d == 0 {
+            Some(acc)
+        } else {
+            acc.checked_add((d - 1).checked_mul(s)?)
+        }
+    });
     if last.is_none_or(|l| l >= numel_storage) {
-        return Err(format!("view (offset {}, size {:?}, stride {:?}) reaches past its storage of {numel_storage} elements", t.offset, t.shape, t.stride));
+        return Err(format!(
+            "view (offset {}, size {:?}, stride {:?}) reaches past its storage of {numel_storage} elements",
+            t.offset, t.shape, t.stride
+        ));
     }
     let contiguous = {
         let mut expect = 1usize;
@@ -249,10 +208,8 @@ pub fn from_le_bytes(data: &[u8], dtype: DType, shape: &[usize]) -> Result<Tenso
     let e = |e: candle_core::Error| e.to_string();
     macro_rules! typed {
         ($t:ty, $n:expr) => {{
-            let v: Vec<$t> = data
-                .chunks_exact($n)
-                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $n])))
-                .collect();
+            let v: Vec<$t> =
+                data.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $n]))).collect();
             Tensor::from_vec(v, shape, dev).map_err(e)
         }};
     }
@@ -264,17 +221,11 @@ pub fn from_le_bytes(data: &[u8], dtype: DType, shape: &[usize]) -> Result<Tenso
         DType::I16 => typed!(i16, 2),
         DType::U8 => Tensor::from_vec(data.to_vec(), shape, dev).map_err(e),
         DType::F16 => {
-            let v: Vec<half::f16> = data
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let v: Vec<half::f16> = data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect();
             Tensor::from_vec(v, shape, dev).map_err(e)
         }
         DType::BF16 => {
-            let v: Vec<half::bf16> = data
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let v: Vec<half::bf16> = data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]])).collect();
             Tensor::from_vec(v, shape, dev).map_err(e)
         }
         other => Err(format!("unsupported dtype {other:?}")),

@@ -14,12 +14,7 @@ const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0
 
 /// Whether `data` starts like a legacy PyTorch file.
 pub fn sniff(data: &[u8]) -> bool {
-    data.len() >= 14
-        && data[0] == 0x80
-        && data[1] == 0x02
-        && data[2] == 0x8a
-        && data[3] == 0x0a
-        && data[4..14] == MAGIC
+    data.len() >= 14 && data[0] == 0x80 && data[1] == 0x02 && data[2] == 0x8a && data[3] == 0x0a && data[4..14] == MAGIC
 }
 
 pub fn read(data: &[u8]) -> Result<TensorMap, String> {
@@ -48,9 +43,7 @@ pub fn read(data: &[u8]) -> Result<TensorMap, String> {
             .map(str::to_string)
             .or_else(|| k.as_int().map(|i| i.to_string()))
             .ok_or("a storage key is not a string")?;
-        let head = data
-            .get(p..p + 8)
-            .ok_or_else(|| format!("truncated before storage {key}"))?;
+        let head = data.get(p..p + 8).ok_or_else(|| format!("truncated before storage {key}"))?;
         let count = u64::from_le_bytes(head.try_into().map_err(|_| "bad storage header")?);
         p += 8;
         // An unknown key (no tensor uses it) still has to be skipped: assume 4-byte elements
@@ -61,9 +54,7 @@ pub fn read(data: &[u8]) -> Result<TensorMap, String> {
             .and_then(|l| usize::try_from(l).ok())
             .filter(|&l| l <= data.len() - p.min(data.len()));
         let Some(len) = len else {
-            return Err(format!(
-                "storage {key} declares {count} elements, more than the file holds"
-            ));
+            return Err(format!("storage {key} declares {count} elements, more than the file holds"));
         };
         storages.insert(key, &data[p..p + len]);
         p += len;
@@ -76,9 +67,8 @@ pub fn read(data: &[u8]) -> Result<TensorMap, String> {
             Some((_, off, size)) => (*off, *size),
             None => (0, t.storage.numel),
         };
-        let bytes = storages
-            .get(&root_key)
-            .ok_or_else(|| format!("{name}: storage {root_key} is missing from the file"))?;
+        let bytes =
+            storages.get(&root_key).ok_or_else(|| format!("{name}: storage {root_key} is missing from the file"))?;
         let es = t.storage.elem_size;
         let region = bytes
             .get(elem_off * es..(elem_off + size) * es)

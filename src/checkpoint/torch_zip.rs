@@ -13,8 +13,7 @@ pub fn sniff(data: &[u8]) -> bool {
 }
 
 pub fn read(data: &[u8]) -> Result<TensorMap, String> {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("bad zip archive: {e}"))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("bad zip archive: {e}"))?;
     let pkl_name = zip
         .file_names()
         .filter_map(|n| n.ok())
@@ -36,11 +35,7 @@ pub fn read(data: &[u8]) -> Result<TensorMap, String> {
         }
         let bytes = &cache[&key];
         // Checked per tensor: two references to one storage may declare different sizes.
-        let want = t
-            .storage
-            .numel
-            .checked_mul(t.storage.elem_size)
-            .filter(|&w| w <= bytes.len());
+        let want = t.storage.numel.checked_mul(t.storage.elem_size).filter(|&w| w <= bytes.len());
         let Some(want) = want else {
             return Err(format!(
                 "data/{key} holds {} bytes but {} elements of {} bytes are declared",
@@ -56,32 +51,17 @@ pub fn read(data: &[u8]) -> Result<TensorMap, String> {
 }
 
 /// Reads one member, refusing sizes larger than the archive could expand to legitimately.
-fn read_member(
-    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
-    name: &str,
-    archive_len: usize,
-) -> Result<Vec<u8>, String> {
-    let mut f = zip
-        .by_name(name)
-        .map_err(|e| format!("member {name}: {e}"))?;
+fn read_member(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, archive_len: usize) -> Result<Vec<u8>, String> {
+    let mut f = zip.by_name(name).map_err(|e| format!("member {name}: {e}"))?;
     let size = f.size();
     // PyTorch stores members uncompressed; allow compression but bound the expansion.
     let limit =
-        (archive_len as u64).saturating_mul(if f.compression() == zip::CompressionMethod::Stored {
-            1
-        } else {
-            16
-        });
+        (archive_len as u64).saturating_mul(if f.compression() == zip::CompressionMethod::Stored { 1 } else { 16 });
     if size > limit {
-        return Err(format!(
-            "member {name} claims {size} bytes, more than the archive can hold"
-        ));
+        return Err(format!("member {name} claims {size} bytes, more than the archive can hold"));
     }
     let mut buf = Vec::with_capacity((size as usize).min(archive_len));
-    f.by_ref()
-        .take(size)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("member {name}: {e}"))?;
+    f.by_ref().take(size).read_to_end(&mut buf).map_err(|e| format!("member {name}: {e}"))?;
     if (buf.len() as u64) != size {
         return Err(format!("member {name} is truncated"));
     }

@@ -24,12 +24,7 @@ pub enum BenchWhat {
 #[derive(clap::Args, Debug)]
 pub struct BigganBench {
     /// Configurations: deep-128, deep-256, deep-512 (comma separated).
-    #[arg(
-        long,
-        value_name = "NAME,...",
-        value_delimiter = ',',
-        default_value = "deep-128"
-    )]
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', default_value = "deep-128")]
     pub config: Vec<String>,
     /// Batch sizes (comma separated).
     #[arg(long, value_name = "B,...", value_delimiter = ',', default_value = "1")]
@@ -60,16 +55,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 fn biggan(a: BigganBench) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
     for name in &a.config {
-        let cfg = BigGanConfig::preset(name).with_context(|| {
-            format!("unknown config '{name}': use deep-128, deep-256 or deep-512")
-        })?;
+        let cfg = BigGanConfig::preset(name)
+            .with_context(|| format!("unknown config '{name}': use deep-128, deep-256 or deep-512"))?;
         let rw = RandomWeights::new(1);
         let weights_mib = {
-            let vb = candle_nn::VarBuilder::from_backend(
-                Box::new(rw),
-                candle_core::DType::F32,
-                device.clone(),
-            );
+            let vb = candle_nn::VarBuilder::from_backend(Box::new(rw), candle_core::DType::F32, device.clone());
             let model = BigGan::new(vb, &cfg)?;
             let params: usize = param_bytes(&model);
             (model, params as f64 / (1024.0 * 1024.0))

@@ -21,12 +21,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "PATH", help_heading = "Model", default_value = crate::DEFAULT_BIGGAN)]
     pub model: String,
     /// Noise vectors, float32 [B, z_dim] `.npy` (overrides --seed and --batch).
-    #[arg(
-        long,
-        value_name = "Z.npy",
-        help_heading = "Input",
-        conflicts_with = "seed"
-    )]
+    #[arg(long, value_name = "Z.npy", help_heading = "Input", conflicts_with = "seed")]
     pub z: Option<PathBuf>,
     /// Seed of the truncated-normal noise (our own sampler: stable across runs and machines,
     /// not bit-equal to NumPy's; store z with --z for cross-tool reproducibility).
@@ -37,12 +32,7 @@ pub struct GenerateArgs {
     #[arg(long = "class", value_name = "ID_OR_NAME", help_heading = "Input")]
     pub classes: Vec<String>,
     /// Soft class vectors, float32 [B, num_classes] `.npy` (class interpolation).
-    #[arg(
-        long,
-        value_name = "CV.npy",
-        help_heading = "Input",
-        conflicts_with = "classes"
-    )]
+    #[arg(long, value_name = "CV.npy", help_heading = "Input", conflicts_with = "classes")]
     pub class_vector: Option<PathBuf>,
     /// Truncation in (0, 1]; scales the noise and selects the batch-norm statistics.
     #[arg(long, value_name = "T", help_heading = "Input", default_value_t = 0.4)]
@@ -81,10 +71,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     };
     let (b, zd) = z.dims2().context("--z must be a 2-D array [B, z_dim]")?;
     if zd != model.cfg.z_dim {
-        bail!(
-            "--z has {zd} columns but the model's z_dim is {}",
-            model.cfg.z_dim
-        );
+        bail!("--z has {zd} columns but the model's z_dim is {}", model.cfg.z_dim);
     }
     let class_vec = class_vectors(&model, &a, b)?;
     let out = model.forward(&z, &class_vec, a.truncation)?;
@@ -97,19 +84,13 @@ fn class_vectors(model: &BigGan, a: &GenerateArgs, b: usize) -> anyhow::Result<T
     let dev = model.device();
     if let Some(p) = &a.class_vector {
         let cv = crate::imageio::load_npy(p)?;
-        let (cb, cn) = cv
-            .dims2()
-            .context("--class-vector must be [B, num_classes]")?;
+        let (cb, cn) = cv.dims2().context("--class-vector must be [B, num_classes]")?;
         if cn != n || cb != b {
             bail!("--class-vector is [{cb}, {cn}] but [{b}, {n}] is needed");
         }
         return Ok(cv.to_dtype(DType::F32)?.to_device(dev)?);
     }
-    let names = if a.classes.is_empty() {
-        vec!["0".to_string()]
-    } else {
-        a.classes.clone()
-    };
+    let names = if a.classes.is_empty() { vec!["0".to_string()] } else { a.classes.clone() };
     let ids = names
         .iter()
         .map(|c| crate::classes::resolve(c, n).map_err(anyhow::Error::msg))
@@ -123,11 +104,7 @@ fn class_vectors(model: &BigGan, a: &GenerateArgs, b: usize) -> anyhow::Result<T
 }
 
 /// Writes the image (grid for B > 1) and/or the raw tensor.
-pub fn write_outputs(
-    out: &Tensor,
-    img: Option<&std::path::Path>,
-    raw: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+pub fn write_outputs(out: &Tensor, img: Option<&std::path::Path>, raw: Option<&std::path::Path>) -> anyhow::Result<()> {
     if let Some(p) = raw {
         crate::imageio::save_npy(&out.to_device(&candle_core::Device::Cpu)?, p)?;
         eprintln!("wrote {}", p.display());

@@ -14,8 +14,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(a: InspectArgs) -> anyhow::Result<()> {
-    let data = std::fs::read(&a.file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.file.display()))?;
+    let data = std::fs::read(&a.file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", a.file.display()))?;
     let format = crate::checkpoint::detect(&data);
     let map = crate::checkpoint::load_bytes(&data, &a.file)?;
     let mut names: Vec<_> = map.keys().cloned().collect();

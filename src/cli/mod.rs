@@ -50,11 +50,7 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
     init_logging(cli.log.as_deref());
@@ -69,13 +65,10 @@ pub fn main() -> ExitCode {
 
 fn init_logging(filter: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = filter.map(EnvFilter::new).unwrap_or_else(|| {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = filter
+        .map(EnvFilter::new)
+        .unwrap_or_else(|| EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs one parsed command line.
@@ -84,7 +77,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "gui")]
         None => crate::ui::run(crate::ui::GuiArgs::default()),
         #[cfg(not(feature = "gui"))]
-        None => anyhow::bail!("this build has no window (built without the `gui` feature); see `intervene --help` for the jobs"),
+        None => anyhow::bail!(
+            "this build has no window (built without the `gui` feature); see `intervene --help` for the jobs"
+        ),
         #[cfg(feature = "gui")]
         Some(Command::Gui(a)) => crate::ui::run(a),
         Some(Command::Generate(a)) => generate::run(a),

@@ -13,11 +13,7 @@ use crate::models::biggan::{load, BigGan};
 #[derive(clap::Args, Debug)]
 pub struct SelftestArgs {
     /// Fixture folder with config.json, the weight files and golden.safetensors.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "tests/fixtures/biggan-deep-tiny-128"
-    )]
+    #[arg(long, value_name = "DIR", default_value = "tests/fixtures/biggan-deep-tiny-128")]
     pub fixture: PathBuf,
     /// Largest allowed absolute difference of the outputs.
     #[arg(long, value_name = "ATOL", default_value_t = 1e-4)]
@@ -29,49 +25,24 @@ pub struct SelftestArgs {
 
 pub fn run(a: SelftestArgs) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
-    let golden = candle_core::safetensors::load(
-        a.fixture.join("golden.safetensors"),
-        &candle_core::Device::Cpu,
-    )
-    .context("golden.safetensors")?;
+    let golden = candle_core::safetensors::load(a.fixture.join("golden.safetensors"), &candle_core::Device::Cpu)
+        .context("golden.safetensors")?;
     let mut worst = 0f32;
-    for w in [
-        "model.safetensors",
-        "pytorch_model.bin",
-        "pytorch_model_zip.bin",
-    ] {
-        let files = load::ModelFiles {
-            config: a.fixture.join("config.json"),
-            weights: a.fixture.join(w),
-        };
+    for w in ["model.safetensors", "pytorch_model.bin", "pytorch_model_zip.bin"] {
+        let files = load::ModelFiles { config: a.fixture.join("config.json"), weights: a.fixture.join(w) };
         let model: BigGan = load::open(&files, &device)?;
         for case in 0..6 {
             let k = |s: &str| {
-                golden
-                    .get(&format!("case{case}.{s}"))
-                    .cloned()
-                    .with_context(|| format!("case{case}.{s} missing"))
+                golden.get(&format!("case{case}.{s}")).cloned().with_context(|| format!("case{case}.{s} missing"))
             };
-            let t = k("truncation")?
-                .to_dtype(DType::F64)?
-                .flatten_all()?
-                .get(0)?
-                .to_scalar::<f64>()?;
-            let out = model.forward(
-                &k("z")?.to_device(&device)?,
-                &k("class_vector")?.to_device(&device)?,
-                t,
-            )?;
+            let t = k("truncation")?.to_dtype(DType::F64)?.flatten_all()?.get(0)?.to_scalar::<f64>()?;
+            let out = model.forward(&k("z")?.to_device(&device)?, &k("class_vector")?.to_device(&device)?, t)?;
             let d = max_abs_diff(&out.to_device(&candle_core::Device::Cpu)?, &k("output")?)?;
             println!("{w:<22} case {case}: max |Δ| = {d:.2e}");
             worst = worst.max(d);
         }
     }
-    println!(
-        "device {}: worst max |Δ| = {worst:.2e} (atol {:.0e})",
-        crate::device::describe(&device),
-        a.atol
-    );
+    println!("device {}: worst max |Δ| = {worst:.2e} (atol {:.0e})", crate::device::describe(&device), a.atol);
     if worst > a.atol {
         bail!("parity check failed: {worst:e} > {:e}", a.atol);
     }

@@ -74,18 +74,15 @@ fn mm(
 /// 2×2 max-pool of `(c, h, w)` planes into `(c, h/2, w/2)`.
 fn maxpool2(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) {
     let (ph, pw) = (h / 2, w / 2);
-    out.par_chunks_mut(ph * pw)
-        .enumerate()
-        .take(c)
-        .for_each(|(ch, o)| {
-            let p = &x[ch * h * w..(ch + 1) * h * w];
-            for y in 0..ph {
-                for xx in 0..pw {
-                    let i = 2 * y * w + 2 * xx;
-                    o[y * pw + xx] = p[i].max(p[i + 1]).max(p[i + w]).max(p[i + w + 1]);
-                }
+    out.par_chunks_mut(ph * pw).enumerate().take(c).for_each(|(ch, o)| {
+        let p = &x[ch * h * w..(ch + 1) * h * w];
+        for y in 0..ph {
+            for xx in 0..pw {
+                let i = 2 * y * w + 2 * xx;
+                o[y * pw + xx] = p[i].max(p[i + 1]).max(p[i + w]).max(p[i + w + 1]);
             }
-        });
+        }
+    });
 }
 
 #[derive(Clone, Copy)]
@@ -99,17 +96,9 @@ pub fn self_attention(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let [b, c, h, w] = a.dims;
     let (c8, c2, n) = (c / 8, c / 2, h * w);
     let m = n / 4;
-    let bad = |msg: String| {
-        Err(OpsError::Shape {
-            op: "self_attention",
-            msg,
-        })
-    };
+    let bad = |msg: String| Err(OpsError::Shape { op: "self_attention", msg });
     if h % 2 != 0 || w % 2 != 0 || c % 8 != 0 {
-        return bad(format!(
-            "needs even h, w and c divisible by 8, got {:?}",
-            a.dims
-        ));
+        return bad(format!("needs even h, w and c divisible by 8, got {:?}", a.dims));
     }
     if a.x.len() != b * c * n
         || out.len() != b * c * n
@@ -129,55 +118,10 @@ pub fn self_attention(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let mut attn_g = vec![0f32; c2 * n];
     for bi in 0..b {
         let x = &a.x[bi * c * n..(bi + 1) * c * n];
-        mm(
-            c8,
-            n,
-            c,
-            theta.as_mut_ptr(),
-            n,
-            false,
-            a.theta,
-            c,
-            1,
-            x,
-            n,
-            1,
-            1.0,
-            par,
-        );
-        mm(
-            c8,
-            n,
-            c,
-            full.as_mut_ptr(),
-            n,
-            false,
-            a.phi,
-            c,
-            1,
-            x,
-            n,
-            1,
-            1.0,
-            par,
-        );
+        mm(c8, n, c, theta.as_mut_ptr(), n, false, a.theta, c, 1, x, n, 1, 1.0, par);
+        mm(c8, n, c, full.as_mut_ptr(), n, false, a.phi, c, 1, x, n, 1, 1.0, par);
         maxpool2(&full, c8, h, w, &mut phi);
-        mm(
-            c2,
-            n,
-            c,
-            full.as_mut_ptr(),
-            n,
-            false,
-            a.g,
-            c,
-            1,
-            x,
-            n,
-            1,
-            1.0,
-            par,
-        );
+        mm(c2, n, c, full.as_mut_ptr(), n, false, a.g, c, 1, x, n, 1, 1.0, par);
         maxpool2(&full, c2, h, w, &mut g);
         let base = SendPtr(attn_g.as_mut_ptr());
         (0..n.div_ceil(QUERY_TILE)).into_par_iter().for_each(|t| {
@@ -185,59 +129,14 @@ pub fn self_attention(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
             let (q0, nq) = (t * QUERY_TILE, QUERY_TILE.min(n - t * QUERY_TILE));
             let mut s = vec![0f32; nq * m];
             // s[i, j] = Σ_k θ[k, q0+i] φ[k, j]
-            mm(
-                nq,
-                m,
-                c8,
-                s.as_mut_ptr(),
-                m,
-                false,
-                &theta[q0..],
-                1,
-                n,
-                &phi,
-                m,
-                1,
-                1.0,
-                Parallelism::None,
-            );
+            mm(nq, m, c8, s.as_mut_ptr(), m, false, &theta[q0..], 1, n, &phi, m, 1, 1.0, Parallelism::None);
             super::softmax_rows(&mut s, m);
             // attn_g[:, q0..q0+nq] = g (c2, m) · sᵀ (m, nq)
-            mm(
-                c2,
-                nq,
-                m,
-                unsafe { base.0.add(q0) },
-                n,
-                false,
-                &g,
-                m,
-                1,
-                &s,
-                1,
-                m,
-                1.0,
-                Parallelism::None,
-            );
+            mm(c2, nq, m, unsafe { base.0.add(q0) }, n, false, &g, m, 1, &s, 1, m, 1.0, Parallelism::None);
         });
         let dst = &mut out[bi * c * n..(bi + 1) * c * n];
         dst.copy_from_slice(x);
-        mm(
-            c,
-            n,
-            c2,
-            dst.as_mut_ptr(),
-            n,
-            true,
-            a.o,
-            c2,
-            1,
-            &attn_g,
-            n,
-            1,
-            a.gamma,
-            par,
-        );
+        mm(c, n, c2, dst.as_mut_ptr(), n, true, a.o, c2, 1, &attn_g, n, 1, a.gamma, par);
     }
     Ok(())
 }

@@ -15,10 +15,7 @@ use super::OpsError;
 fn tile_bytes() -> usize {
     static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *T.get_or_init(|| {
-        std::env::var("INTERVENE_TILE_KB")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map_or(384 * 1024, |kb| kb * 1024)
+        std::env::var("INTERVENE_TILE_KB").ok().and_then(|v| v.parse::<usize>().ok()).map_or(384 * 1024, |kb| kb * 1024)
     })
 }
 
@@ -44,8 +41,25 @@ pub struct Conv2dArgs<'a> {
     pub kernel: usize,
     /// `(o)`.
     pub bias: Option<&'a [f32]>,
-    /// `(b, o, h', w')`, added to the output.
-    pub residual: Option<&'a [f32]>,
+    /// Added to the output.
+    pub residual: Option<Residual<'a>>,
+}
+
+/// What a convolution adds to its output.
+#[derive(Debug, Clone, Copy)]
+pub enum Residual<'a> {
+    /// `(b, o, h', w')`, the output's shape.
+    Full(&'a [f32]),
+    /// BigGAN's GenBlock skip, read in place: the first `o` channels of `x (b, c, h, w)`,
+    /// nearest-upsampled ×2 when the output is twice as large (no skip tensor is materialised).
+    Skip { x: &'a [f32], c: usize, h: usize, w: usize },
+}
+
+/// One sample's residual.
+#[derive(Clone, Copy)]
+enum ResSample<'a> {
+    Full(&'a [f32]),
+    Skip { x: &'a [f32], h: usize, w: usize, up: bool },
 }
 
 /// FLOPs (2 per multiply–add) of a convolution producing `(b, o, h', w')` from `c` channels.
@@ -73,12 +87,7 @@ impl Conv2dArgs<'_> {
             return bad(format!("kernel {k} must be odd"));
         }
         if self.x.len() != b * c * h * w {
-            return bad(format!(
-                "input has {} values, dims {:?} need {}",
-                self.x.len(),
-                self.dims,
-                b * c * h * w
-            ));
+            return bad(format!("input has {} values, dims {:?} need {}", self.x.len(), self.dims, b * c * h * w));
         }
         if self.weight.len() != o * c * k * k {
             return bad(format!(
@@ -96,8 +105,20 @@ impl Conv2dArgs<'_> {
             }
         }
         let n = b * o * oh * ow;
-        if out_len != n || self.residual.is_some_and(|r| r.len() != n) {
-            return bad(format!("output/residual must have {n} values"));
+        if out_len != n {
+            return bad(format!("output must have {n} values"));
+        }
+        match self.residual {
+            Some(Residual::Full(r)) if r.len() != n => return bad(format!("residual must have {n} values")),
+            Some(Residual::Skip { x, c: rc, h: rh, w: rw }) => {
+                let up_ok = (rh == oh && rw == ow) || (2 * rh == oh && 2 * rw == ow);
+                if x.len() != b * rc * rh * rw || rc < o || !up_ok {
+                    return bad(format!(
+                        "skip input ({b}, {rc}, {rh}, {rw}) does not fit output ({b}, {o}, {oh}, {ow})"
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -112,10 +133,27 @@ pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
     for bi in 0..b {
         let x = &a.x[bi * c * h * w..(bi + 1) * c * h * w];
         let dst = &mut out[bi * o * oh * ow..(bi + 1) * o * oh * ow];
-        let res = a
-            .residual
-            .map(|r| &r[bi * o * oh * ow..(bi + 1) * o * oh * ow]);
+        let res = a.residual.map(|r| match r {
+            Residual::Full(r) => ResSample::Full(&r[bi * o * oh * ow..(bi + 1) * o * oh * ow]),
+            Residual::Skip { x, c, h, w } => {
+                ResSample::Skip { x: &x[bi * c * h * w..(bi + 1) * c * h * w], h, w, up: 2 * h == oh }
+            }
+        });
+        if a.out_channels <= 4 && a.kernel == 3 && !a.upsample2 && a.residual.is_none() {
+            let pre = a.pre.map(|p| (&p.scale[bi * c..(bi + 1) * c], &p.shift[bi * c..(bi + 1) * c]));
+            super::few_outputs::conv3x3_few_outputs(x, c, h, w, pre, a.weight, o, a.bias, dst);
+            continue;
+        }
         match a.pre {
+            // Upsampling happens while pre-activating, so the convolution sees a plain input.
+            Some(p) if a.upsample2 => PRE.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                let n = c * oh * ow;
+                grow(&mut buf, n);
+                p.apply_sample_up(bi, c, h, w, x, &mut buf[..n]);
+                let plain = Conv2dArgs { dims: [b, c, oh, ow], upsample2: false, ..*a };
+                conv_sample(&plain, &buf[..n], res, dst);
+            }),
             Some(p) => PRE.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 grow(&mut buf, c * h * w);
@@ -135,21 +173,24 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 }
 
 /// Writes bias (+ residual) into the destination columns `[p0, p0 + n)` of every output row.
-fn init_dst(
-    bias: Option<&[f32]>,
-    res: Option<&[f32]>,
-    dst: &mut [f32],
-    hw: usize,
-    p0: usize,
-    n: usize,
-) {
+fn init_dst(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) {
     for (row, d) in dst.chunks_mut(hw).enumerate() {
         let d = &mut d[p0..p0 + n];
         let b = bias.map_or(0.0, |b| b[row]);
         match res {
-            Some(r) => {
+            Some(ResSample::Full(r)) => {
                 for (d, &r) in d.iter_mut().zip(&r[row * hw + p0..row * hw + p0 + n]) {
                     *d = r + b;
+                }
+            }
+            Some(ResSample::Skip { x, h, w, up }) => {
+                let plane = &x[row * h * w..(row + 1) * h * w];
+                let ow = if up { 2 * w } else { w };
+                for (i, d) in d.iter_mut().enumerate() {
+                    let p = p0 + i;
+                    let (y, xx) = (p / ow, p % ow);
+                    let v = if up { plane[(y / 2) * w + xx / 2] } else { plane[y * w + xx] };
+                    *d = v + b;
                 }
             }
             None => d.fill(b),
@@ -207,7 +248,7 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 /// One sample: `src (c, h, w)` already pre-activated.
-fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]) {
+fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f32]) {
     let [_, c, h, w] = a.dims;
     let (o, k) = (a.out_channels, a.kernel);
     let (oh, ow) = a.out_hw();
@@ -220,17 +261,7 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]
         let chunks = if hw >= 1024 { threads * 4 } else { 1 };
         if chunks == 1 {
             init_dst(a.bias, res, dst, hw, 0, hw);
-            gemm_into(
-                o,
-                hw,
-                c,
-                a.weight,
-                src,
-                hw,
-                dst.as_mut_ptr(),
-                hw,
-                Parallelism::Rayon(threads),
-            );
+            gemm_into(o, hw, c, a.weight, src, hw, dst.as_mut_ptr(), hw, Parallelism::Rayon(threads));
             return;
         }
         let step = hw.div_ceil(chunks).next_multiple_of(16);
@@ -242,17 +273,7 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]
             // SAFETY: this task owns columns [p0, p0+n) of every output row.
             let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
             init_dst(a.bias, res, d, hw, p0, n);
-            gemm_into(
-                o,
-                n,
-                c,
-                a.weight,
-                &src[p0..],
-                hw,
-                unsafe { base.0.add(p0) },
-                hw,
-                Parallelism::None,
-            );
+            gemm_into(o, n, c, a.weight, &src[p0..], hw, unsafe { base.0.add(p0) }, hw, Parallelism::None);
         });
         return;
     }
@@ -266,17 +287,7 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]
             grow(&mut col, kk * hw);
             im2col_rows(src, c, h, w, k, a.upsample2, 0, oh, &mut col[..kk * hw]);
             init_dst(a.bias, res, dst, hw, 0, hw);
-            gemm_into(
-                o,
-                hw,
-                kk,
-                a.weight,
-                &col[..kk * hw],
-                hw,
-                dst.as_mut_ptr(),
-                hw,
-                Parallelism::Rayon(threads),
-            );
+            gemm_into(o, hw, kk, a.weight, &col[..kk * hw], hw, dst.as_mut_ptr(), hw, Parallelism::Rayon(threads));
         });
         return;
     }
@@ -294,17 +305,7 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]
             // SAFETY: this task owns columns [p0, p0+n) of every output row.
             let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
             init_dst(a.bias, res, d, hw, p0, n);
-            gemm_into(
-                o,
-                n,
-                kk,
-                a.weight,
-                &col[..kk * n],
-                n,
-                unsafe { base.0.add(p0) },
-                hw,
-                Parallelism::None,
-            );
+            gemm_into(o, n, kk, a.weight, &col[..kk * n], n, unsafe { base.0.add(p0) }, hw, Parallelism::None);
         });
     });
 }
@@ -312,17 +313,7 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<&[f32]>, dst: &mut [f32]
 /// im2col of output rows `[r0, r1)`: `col[(ch·k + ky)·k + kx, (y − r0)·ow + x]` =
 /// input at `(y + ky − pad, x + kx − pad)` in the (optionally ×2-upsampled) grid, 0 outside.
 #[allow(clippy::too_many_arguments)]
-fn im2col_rows(
-    src: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    up: bool,
-    r0: usize,
-    r1: usize,
-    col: &mut [f32],
-) {
+fn im2col_rows(src: &[f32], c: usize, h: usize, w: usize, k: usize, up: bool, r0: usize, r1: usize, col: &mut [f32]) {
     let pad = (k / 2) as isize;
     let (gh, gw) = if up { (2 * h, 2 * w) } else { (h, w) };
     let n = (r1 - r0) * gw;

@@ -12,11 +12,12 @@
 
 mod attention;
 mod conv;
+mod few_outputs;
 mod pointwise;
 mod softmax;
 
 pub use attention::{self_attention, AttnArgs};
-pub use conv::{conv2d, conv_flops, Conv2dArgs};
+pub use conv::{conv2d, conv_flops, Conv2dArgs, Residual};
 pub use pointwise::{skip_into, PreAct};
 pub use softmax::softmax_rows;
 
@@ -31,4 +32,17 @@ impl From<OpsError> for candle_core::Error {
     fn from(e: OpsError) -> Self {
         candle_core::Error::Msg(e.to_string())
     }
+}
+
+/// An output buffer of `n` floats whose every element the caller overwrites before reading
+/// (the kernels write whole outputs): skips the zeroing pass over up to 32 MB per activation.
+pub fn output_buffer(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 has no invalid bit patterns, and every caller (conv2d, skip_into,
+    // self_attention) writes all `n` elements before any read.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
 }

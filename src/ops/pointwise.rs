@@ -10,21 +10,35 @@ pub struct PreAct<'a> {
 }
 
 impl PreAct<'_> {
+    /// Writes `relu(x·a + b)` of one sample's `(c, h, w)` planes into `out`, nearest-upsampled
+    /// ×2 to `(c, 2h, 2w)` when `up` (so the convolution's im2col copies whole rows).
+    pub(crate) fn apply_sample_up(&self, b: usize, c: usize, h: usize, w: usize, x: &[f32], out: &mut [f32]) {
+        let (s, t) = (&self.scale[b * c..(b + 1) * c], &self.shift[b * c..(b + 1) * c]);
+        let (oh, ow) = (2 * h, 2 * w);
+        out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).enumerate().for_each(|(ch, (o, i))| {
+            let (a, bb) = (s[ch], t[ch]);
+            for y in 0..h {
+                let src = &i[y * w..(y + 1) * w];
+                let (top, bottom) = o[2 * y * ow..(2 * y + 2) * ow].split_at_mut(ow);
+                for (d, &v) in top.chunks_exact_mut(2).zip(src) {
+                    let r = (v * a + bb).max(0.0);
+                    d[0] = r;
+                    d[1] = r;
+                }
+                bottom.copy_from_slice(top);
+            }
+        });
+    }
+
     /// Writes `relu(x·a + b)` of one sample's `(c, hw)` planes into `out`.
     pub(crate) fn apply_sample(&self, b: usize, c: usize, hw: usize, x: &[f32], out: &mut [f32]) {
-        let (s, t) = (
-            &self.scale[b * c..(b + 1) * c],
-            &self.shift[b * c..(b + 1) * c],
-        );
-        out.par_chunks_mut(hw.max(1))
-            .zip(x.par_chunks(hw.max(1)))
-            .enumerate()
-            .for_each(|(ch, (o, i))| {
-                let (a, bb) = (s[ch], t[ch]);
-                for (o, &v) in o.iter_mut().zip(i) {
-                    *o = (v * a + bb).max(0.0);
-                }
-            });
+        let (s, t) = (&self.scale[b * c..(b + 1) * c], &self.shift[b * c..(b + 1) * c]);
+        out.par_chunks_mut(hw.max(1)).zip(x.par_chunks(hw.max(1))).enumerate().for_each(|(ch, (o, i))| {
+            let (a, bb) = (s[ch], t[ch]);
+            for (o, &v) in o.iter_mut().zip(i) {
+                *o = (v * a + bb).max(0.0);
+            }
+        });
     }
 }
 

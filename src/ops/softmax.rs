@@ -7,14 +7,14 @@
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Round to nearest by the 1.5·2^23 trick: one add and one subtract, which vectorise
+    // (`f32::round` is a libm call).
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
     // Two-step ln2 (Cody–Waite) keeps r exact enough.
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+        + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
     let bits = ((n as i32 + 127) as u32) << 23;
     p * f32::from_bits(bits)
 }
@@ -22,12 +22,32 @@ fn exp_f32(x: f32) -> f32 {
 #[inline(always)]
 fn softmax_rows_impl(s: &mut [f32], m: usize) {
     for row in s.chunks_mut(m) {
-        let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
+        // Eight independent lanes so max, exp and sum all vectorise.
+        let mut mx8 = [f32::NEG_INFINITY; 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for k in 0..8 {
+                mx8[k] = if c[k] > mx8[k] { c[k] } else { mx8[k] };
+            }
+        }
+        let mx =
+            chunks
+                .remainder()
+                .iter()
+                .chain(mx8.iter())
+                .copied()
+                .fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
         for v in row.iter_mut() {
             *v = exp_f32(*v - mx);
-            sum += *v;
         }
+        let mut s8 = [0f32; 8];
+        let mut chunks = row.chunks_exact(8);
+        for c in &mut chunks {
+            for k in 0..8 {
+                s8[k] += c[k];
+            }
+        }
+        let sum: f32 = s8.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
         let inv = 1.0 / sum;
         row.iter_mut().for_each(|v| *v *= inv);
     }
@@ -69,18 +89,14 @@ mod tests {
     #[test]
     fn rows_sum_to_one_and_match_a_direct_softmax() {
         let m = 37;
-        let mut s: Vec<f32> = (0..3 * m)
-            .map(|i| ((i * 7919) % 97) as f32 / 5.0 - 9.0)
-            .collect();
+        let mut s: Vec<f32> = (0..3 * m).map(|i| ((i * 7919) % 97) as f32 / 5.0 - 9.0).collect();
         let want: Vec<f32> = s
             .chunks(m)
             .flat_map(|r| {
                 let mx = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f64> = r.iter().map(|&v| ((v - mx) as f64).exp()).collect();
                 let sum: f64 = e.iter().sum();
-                e.into_iter()
-                    .map(move |v| (v / sum) as f32)
-                    .collect::<Vec<_>>()
+                e.into_iter().map(move |v| (v / sum) as f32).collect::<Vec<_>>()
             })
             .collect();
         softmax_rows(&mut s, m);

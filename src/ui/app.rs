@@ -66,10 +66,7 @@ pub struct StudioApp {
 
 impl StudioApp {
     pub fn new(cc: &eframe::CreationContext<'_>, args: GuiArgs) -> Self {
-        let mut state: StudioState = cc
-            .storage
-            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
-            .unwrap_or_default();
+        let mut state: StudioState = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
         if let Some(m) = args.model {
             state.model = m;
         }
@@ -125,12 +122,8 @@ impl StudioApp {
             self.render_ms = Some(done.elapsed.as_secs_f64() * 1e3);
             match done.result {
                 Ok(r) => {
-                    let img = egui::ColorImage::from_rgb(
-                        [r.image.width, r.image.height],
-                        &r.image.pixels,
-                    );
-                    self.texture =
-                        Some(ctx.load_texture("generated", img, egui::TextureOptions::NEAREST));
+                    let img = egui::ColorImage::from_rgb([r.image.width, r.image.height], &r.image.pixels);
+                    self.texture = Some(ctx.load_texture("generated", img, egui::TextureOptions::NEAREST));
                     self.shown_hash = Some(fnv1a(&r.image.pixels));
                     self.num_classes = r.num_classes;
                     self.error = None;
@@ -156,36 +149,22 @@ impl StudioApp {
         });
         ui.separator();
         ui.label("Class");
-        ui.add(
-            egui::TextEdit::singleline(&mut self.state.class_query)
-                .hint_text("search name, wnid or index"),
-        );
-        egui::ScrollArea::vertical()
-            .max_height(180.0)
-            .show(ui, |ui| {
-                if self.num_classes == 1000 {
-                    for c in crate::classes::search(&self.state.class_query, 50) {
-                        if ui
-                            .selectable_label(
-                                self.state.class == c.index,
-                                format!("{} {}", c.index, c.name()),
-                            )
-                            .clicked()
-                        {
-                            self.state.class = c.index;
-                        }
-                    }
-                } else {
-                    for i in 0..self.num_classes {
-                        if ui
-                            .selectable_label(self.state.class == i, format!("class {i}"))
-                            .clicked()
-                        {
-                            self.state.class = i;
-                        }
+        ui.add(egui::TextEdit::singleline(&mut self.state.class_query).hint_text("search name, wnid or index"));
+        egui::ScrollArea::vertical().max_height(180.0).show(ui, |ui| {
+            if self.num_classes == 1000 {
+                for c in crate::classes::search(&self.state.class_query, 50) {
+                    if ui.selectable_label(self.state.class == c.index, format!("{} {}", c.index, c.name())).clicked() {
+                        self.state.class = c.index;
                     }
                 }
-            });
+            } else {
+                for i in 0..self.num_classes {
+                    if ui.selectable_label(self.state.class == i, format!("class {i}")).clicked() {
+                        self.state.class = i;
+                    }
+                }
+            }
+        });
         ui.separator();
         ui.horizontal(|ui| {
             ui.label("Seed");
@@ -197,11 +176,7 @@ impl StudioApp {
                 self.state.seed += 1;
             }
         });
-        ui.add(
-            egui::Slider::new(&mut self.state.truncation, 0.02..=1.0)
-                .step_by(0.02)
-                .text("Truncation"),
-        );
+        ui.add(egui::Slider::new(&mut self.state.truncation, 0.02..=1.0).step_by(0.02).text("Truncation"));
         ui.separator();
         ui.label(format!("Device: {}", self.device_name));
         if let Some(ms) = self.render_ms {
@@ -210,29 +185,19 @@ impl StudioApp {
     }
 }
 
-fn render(
-    cache: &mut Option<(String, BigGan)>,
-    device: &Device,
-    req: RenderRequest,
-) -> anyhow::Result<Rendered> {
+fn render(cache: &mut Option<(String, BigGan)>, device: &Device, req: RenderRequest) -> anyhow::Result<Rendered> {
     if cache.as_ref().is_none_or(|(name, _)| *name != req.model) {
         *cache = None;
         let m = load::load(&req.model, device)?;
         *cache = Some((req.model.clone(), m));
     }
-    let Some((_, model)) = cache.as_ref() else {
-        anyhow::bail!("no model")
-    };
+    let Some((_, model)) = cache.as_ref() else { anyhow::bail!("no model") };
     let class = req.class.min(model.cfg.num_classes - 1);
     let z = crate::noise::truncated_noise(req.seed, 1, model.cfg.z_dim, req.truncation, device)?;
     let cv = crate::classes::one_hot(&[class], model.cfg.num_classes, device)?;
     let out = model.forward(&z, &cv, req.truncation)?;
     let image = crate::imageio::images_from_tensor(&out)?.remove(0);
-    Ok(Rendered {
-        image,
-        model_name: req.model,
-        num_classes: model.cfg.num_classes,
-    })
+    Ok(Rendered { image, model_name: req.model, num_classes: model.cfg.num_classes })
 }
 
 impl eframe::App for StudioApp {
@@ -241,9 +206,7 @@ impl eframe::App for StudioApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::Panel::left("controls")
-            .default_size(300.0)
-            .show(ui, |ui| self.controls_ui(ui));
+        egui::Panel::left("controls").default_size(300.0).show(ui, |ui| self.controls_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(err) = &self.error {
                 ui.colored_label(ui.visuals().error_fg_color, format!("Error: {err}"));
@@ -267,7 +230,5 @@ impl eframe::App for StudioApp {
 
 /// FNV-1a over the displayed pixels: a cheap identity for "which frame is on screen".
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }

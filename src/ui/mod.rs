@@ -22,15 +22,9 @@ pub struct GuiArgs {
 pub fn run(args: GuiArgs) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
-        viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1280.0, 820.0])
-            .with_title("intervene"),
+        viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("intervene"),
         ..Default::default()
     };
-    eframe::run_native(
-        "intervene",
-        options,
-        Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, args)))),
-    )
-    .map_err(|e| anyhow::anyhow!("the window could not start: {e}"))
+    eframe::run_native("intervene", options, Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, args)))))
+        .map_err(|e| anyhow::anyhow!("the window could not start: {e}"))
 }

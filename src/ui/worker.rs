@@ -36,52 +36,35 @@ impl<Q: Send + 'static, R: Send + 'static> Worker<Q, R> {
         mut render: impl FnMut(Q) -> anyhow::Result<R> + Send + 'static,
         notify: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
-        let shared = Arc::new((
-            Mutex::new(Shared {
-                pending: None,
-                done: None,
-                quit: false,
-            }),
-            Condvar::new(),
-        ));
+        let shared = Arc::new((Mutex::new(Shared { pending: None, done: None, quit: false }), Condvar::new()));
         let s2 = Arc::clone(&shared);
-        let handle = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || loop {
-                let (id, req) = {
-                    let (lock, cv) = &*s2;
-                    let Ok(mut g) = lock.lock() else { return };
-                    loop {
-                        if g.quit {
-                            return;
-                        }
-                        if let Some(p) = g.pending.take() {
-                            break p;
-                        }
-                        g = match cv.wait(g) {
-                            Ok(g) => g,
-                            Err(_) => return,
-                        };
+        let handle = std::thread::Builder::new().name(name.to_string()).spawn(move || loop {
+            let (id, req) = {
+                let (lock, cv) = &*s2;
+                let Ok(mut g) = lock.lock() else { return };
+                loop {
+                    if g.quit {
+                        return;
                     }
-                };
-                let t = Instant::now();
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(req)))
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the renderer panicked; see the log")));
-                let fin = Finished {
-                    id,
-                    result,
-                    elapsed: t.elapsed(),
-                };
-                if let Ok(mut g) = s2.0.lock() {
-                    g.done = Some(fin);
+                    if let Some(p) = g.pending.take() {
+                        break p;
+                    }
+                    g = match cv.wait(g) {
+                        Ok(g) => g,
+                        Err(_) => return,
+                    };
                 }
-                notify();
-            })?;
-        Ok(Self {
-            shared,
-            next_id: 0,
-            handle: Some(handle),
-        })
+            };
+            let t = Instant::now();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(req)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the renderer panicked; see the log")));
+            let fin = Finished { id, result, elapsed: t.elapsed() };
+            if let Ok(mut g) = s2.0.lock() {
+                g.done = Some(fin);
+            }
+            notify();
+        })?;
+        Ok(Self { shared, next_id: 0, handle: Some(handle) })
     }
 
     /// Posts a request, replacing any that has not started yet. Returns its id.

@@ -52,8 +52,7 @@ impl P {
     }
     pub fn global(&mut self, module: &str, name: &str) -> &mut Self {
         self.0.push(b'c');
-        self.0
-            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self.0.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
         self
     }
     pub fn mark(&mut self) -> &mut Self {
@@ -75,18 +74,9 @@ impl P {
 
     /// `persistent_id` of a storage.
     pub fn storage(&mut self, s: &Storage) -> &mut Self {
-        self.mark()
-            .str("storage")
-            .global("torch", s.class)
-            .str(&s.key)
-            .str(s.location)
-            .int(s.numel as i64);
+        self.mark().str("storage").global("torch", s.class).str(&s.key).str(s.location).int(s.numel as i64);
         if let Some((k, off, size)) = &s.view {
-            self.mark()
-                .str(k)
-                .int(*off as i64)
-                .int(*size as i64)
-                .tuple();
+            self.mark().str(k).int(*off as i64).int(*size as i64).tuple();
         }
         self.tuple().op(b'Q')
     }
@@ -94,21 +84,14 @@ impl P {
     /// `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`.
     pub fn tensor(&mut self, s: &Storage, e: &Entry) -> &mut Self {
         self.global("torch._utils", "_rebuild_tensor_v2").mark();
-        self.storage(s)
-            .int(e.offset as i64)
-            .int_tuple(&e.size)
-            .int_tuple(&e.stride)
-            .op(0x89);
+        self.storage(s).int(e.offset as i64).int_tuple(&e.size).int_tuple(&e.stride).op(0x89);
         self.global("collections", "OrderedDict").op(b')').op(b'R');
         self.tuple().op(b'R')
     }
 
     /// An OrderedDict state dict of the entries.
     pub fn state_dict(&mut self, storages: &[Storage], entries: &[Entry]) -> &mut Self {
-        self.global("collections", "OrderedDict")
-            .op(b')')
-            .op(b'R')
-            .mark();
+        self.global("collections", "OrderedDict").op(b')').op(b'R').mark();
         for e in entries {
             self.str(&e.name);
             self.tensor(&storages[e.storage], e);
@@ -151,13 +134,11 @@ pub fn zip_file(storages: &[Storage], entries: &[Entry]) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut z = zip::ZipWriter::new(&mut buf);
-        let opt = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
+        let opt = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         z.start_file("archive/data.pkl", opt).unwrap();
         z.write_all(&p.0).unwrap();
         for s in storages.iter().filter(|s| s.view.is_none()) {
-            z.start_file(format!("archive/data/{}", s.key), opt)
-                .unwrap();
+            z.start_file(format!("archive/data/{}", s.key), opt).unwrap();
             z.write_all(&s.bytes).unwrap();
         }
         z.start_file("archive/version", opt).unwrap();

@@ -38,15 +38,9 @@ pub struct BigGanConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{path} is not a BigGAN config.json: {source}")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
+    Parse { path: String, source: serde_json::Error },
     #[error("invalid BigGAN config: {0}")]
     Invalid(String),
 }
@@ -55,12 +49,8 @@ impl BigGanConfig {
     /// Reads and validates a hub `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        let cfg: Self =
-            serde_json::from_str(&text).map_err(|source| ConfigError::Parse { path: p, source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: p.clone(), source })?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|source| ConfigError::Parse { path: p, source })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -87,16 +77,10 @@ impl BigGanConfig {
         let mut prev = 16;
         for (i, l) in self.layers.iter().enumerate() {
             if l.1 != prev {
-                return bad(format!(
-                    "layer {i} takes {}·ch channels but the previous layer gives {prev}·ch",
-                    l.1
-                ));
+                return bad(format!("layer {i} takes {}·ch channels but the previous layer gives {prev}·ch", l.1));
             }
             if l.1 != l.2 && l.1 != 2 * l.2 {
-                return bad(format!(
-                    "layer {i}: out_mult must equal in_mult or in_mult/2 (got {} → {})",
-                    l.1, l.2
-                ));
+                return bad(format!("layer {i}: out_mult must equal in_mult or in_mult/2 (got {} → {})", l.1, l.2));
             }
             if l.1 * self.channel_width % 4 != 0 {
                 return bad(format!(
@@ -108,10 +92,7 @@ impl BigGanConfig {
         }
         let res = 4usize << self.layers.iter().filter(|l| l.upsample()).count();
         if res != self.output_dim {
-            return bad(format!(
-                "the layers produce {res}×{res} images but output_dim is {}",
-                self.output_dim
-            ));
+            return bad(format!("the layers produce {res}×{res} images but output_dim is {}", self.output_dim));
         }
         Ok(())
     }
@@ -199,9 +180,7 @@ impl BigGanConfig {
                 res *= 2.0;
             }
             let hw = res * res;
-            f += conv(cin, mid, 1.0, hw_in)
-                + conv(mid, mid, 3.0, hw) * 2.0
-                + conv(mid, cout, 1.0, hw);
+            f += conv(cin, mid, 1.0, hw_in) + conv(mid, mid, 3.0, hw) * 2.0 + conv(mid, cout, 1.0, hw);
         }
         f + conv(ch, 3.0, 3.0, res * res)
     }

@@ -5,7 +5,7 @@
 use candle_core::{Device, Result, Storage, StorageRef, Tensor};
 
 use super::layers::{Affine, Conv, GenBlock, SelfAttn};
-use crate::ops::{self, Conv2dArgs, PreAct};
+use crate::ops::{self, Conv2dArgs, PreAct, Residual};
 
 /// A borrowed, contiguous f32 view of a CPU tensor.
 struct CpuView<'a> {
@@ -31,19 +31,12 @@ impl<'a> CpuView<'a> {
 }
 
 fn use_fast(x: &Tensor) -> bool {
-    x.device().is_cpu()
-        && x.dtype() == candle_core::DType::F32
-        && std::env::var_os("INTERVENE_PORTABLE").is_none()
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && std::env::var_os("INTERVENE_PORTABLE").is_none()
 }
 
 /// Runs one fused convolution on CPU tensors.
-fn conv(
-    x: &Tensor,
-    conv: &Conv,
-    pre: Option<&Affine>,
-    up: bool,
-    residual: Option<&Tensor>,
-) -> Result<Tensor> {
+/// `skip`: the GenBlock input whose first channels (upsampled) are added to the output.
+fn conv(x: &Tensor, conv: &Conv, pre: Option<&Affine>, up: bool, skip: Option<&Tensor>) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (oh, ow) = if up { (2 * h, 2 * w) } else { (h, w) };
     let o = conv.out_channels();
@@ -51,16 +44,12 @@ fn conv(
     let xv = CpuView::new(&x)?;
     let wv = CpuView::new(&conv.weight)?;
     let bv = conv.bias.as_ref().map(CpuView::new).transpose()?;
-    let rv = residual.map(CpuView::new).transpose()?;
-    let pv = pre
-        .map(|a| Ok::<_, candle_core::Error>((CpuView::new(&a.scale)?, CpuView::new(&a.shift)?)))
-        .transpose()?;
-    let mut out = vec![0f32; b * o * oh * ow];
+    let rv = skip.map(|t| Ok::<_, candle_core::Error>((CpuView::new(t)?, t.dims4()?))).transpose()?;
+    let pv =
+        pre.map(|a| Ok::<_, candle_core::Error>((CpuView::new(&a.scale)?, CpuView::new(&a.shift)?))).transpose()?;
+    let mut out = ops::output_buffer(b * o * oh * ow);
     let pre = match &pv {
-        Some((s, t)) => Some(PreAct {
-            scale: s.slice()?,
-            shift: t.slice()?,
-        }),
+        Some((s, t)) => Some(PreAct { scale: s.slice()?, shift: t.slice()? }),
         None => None,
     };
     let args = Conv2dArgs {
@@ -72,7 +61,10 @@ fn conv(
         out_channels: o,
         kernel: conv.kernel(),
         bias: bv.as_ref().map(|v| v.slice()).transpose()?,
-        residual: rv.as_ref().map(|v| v.slice()).transpose()?,
+        residual: match &rv {
+            Some((v, (_, c, h, w))) => Some(Residual::Skip { x: v.slice()?, c: *c, h: *h, w: *w }),
+            None => None,
+        },
     };
     ops::conv2d(&args, &mut out)?;
     Tensor::from_vec(out, (b, o, oh, ow), &Device::Cpu)
@@ -83,27 +75,21 @@ pub fn gen_block(block: &GenBlock, x: &Tensor, a: &[Affine; 4]) -> Result<Tensor
     if !use_fast(x) {
         return block.forward(x, a);
     }
-    let (b, cin, h, w) = x.dims4()?;
+    let cin = x.dim(1)?;
     let cout = block.conv_3.out_channels();
     let up = block.up_sample;
-    let (oh, ow) = if up { (2 * h, 2 * w) } else { (h, w) };
+    let keep = if block.drop_channels { cin / 2 } else { cin };
+    if keep != cout {
+        candle_core::bail!("GenBlock skip keeps {keep} channels but the block outputs {cout}");
+    }
     let x = x.contiguous()?;
-    let skip = {
-        let xv = CpuView::new(&x)?;
-        let mut s = vec![0f32; b * cout * oh * ow];
-        let keep = if block.drop_channels { cin / 2 } else { cin };
-        if keep != cout {
-            candle_core::bail!("GenBlock skip keeps {keep} channels but the block outputs {cout}");
-        }
-        ops::skip_into(xv.slice()?, [b, cin, h, w], cout, up, &mut s);
-        Tensor::from_vec(s, (b, cout, oh, ow), &Device::Cpu)?
-    };
     let h0 = conv(&x, &block.conv_0, Some(&a[0]), false, None)?;
     let h1 = conv(&h0, &block.conv_1, Some(&a[1]), up, None)?;
     drop(h0);
     let h2 = conv(&h1, &block.conv_2, Some(&a[2]), false, None)?;
     drop(h1);
-    conv(&h2, &block.conv_3, Some(&a[3]), false, Some(&skip))
+    // The skip (first `cout` channels of x, upsampled) is added while initialising conv_3's output.
+    conv(&h2, &block.conv_3, Some(&a[3]), false, Some(&x))
 }
 
 /// A self-attention forward.
@@ -120,7 +106,7 @@ pub fn attention(attn: &SelfAttn, x: &Tensor) -> Result<Tensor> {
         CpuView::new(&attn.snconv1x1_g.weight)?,
         CpuView::new(&attn.snconv1x1_o_conv.weight)?,
     );
-    let mut out = vec![0f32; b * c * h * w];
+    let mut out = ops::output_buffer(b * c * h * w);
     let args = ops::AttnArgs {
         x: xv.slice()?,
         dims: [b, c, h, w],

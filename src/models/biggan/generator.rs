@@ -67,20 +67,10 @@ impl BigGan {
         let lv = g.pp("layers");
         for (i, l) in cfg.layers.iter().enumerate() {
             if i == cfg.attention_layer_position {
-                layers.push(Layer::Attention(SelfAttn::new(
-                    lv.pp(layers.len()),
-                    l.1 * ch,
-                )?));
+                layers.push(Layer::Attention(SelfAttn::new(lv.pp(layers.len()), l.1 * ch)?));
             }
-            let block = GenBlock::new(
-                lv.pp(layers.len()),
-                l.1 * ch,
-                l.2 * ch,
-                l.upsample(),
-                cond,
-                cfg.n_stats,
-                cfg.eps,
-            )?;
+            let block =
+                GenBlock::new(lv.pp(layers.len()), l.1 * ch, l.2 * ch, l.upsample(), cond, cfg.n_stats, cfg.eps)?;
             layers.push(Layer::Block(block));
         }
         if cfg.attention_layer_position == cfg.layers.len() {
@@ -92,13 +82,7 @@ impl BigGan {
         Ok(Self {
             cfg: cfg.clone(),
             embeddings,
-            generator: Generator {
-                gen_z_weight,
-                gen_z_bias,
-                layers,
-                bn,
-                conv_to_rgb,
-            },
+            generator: Generator { gen_z_weight, gen_z_bias, layers, bn, conv_to_rgb },
             device: vb.device().clone(),
         })
     }
@@ -121,10 +105,8 @@ impl BigGan {
         match layer {
             Layer::Attention(_) => None,
             Layer::Block(_) => {
-                let blocks_before = self.generator.layers[..stage - 1]
-                    .iter()
-                    .filter(|l| matches!(l, Layer::Block(_)))
-                    .count();
+                let blocks_before =
+                    self.generator.layers[..stage - 1].iter().filter(|l| matches!(l, Layer::Block(_))).count();
                 Some(blocks_before + 1)
             }
         }
@@ -133,9 +115,7 @@ impl BigGan {
     /// The first stage that reads latent slot `slot` (an edit starting at `slot` changes nothing
     /// before it, so activations of earlier stages can be reused).
     pub fn first_stage_of_latent(&self, slot: usize) -> usize {
-        (0..self.num_stages())
-            .find(|&s| self.latent_of_stage(s) == Some(slot))
-            .unwrap_or(self.num_stages())
+        (0..self.num_stages()).find(|&s| self.latent_of_stage(s) == Some(slot)).unwrap_or(self.num_stages())
     }
 
     /// `class_vec (b, num_classes) → embed (b, z_dim)`; soft vectors interpolate classes.
@@ -153,10 +133,7 @@ impl BigGan {
             );
         }
         let embed = self.embed(class_vec)?;
-        latents
-            .iter()
-            .map(|z| Tensor::cat(&[z, &embed], 1))
-            .collect()
+        latents.iter().map(|z| Tensor::cat(&[z, &embed], 1)).collect()
     }
 
     /// `G(z, class_vec, truncation) → (b, 3, H, W)` in [−1, 1], the same z for every layer.
@@ -166,22 +143,9 @@ impl BigGan {
     }
 
     /// The forward with one latent per slot (GANSpace's per-layer latents).
-    pub fn forward_latents(
-        &self,
-        latents: &[Tensor],
-        class_vec: &Tensor,
-        truncation: f64,
-    ) -> Result<Tensor> {
+    pub fn forward_latents(&self, latents: &[Tensor], class_vec: &Tensor, truncation: f64) -> Result<Tensor> {
         let conds = self.conditions(latents, class_vec)?;
-        self.run_stages(
-            &conds,
-            truncation,
-            Resume {
-                stage: 0,
-                input: None,
-            },
-            None,
-        )
+        self.run_stages(&conds, truncation, Resume { stage: 0, input: None }, None)
     }
 
     /// Runs the generator from `resume` to the output. When `record` is given, the output of
@@ -210,31 +174,19 @@ impl BigGan {
             }
             h = Some(out);
         }
-        let Some(h) = h else {
-            candle_core::bail!("no activation reached the output head")
-        };
+        let Some(h) = h else { candle_core::bail!("no activation reached the output head") };
         self.head(&h, stats)
     }
 
     /// One stage: gen_z (stage 0) or `generator.layers[stage − 1]`.
-    pub fn run_stage(
-        &self,
-        stage: usize,
-        h: Option<&Tensor>,
-        conds: &[Tensor],
-        stats: StatsIndex,
-    ) -> Result<Tensor> {
+    pub fn run_stage(&self, stage: usize, h: Option<&Tensor>, conds: &[Tensor], stats: StatsIndex) -> Result<Tensor> {
         let cond = |slot: usize| {
-            conds.get(slot).ok_or_else(|| {
-                candle_core::Error::Msg(format!("missing condition for latent slot {slot}"))
-            })
+            conds.get(slot).ok_or_else(|| candle_core::Error::Msg(format!("missing condition for latent slot {slot}")))
         };
         if stage == 0 {
             return self.gen_z(cond(0)?);
         }
-        let Some(h) = h else {
-            candle_core::bail!("stage {stage} needs an input activation")
-        };
+        let Some(h) = h else { candle_core::bail!("stage {stage} needs an input activation") };
         match &self.generator.layers[stage - 1] {
             Layer::Attention(a) => crate::models::biggan::fast::attention(a, h),
             Layer::Block(b) => {
@@ -249,9 +201,7 @@ impl BigGan {
     pub fn gen_z(&self, cond: &Tensor) -> Result<Tensor> {
         let b = cond.dim(0)?;
         let c = 16 * self.cfg.channel_width;
-        let y = cond
-            .matmul(&self.generator.gen_z_weight.t()?)?
-            .broadcast_add(&self.generator.gen_z_bias)?;
+        let y = cond.matmul(&self.generator.gen_z_weight.t()?)?.broadcast_add(&self.generator.gen_z_bias)?;
         y.reshape((b, 4, 4, c))?.permute((0, 3, 1, 2))?.contiguous()
     }
 

@@ -34,9 +34,7 @@ pub fn spectral_sigma(w: &Tensor, u: &Tensor, v: &Tensor) -> Result<f64> {
         .matmul(&v.to_dtype(DType::F32)?.unsqueeze(1)?)?
         .squeeze(1)?
         .to_dtype(DType::F64)?;
-    let s = (wv * u.to_dtype(DType::F64)?)?
-        .sum_all()?
-        .to_scalar::<f64>()?;
+    let s = (wv * u.to_dtype(DType::F64)?)?.sum_all()?.to_scalar::<f64>()?;
     if !s.is_finite() || s == 0.0 {
         candle_core::bail!("spectral norm σ = {s} is not usable (weight_u/weight_v broken?)");
     }
@@ -65,9 +63,7 @@ impl StatsIndex {
         let coef = q - index;
         let index = index as usize;
         if index >= n_stats || (coef != 0.0 && index + 1 >= n_stats) {
-            candle_core::bail!(
-                "truncation {truncation} falls outside the {n_stats} statistics rows"
-            );
+            candle_core::bail!("truncation {truncation} falls outside the {n_stats} statistics rows");
         }
         Ok(Self { index, coef })
     }
@@ -96,11 +92,7 @@ impl Conv {
     /// A spectral-norm conv (`SNConv2d`) of kernel `k`.
     pub fn sn(vb: VarBuilder, cin: usize, cout: usize, k: usize, bias: bool) -> Result<Self> {
         let weight = sn_weight(&vb, (cout, cin, k, k))?;
-        let bias = if bias {
-            Some(vb.get(cout, "bias")?)
-        } else {
-            None
-        };
+        let bias = if bias { Some(vb.get(cout, "bias")?) } else { None };
         Ok(Self { weight, bias })
     }
 
@@ -180,13 +172,7 @@ enum BnKind {
 }
 
 impl BigGanBatchNorm {
-    pub fn conditional(
-        vb: VarBuilder,
-        c: usize,
-        cond_dim: usize,
-        n_stats: usize,
-        eps: f64,
-    ) -> Result<Self> {
+    pub fn conditional(vb: VarBuilder, c: usize, cond_dim: usize, n_stats: usize, eps: f64) -> Result<Self> {
         Ok(Self {
             running_means: vb.get((n_stats, c), "running_means")?,
             running_vars: vb.get((n_stats, c), "running_vars")?,
@@ -203,10 +189,7 @@ impl BigGanBatchNorm {
             running_means: vb.get((n_stats, c), "running_means")?,
             running_vars: vb.get((n_stats, c), "running_vars")?,
             eps,
-            kind: BnKind::Plain {
-                weight: vb.get(c, "weight")?,
-                bias: vb.get(c, "bias")?,
-            },
+            kind: BnKind::Plain { weight: vb.get(c, "weight")?, bias: vb.get(c, "bias")? },
         })
     }
 
@@ -224,9 +207,7 @@ impl BigGanBatchNorm {
     pub fn affine(&self, stats: StatsIndex, cond: &Tensor) -> Result<Affine> {
         let b = cond.dim(0)?;
         let mean = stats.select(&self.running_means)?;
-        let inv_std = (stats.select(&self.running_vars)? + self.eps)?
-            .sqrt()?
-            .recip()?;
+        let inv_std = (stats.select(&self.running_vars)? + self.eps)?.sqrt()?.recip()?;
         let (gain, offset) = match &self.kind {
             BnKind::Conditional { scale, offset } => {
                 let g = (cond.matmul(&scale.t()?)? + 1.0)?;
@@ -234,19 +215,13 @@ impl BigGanBatchNorm {
             }
             BnKind::Plain { weight, bias } => {
                 let c = weight.dim(0)?;
-                (
-                    weight.unsqueeze(0)?.expand((b, c))?,
-                    bias.unsqueeze(0)?.expand((b, c))?,
-                )
+                (weight.unsqueeze(0)?.expand((b, c))?, bias.unsqueeze(0)?.expand((b, c))?)
             }
         };
         // (x − μ)/σ · g + o  =  x · (g/σ) + (o − μ·g/σ)
         let scale = gain.broadcast_mul(&inv_std.unsqueeze(0)?)?;
         let shift = (offset - scale.broadcast_mul(&mean.unsqueeze(0)?)?)?;
-        Ok(Affine {
-            scale: scale.contiguous()?,
-            shift: shift.contiguous()?,
-        })
+        Ok(Affine { scale: scale.contiguous()?, shift: shift.contiguous()? })
     }
 }
 
@@ -277,8 +252,7 @@ impl GenBlock {
         eps: f64,
     ) -> Result<Self> {
         let mid = cin / 4;
-        let bn =
-            |name: &str, c| BigGanBatchNorm::conditional(vb.pp(name), c, cond_dim, n_stats, eps);
+        let bn = |name: &str, c| BigGanBatchNorm::conditional(vb.pp(name), c, cond_dim, n_stats, eps);
         Ok(Self {
             bn_0: bn("bn_0", cin)?,
             conv_0: Conv::sn(vb.pp("conv_0"), cin, mid, 1, true)?,
@@ -295,15 +269,9 @@ impl GenBlock {
 
     /// Bytes of the (folded) parameters.
     pub fn param_bytes(&self) -> usize {
-        let convs = [&self.conv_0, &self.conv_1, &self.conv_2, &self.conv_3]
-            .iter()
-            .map(|c| c.param_bytes())
-            .sum::<usize>();
-        convs
-            + [&self.bn_0, &self.bn_1, &self.bn_2, &self.bn_3]
-                .iter()
-                .map(|b| b.param_bytes())
-                .sum::<usize>()
+        let convs =
+            [&self.conv_0, &self.conv_1, &self.conv_2, &self.conv_3].iter().map(|c| c.param_bytes()).sum::<usize>();
+        convs + [&self.bn_0, &self.bn_1, &self.bn_2, &self.bn_3].iter().map(|b| b.param_bytes()).sum::<usize>()
     }
 
     /// The four batch-norm affines for one condition.
@@ -363,25 +331,16 @@ impl SelfAttn {
             snconv1x1_phi: Conv::sn(vb.pp("snconv1x1_phi"), c, c / 8, 1, false)?,
             snconv1x1_g: Conv::sn(vb.pp("snconv1x1_g"), c, c / 2, 1, false)?,
             snconv1x1_o_conv: Conv::sn(vb.pp("snconv1x1_o_conv"), c / 2, c, 1, false)?,
-            gamma: vb
-                .get(1, "gamma")?
-                .to_dtype(DType::F64)?
-                .get(0)?
-                .to_scalar::<f64>()?,
+            gamma: vb.get(1, "gamma")?.to_dtype(DType::F64)?.get(0)?.to_scalar::<f64>()?,
         })
     }
 
     /// Bytes of the four convolutions.
     pub fn param_bytes(&self) -> usize {
-        [
-            &self.snconv1x1_theta,
-            &self.snconv1x1_phi,
-            &self.snconv1x1_g,
-            &self.snconv1x1_o_conv,
-        ]
-        .iter()
-        .map(|c| c.param_bytes())
-        .sum::<usize>()
+        [&self.snconv1x1_theta, &self.snconv1x1_phi, &self.snconv1x1_g, &self.snconv1x1_o_conv]
+            .iter()
+            .map(|c| c.param_bytes())
+            .sum::<usize>()
             + 4
     }
 
@@ -390,21 +349,11 @@ impl SelfAttn {
         let (b, c, h, w) = x.dims4()?;
         let n = h * w;
         let theta = self.snconv1x1_theta.forward(x)?.reshape((b, c / 8, n))?;
-        let phi = self
-            .snconv1x1_phi
-            .forward(x)?
-            .max_pool2d(2)?
-            .reshape((b, c / 8, n / 4))?;
+        let phi = self.snconv1x1_phi.forward(x)?.max_pool2d(2)?.reshape((b, c / 8, n / 4))?;
         let attn = theta.transpose(1, 2)?.contiguous()?.matmul(&phi)?; // (b, n, n/4)
         let attn = candle_nn::ops::softmax(&attn, D::Minus1)?;
-        let g = self
-            .snconv1x1_g
-            .forward(x)?
-            .max_pool2d(2)?
-            .reshape((b, c / 2, n / 4))?;
-        let attn_g = g
-            .matmul(&attn.transpose(1, 2)?.contiguous()?)?
-            .reshape((b, c / 2, h, w))?;
+        let g = self.snconv1x1_g.forward(x)?.max_pool2d(2)?.reshape((b, c / 2, n / 4))?;
+        let attn_g = g.matmul(&attn.transpose(1, 2)?.contiguous()?)?.reshape((b, c / 2, h, w))?;
         let o = self.snconv1x1_o_conv.forward(&attn_g)?;
         x + (o * self.gamma)?
     }

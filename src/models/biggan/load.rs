@@ -13,12 +13,7 @@ use super::{BigGan, BigGanConfig};
 use crate::checkpoint;
 
 /// Weight file names tried inside a model folder, in order.
-pub const WEIGHT_NAMES: &[&str] = &[
-    "model.safetensors",
-    "pytorch_model.bin",
-    "pytorch_model_zip.bin",
-    "model.pth",
-];
+pub const WEIGHT_NAMES: &[&str] = &["model.safetensors", "pytorch_model.bin", "pytorch_model_zip.bin", "model.pth"];
 
 /// A model located on disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,10 +35,7 @@ The real weights (biggan-deep-128/256/512) come from the pytorch-pretrained-BigG
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error("{path}: the weights do not fit the config: {source}")]
-    Build {
-        path: PathBuf,
-        source: candle_core::Error,
-    },
+    Build { path: PathBuf, source: candle_core::Error },
 }
 
 /// The folders searched for a model given by name.
@@ -78,11 +70,7 @@ pub fn locate(query: &str) -> Result<ModelFiles, LoadError> {
     }
     Err(LoadError::NotFound {
         query: query.to_string(),
-        looked: looked
-            .iter()
-            .map(|l| format!("  - {l}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        looked: looked.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"),
     })
 }
 
@@ -90,18 +78,12 @@ fn from_path(p: &Path, looked: &mut Vec<String>) -> Option<ModelFiles> {
     looked.push(p.display().to_string());
     if p.is_dir() {
         let config = p.join("config.json");
-        let weights = WEIGHT_NAMES
-            .iter()
-            .map(|n| p.join(n))
-            .find(|w| w.is_file())?;
+        let weights = WEIGHT_NAMES.iter().map(|n| p.join(n)).find(|w| w.is_file())?;
         return config.is_file().then_some(ModelFiles { config, weights });
     }
     if p.is_file() {
         let config = p.parent()?.join("config.json");
-        return config.is_file().then(|| ModelFiles {
-            config,
-            weights: p.to_path_buf(),
-        });
+        return config.is_file().then(|| ModelFiles { config, weights: p.to_path_buf() });
     }
     None
 }
@@ -136,41 +118,52 @@ fn from_python_cache(root: &Path, name: &str, looked: &mut Vec<String>) -> Optio
             weights = Some(data);
         }
     }
-    Some(ModelFiles {
-        config: config?,
-        weights: weights?,
-    })
+    Some(ModelFiles { config: config?, weights: weights? })
 }
 
 /// Opens a located model on `device`.
 pub fn open(files: &ModelFiles, device: &Device) -> Result<BigGan, LoadError> {
     let cfg = BigGanConfig::from_file(&files.config)?;
     let tensors = checkpoint::load(&files.weights)?;
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    BigGan::new(vb, &cfg).map_err(|source| LoadError::Build {
-        path: files.weights.clone(),
-        source,
-    })
+    let (model, report) = build_tracked(tensors, &cfg, device)
+        .map_err(|source| LoadError::Build { path: files.weights.clone(), source })?;
+    if !report.unexpected.is_empty() {
+        tracing::warn!(
+            "{}: {} tensors were not used by the model: {report}",
+            files.weights.display(),
+            report.unexpected.len()
+        );
+    }
+    Ok(model)
+}
+
+/// Builds the model while recording which checkpoint keys it used; tensors are moved out of the
+/// map as they are taken, so the checkpoint's copy is freed while the model is built.
+pub fn build_tracked(
+    tensors: checkpoint::TensorMap,
+    cfg: &BigGanConfig,
+    device: &Device,
+) -> candle_core::Result<(BigGan, checkpoint::KeyReport)> {
+    let tracked = checkpoint::TrackedWeights::new(tensors);
+    let model = BigGan::new(tracked.var_builder(DType::F32, device), cfg);
+    let report = tracked.report();
+    match model {
+        Ok(m) => Ok((m, report)),
+        Err(e) if report.is_clean() => Err(e),
+        Err(e) => Err(candle_core::Error::Msg(format!("{e} ({report})"))),
+    }
 }
 
 /// The default model's files, compiled in (see `models/biggan-deep-tiny-128/MODEL_CARD.md`).
 const EMBEDDED_CONFIG: &str = include_str!("../../../models/biggan-deep-tiny-128/config.json");
-const EMBEDDED_WEIGHTS: &[u8] =
-    include_bytes!("../../../models/biggan-deep-tiny-128/model.safetensors");
+const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../models/biggan-deep-tiny-128/model.safetensors");
 
 /// Opens the compiled-in default model (no files needed).
 pub fn open_embedded(device: &Device) -> Result<BigGan, LoadError> {
-    let cfg: BigGanConfig = serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| {
-        LoadError::Config(super::config::ConfigError::Invalid(format!(
-            "embedded config: {e}"
-        )))
-    })?;
-    let build = |source| LoadError::Build {
-        path: PathBuf::from("<embedded default model>"),
-        source,
-    };
-    let tensors =
-        candle_core::safetensors::load_buffer(EMBEDDED_WEIGHTS, &Device::Cpu).map_err(build)?;
+    let cfg: BigGanConfig = serde_json::from_str(EMBEDDED_CONFIG)
+        .map_err(|e| LoadError::Config(super::config::ConfigError::Invalid(format!("embedded config: {e}"))))?;
+    let build = |source| LoadError::Build { path: PathBuf::from("<embedded default model>"), source };
+    let tensors = candle_core::safetensors::load_buffer(EMBEDDED_WEIGHTS, &Device::Cpu).map_err(build)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     BigGan::new(vb, &cfg).map_err(build)
 }
