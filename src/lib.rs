@@ -10,6 +10,7 @@
 //! | [`device`] | choosing CPU or CUDA |
 //! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
+//! | [`explain`] | explanations and strategy scores: GenInt's log P(x|z) estimate |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
 //! | [`cli`] | the command-line front end (clap) |
 //! | `ui` | the egui/eframe studio (feature `gui`) |
@@ -19,6 +20,7 @@ pub mod checkpoint;
 pub mod classes;
 pub mod cli;
 pub mod device;
+pub mod explain;
 pub mod imageio;
 pub mod models;
 pub mod noise;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod bound;
 pub mod generate;
 pub mod inspect;
 pub mod selftest;
@@ -38,6 +39,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
+    /// Estimate log P(x|z) (GenInt's causal-bound proxy) from precomputed features.
+    Bound(bound::BoundArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
     Inspect(inspect::InspectArgs),
     /// Check the BigGAN runtime against the reference goldens on this machine's device.
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Generate(a)) => generate::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
+        Some(Command::Bound(a)) => bound::run(a),
         Some(Command::Selftest(a)) => selftest::run(a),
     }
 }

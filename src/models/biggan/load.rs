@@ -54,12 +54,19 @@ pub fn search_roots() -> Vec<PathBuf> {
 /// Finds the config and weights for `query` (a path or a hub name).
 pub fn locate(query: &str) -> Result<ModelFiles, LoadError> {
     let mut looked = Vec::new();
+    if std::env::var_os("INTERVENE_MODELS").is_none() {
+        looked.push("$INTERVENE_MODELS (not set; a folder of model folders)".to_string());
+    }
     let p = Path::new(query);
     if let Some(m) = from_path(p, &mut looked) {
         return Ok(m);
     }
     // A name (no path separator) is also looked up in the model folders.
     let is_name = !query.contains(std::path::MAIN_SEPARATOR) && !query.contains('/');
+    if !is_name {
+        let roots: Vec<String> = search_roots().iter().map(|r| r.display().to_string()).collect();
+        looked.push(format!("(model names, not paths, are also looked up in: {})", roots.join(", ")));
+    }
     for root in search_roots().into_iter().filter(|_| is_name) {
         if let Some(m) = from_path(&root.join(query), &mut looked) {
             return Ok(m);

@@ -1,0 +1,4 @@
+//! Why a classifier decides, and how good an intervention strategy is: GenInt's log P(x|z)
+//! estimate ([`bound`]).
+
+pub mod bound;
