@@ -2,3 +2,4 @@
 //! estimate ([`bound`]).
 
 pub mod bound;
+pub mod cam;

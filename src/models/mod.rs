@@ -1,3 +1,5 @@
 //! Network runtimes, one model per file (or folder for the larger ones).
 
 pub mod biggan;
+pub mod classifier;
+pub mod mobilenet_v2;

@@ -144,6 +144,13 @@ pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
             super::few_outputs::conv3x3_few_outputs(x, c, h, w, pre, a.weight, o, a.bias, dst);
             continue;
         }
+        if let (1, false, Some(p)) = (a.kernel, a.upsample2, a.pre) {
+            if h * w >= 1024 {
+                let (sc, sh) = (&p.scale[bi * c..(bi + 1) * c], &p.shift[bi * c..(bi + 1) * c]);
+                conv1x1_preact_chunks(x, c, h * w, sc, sh, a, res, dst);
+                continue;
+            }
+        }
         match a.pre {
             // Upsampling happens while pre-activating, so the convolution sees a plain input.
             Some(p) if a.upsample2 => PRE.with(|buf| {
@@ -164,6 +171,45 @@ pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
         }
     }
     Ok(())
+}
+
+/// 1×1 convolution of `relu(x·a + b)` in column chunks: each task pre-activates a cache-sized
+/// chunk of columns into its own buffer and runs a single-threaded GEMM on it, so the
+/// activation is never written out whole.
+#[allow(clippy::too_many_arguments)]
+fn conv1x1_preact_chunks(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    sc: &[f32],
+    sh: &[f32],
+    a: &Conv2dArgs,
+    res: Option<ResSample>,
+    dst: &mut [f32],
+) {
+    let o = a.out_channels;
+    let step = (tile_bytes() / (4 * c)).clamp(64, hw).next_multiple_of(16).min(hw);
+    let base = SendPtr(dst.as_mut_ptr());
+    let dst_len = dst.len();
+    (0..hw.div_ceil(step)).into_par_iter().for_each(|t| {
+        let base = base;
+        let (p0, n) = (t * step, step.min(hw - t * step));
+        COL.with(|col| {
+            let mut col = col.borrow_mut();
+            grow(&mut col, c * n);
+            for ch in 0..c {
+                let (av, bv) = (sc[ch], sh[ch]);
+                for (d, &v) in col[ch * n..(ch + 1) * n].iter_mut().zip(&x[ch * hw + p0..ch * hw + p0 + n]) {
+                    *d = (v * av + bv).max(0.0);
+                }
+            }
+            // SAFETY: this task owns columns [p0, p0+n) of every output row.
+            let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
+            init_dst(a.bias, res, d, hw, p0, n);
+            gemm_into(o, n, c, a.weight, &col[..c * n], n, unsafe { base.0.add(p0) }, hw, Parallelism::None);
+        });
+    });
+    debug_assert_eq!(dst_len, o * hw);
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {

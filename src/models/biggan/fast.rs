@@ -8,13 +8,13 @@ use super::layers::{Affine, Conv, GenBlock, SelfAttn};
 use crate::ops::{self, Conv2dArgs, PreAct, Residual};
 
 /// A borrowed, contiguous f32 view of a CPU tensor.
-struct CpuView<'a> {
+pub(crate) struct CpuView<'a> {
     guard: StorageRef<'a>,
     range: (usize, usize),
 }
 
 impl<'a> CpuView<'a> {
-    fn new(t: &'a Tensor) -> Result<Self> {
+    pub(crate) fn new(t: &'a Tensor) -> Result<Self> {
         let (guard, layout) = t.storage_and_layout();
         let Some(range) = layout.contiguous_offsets() else {
             candle_core::bail!("fast path needs a contiguous tensor")
@@ -22,7 +22,7 @@ impl<'a> CpuView<'a> {
         Ok(Self { guard, range })
     }
 
-    fn slice(&self) -> Result<&[f32]> {
+    pub(crate) fn slice(&self) -> Result<&[f32]> {
         match &*self.guard {
             Storage::Cpu(c) => Ok(&c.as_slice::<f32>()?[self.range.0..self.range.1]),
             _ => candle_core::bail!("fast path needs a CPU tensor"),
@@ -30,7 +30,7 @@ impl<'a> CpuView<'a> {
     }
 }
 
-fn use_fast(x: &Tensor) -> bool {
+pub(crate) fn use_fast(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && std::env::var_os("INTERVENE_PORTABLE").is_none()
 }
 

@@ -1,0 +1,109 @@
+//! GradCAM and GradCAM++ on torchvision's real MobileNetV2 ImageNet weights against
+//! pytorch-grad-cam 1.5.7 (tests/fixtures/gradcam-mobilenet-v2/README.md, its tolerances).
+//! The weights (14 MB, BSD-3) are fetched by `tools/setup.sh test` into `$INTERVENE_DATA/weights/`.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use intervene::explain::cam::{compute, Method};
+use intervene::models::classifier::Staged;
+use intervene::models::mobilenet_v2::MobileNetV2;
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("INTERVENE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".data"))
+}
+
+fn model() -> MobileNetV2 {
+    let p = data_dir().join("weights/mobilenet_v2-b0353104.pth");
+    assert!(p.is_file(), "{} is missing: run `bash tools/setup.sh data` (the README test command does)", p.display());
+    let t = intervene::checkpoint::load(&p).expect("weights");
+    let tw = intervene::checkpoint::TrackedWeights::new(t);
+    let m = MobileNetV2::new(tw.var_builder(DType::F32, &Device::Cpu), 1000).expect("model");
+    let r = tw.report();
+    // torchvision's file also holds num_batches_tracked counters, which inference does not read.
+    assert!(r.missing.is_empty() && r.mismatched.is_empty(), "{r}");
+    assert!(r.unexpected.iter().all(|k| k.ends_with("num_batches_tracked")), "{r}");
+    m
+}
+
+fn v(t: &Tensor) -> Vec<f32> {
+    t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn check_image(name: &str) {
+    let g = candle_core::safetensors::load(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/gradcam-mobilenet-v2/golden_{name}.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let m = model();
+    let input = &g["input"];
+    let layer = m.stage_index("features.18").unwrap();
+    assert_eq!(layer, m.default_cam_stage());
+    let top1 = g["target_class"].flatten_all().unwrap().to_vec1::<i64>().unwrap()[0] as usize;
+    let ag = m.activation_and_gradient(input, layer, None).unwrap();
+    assert_eq!(ag.class, top1, "{name}: top-1 class");
+    let logits = v(&ag.logits);
+    assert!(
+        max_diff(&logits, &v(&g["logits"])) <= 1e-4,
+        "{name}: logits differ by {}",
+        max_diff(&logits, &v(&g["logits"]))
+    );
+    let mut order: Vec<usize> = (0..1000).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let top5: Vec<i64> = order[..5].iter().map(|&i| i as i64).collect();
+    assert_eq!(top5, g["top5"].to_vec1::<i64>().unwrap(), "{name}: top-5");
+    let act = v(&ag.act);
+    let grad = v(&ag.grad);
+    assert!(max_diff(&act, &v(&g["act"])) <= 1e-4, "{name}: act");
+    let gw = v(&g["grad"]);
+    assert!(grad.iter().zip(&gw).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs() + 1e-12), "{name}: grad");
+    for (method, key, raw_tol) in [(Method::GradCam, "gradcam", 1e-5), (Method::GradCamPlusPlus, "gradcampp", 1e-4)] {
+        let cam = compute(method, &act, &grad, 1280, 7, 7, 224, 224);
+        let w = v(&g[&format!("{key}.weights")]);
+        assert!(
+            cam.weights.iter().zip(&w).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs() + 1e-9),
+            "{name} {key}: weights"
+        );
+        assert!(max_diff(&cam.cam_raw, &v(&g[&format!("{key}.cam_raw")])) <= raw_tol, "{name} {key}: cam_raw");
+        for part in ["cam_norm_lowres", "cam_resized", "map"] {
+            let got = match part {
+                "cam_norm_lowres" => &cam.cam_norm_lowres,
+                "cam_resized" => &cam.cam_resized,
+                _ => &cam.map,
+            };
+            let d = max_diff(got, &v(&g[&format!("{key}.{part}")]));
+            assert!(d <= 1e-4, "{name} {key}.{part} differs by {d}");
+        }
+    }
+    // A low-ranked class (negative cam_raw entries: the ReLU matters) and the lowest one
+    // (all negative: the map is exactly zero, no NaN).
+    for (prefix, exact_zero) in [("rank500", false), ("argmin", true)] {
+        let class = g[&format!("{prefix}.target_class")].flatten_all().unwrap().to_vec1::<i64>().unwrap()[0] as usize;
+        let ag = m.activation_and_gradient(input, layer, Some(class)).unwrap();
+        let cam = compute(Method::GradCam, &v(&ag.act), &v(&ag.grad), 1280, 7, 7, 224, 224);
+        let d = max_diff(&cam.map, &v(&g[&format!("{prefix}.gradcam.map")]));
+        assert!(d <= 1e-4, "{name} {prefix}: map differs by {d}");
+        if exact_zero {
+            assert!(cam.map.iter().all(|&x| x == 0.0), "{name}: all-negative CAM must give an all-zero map");
+        }
+    }
+}
+
+#[test]
+fn chelsea_matches_pytorch_grad_cam() {
+    check_image("chelsea");
+}
+
+#[test]
+fn coffee_matches_pytorch_grad_cam() {
+    check_image("coffee");
+}
