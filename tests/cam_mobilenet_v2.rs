@@ -107,3 +107,39 @@ fn chelsea_matches_pytorch_grad_cam() {
 fn coffee_matches_pytorch_grad_cam() {
     check_image("coffee");
 }
+
+/// The `intervene cam` contract: --input tensor, --class, --raw map and --logits files.
+#[test]
+fn cam_cli_writes_the_reference_map() {
+    let g = candle_core::safetensors::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gradcam-mobilenet-v2/golden_coffee.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("intervene-cam-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    g["input"].write_npy(dir.join("x.npy")).unwrap();
+    let class = g["rank500.target_class"].flatten_all().unwrap().to_vec1::<i64>().unwrap()[0];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intervene"))
+        .arg("cam")
+        .arg("--classifier")
+        .arg(data_dir().join("weights/mobilenet_v2-b0353104.pth"))
+        .arg("--input")
+        .arg(dir.join("x.npy"))
+        .args(["--method", "gradcam++", "--class", &class.to_string()])
+        .arg("--raw")
+        .arg(dir.join("cam.npy"))
+        .arg("--logits")
+        .arg(dir.join("logits.npy"))
+        .arg("--out")
+        .arg(dir.join("o.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let map = Tensor::read_npy(dir.join("cam.npy")).unwrap();
+    assert_eq!(map.dims(), &[224, 224]);
+    let d = max_diff(&v(&map), &v(&g["rank500.gradcampp.map"]));
+    assert!(d <= 1e-4, "CLI GradCAM++ map differs by {d}");
+    assert_eq!(Tensor::read_npy(dir.join("logits.npy")).unwrap().dims(), &[1, 1000]);
+    assert!(image::open(dir.join("o.png")).is_ok());
+}

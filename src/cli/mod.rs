@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod bound;
+pub mod cam;
 pub mod generate;
 pub mod inspect;
 pub mod selftest;
@@ -39,6 +40,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
+    /// Explain a classifier's decision on an image (GradCAM family).
+    Cam(cam::CamArgs),
     /// Estimate log P(x|z) (GenInt's causal-bound proxy) from precomputed features.
     Bound(bound::BoundArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bound(a)) => bound::run(a),
+        Some(Command::Cam(a)) => cam::run(a),
         Some(Command::Selftest(a)) => selftest::run(a),
     }
 }
