@@ -6,11 +6,11 @@
 //! |---|---|
 //! | [`checkpoint`] | reading weight files: safetensors, PyTorch zip, legacy PyTorch pickles; key reports |
 //! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM convolutions, buffer reuse) |
-//! | [`models`] | network runtimes: BigGAN-deep, CGN, classifiers; one model per file |
+//! | [`models`] | network runtimes, one model per file: BigGAN-deep, MobileNetV2 (as named stages for CAMs) |
 //! | [`device`] | choosing CPU or CUDA |
 //! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
-//! | [`explain`] | explanations and strategy scores: GenInt's log P(x|z) estimate |
+//! | [`explain`] | why a classifier decides (GradCAM family) and GenInt's log P(x|z) estimate |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
 //! | [`cli`] | the command-line front end (clap) |
 //! | `ui` | the egui/eframe studio (feature `gui`) |

@@ -79,20 +79,22 @@ fn biggan(a: BigganBench) -> anyhow::Result<()> {
                 Ok(())
             })?;
             let per_img = ms / b as f64;
+            // On shared machines the fastest run is the steadier estimate of what the code costs.
+            let best_per_img = all.iter().copied().fold(f64::INFINITY, f64::min) / b as f64;
             let gflop = cfg.flops_per_image() / 1e9;
             let gflops = gflop / (per_img / 1e3);
             let rss = peak_rss_mib().unwrap_or(f64::NAN);
             if a.json {
                 let o = serde_json::json!({
                     "config": name, "batch": b, "device": crate::device::describe(&device),
-                    "ms_per_image": per_img, "ms_per_batch": ms, "runs_ms": all,
+                    "ms_per_image": per_img, "ms_per_image_best": best_per_img, "ms_per_batch": ms, "runs_ms": all,
                     "gflop_per_image": gflop, "gflops": gflops,
                     "peak_rss_mb": rss, "peak_rss_after_load_mb": loaded_rss, "weights_mb": weights_mib, "threads": rayon::current_num_threads(),
                 });
                 println!("{o}");
             } else {
                 println!(
-                    "biggan {name:<9} batch {b:<3} {per_img:8.1} ms/image  {gflops:6.1} GFLOP/s  ({gflop:.2} GFLOP/image)  peak RSS {rss:.0} MiB (after load {loaded_rss:.0}, weights {weights_mib:.0} MiB)  [{}]",
+                    "biggan {name:<9} batch {b:<3} {per_img:8.1} ms/image (best {best_per_img:.1})  {gflops:6.1} GFLOP/s  ({gflop:.2} GFLOP/image)  peak RSS {rss:.0} MiB (after load {loaded_rss:.0}, weights {weights_mib:.0} MiB)  [{}]",
                     crate::device::describe(&device)
                 );
             }
