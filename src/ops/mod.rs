@@ -18,7 +18,7 @@ mod softmax;
 
 pub use attention::{self_attention, AttnArgs};
 pub use conv::{conv2d, conv_flops, Conv2dArgs, Residual};
-pub use pointwise::{skip_into, PreAct};
+pub use pointwise::PreAct;
 pub use softmax::softmax_rows;
 
 /// Errors of the kernels: shapes that do not fit.
@@ -38,7 +38,7 @@ impl From<OpsError> for candle_core::Error {
 /// (the kernels write whole outputs): skips the zeroing pass over up to 32 MB per activation.
 pub fn output_buffer(n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
-    // SAFETY: f32 has no invalid bit patterns, and every caller (conv2d, skip_into,
+    // SAFETY: f32 has no invalid bit patterns, and every caller (conv2d,
     // self_attention) writes all `n` elements before any read.
     #[allow(clippy::uninit_vec)]
     unsafe {

@@ -1,4 +1,5 @@
-//! Element-wise pieces: the fused batch-norm pre-activation and the GenBlock skip path.
+//! Element-wise pieces: the fused batch-norm pre-activation (optionally with the nearest ×2
+//! upsample).
 
 use rayon::prelude::*;
 
@@ -40,27 +41,4 @@ impl PreAct<'_> {
             }
         });
     }
-}
-
-/// The GenBlock skip path: the first `c_out` channels of `x (b, c_in, h, w)`, nearest-upsampled
-/// ×2 when `up`, written to `out (b, c_out, h', w')`.
-pub fn skip_into(x: &[f32], dims: [usize; 4], c_out: usize, up: bool, out: &mut [f32]) {
-    let [b, c_in, h, w] = dims;
-    let (oh, ow) = if up { (2 * h, 2 * w) } else { (h, w) };
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(bc, o)| {
-        let (bi, ch) = (bc / c_out, bc % c_out);
-        let src = &x[(bi * c_in + ch) * h * w..(bi * c_in + ch + 1) * h * w];
-        if !up {
-            o.copy_from_slice(src);
-            return;
-        }
-        for y in 0..oh {
-            let row = &src[(y / 2) * w..(y / 2 + 1) * w];
-            for (xo, v) in o[y * ow..(y + 1) * ow].chunks_exact_mut(2).zip(row) {
-                xo[0] = *v;
-                xo[1] = *v;
-            }
-        }
-    });
-    debug_assert_eq!(out.len(), b * c_out * oh * ow);
 }
