@@ -8,4 +8,6 @@ bash tools/setup.sh test
 # Headless UI tests render through wgpu on a software driver (lavapipe).
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}; chmod 700 "$XDG_RUNTIME_DIR"
 export INTERVENE_DATA=${INTERVENE_DATA:-$repo/.data}
-cargo test --locked --all-targets 2>&1
+# Benchmarks run once as smoke tests first, so the run ends on the test runner's summary lines.
+cargo test --locked --benches 2>&1
+cargo test --locked --lib --bins --tests 2>&1
