@@ -144,6 +144,7 @@ fn tracked_weights_report_unused_missing_and_misshaped_keys() {
     let err = vb.get((4, 3), "b.weight").unwrap_err().to_string();
     assert!(err.contains("b.weight") && err.contains("[4, 3]") && err.contains("[3, 4]"), "{err}");
     assert!(vb.get(5, "nope").is_err());
+    assert_eq!(tw.requested(), vec![("a.weight".to_string(), vec![2, 3])]);
     let r = tw.report();
     assert_eq!(r.missing, vec!["nope".to_string()]);
     assert_eq!(r.unexpected, vec!["bn.num_batches_tracked".to_string(), "h".to_string()]);

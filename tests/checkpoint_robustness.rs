@@ -175,6 +175,25 @@ fn hostile_legacy_streams_are_refused() {
     let err = load_bytes(&stream, Path::new("memo.pth")).unwrap_err().to_string();
     assert!(err.contains("memo entry 7"), "{err}");
 
+    // A storage listed after the object but referenced nowhere in it: its element size, hence
+    // where the next storage starts, is unknown.
+    let mut extra = s.clone();
+    extra.push(Storage { key: "9".into(), ..s[0].clone() });
+    let err = load_bytes(&legacy_file(&extra, &e), Path::new("extra.pth")).unwrap_err().to_string();
+    assert!(err.contains("storage 9 is listed but never referenced"), "{err}");
+
+    // A storage whose element count differs from its reference's.
+    let mut short = s.clone();
+    short[0].bytes.truncate(12);
+    short[0].numel = 3;
+    let mut bytes = legacy_file(&short, &e);
+    let n = bytes.len();
+    bytes[n - 12 - 8..n - 12].copy_from_slice(&3u64.to_le_bytes());
+    let at = bytes.windows(2).position(|w| w == [b'K', 3]).unwrap(); // numel in the persistent id
+    bytes[at + 1] = 4;
+    let err = load_bytes(&bytes, Path::new("count.pth")).unwrap_err().to_string();
+    assert!(err.contains("storage 0 holds 3 elements but its reference declares 4"), "{err}");
+
     // A storage with an unknown class.
     s[0].class = "EvilStorage";
     let err = load_bytes(&legacy_file(&s, &e), Path::new("cls.pth")).unwrap_err().to_string();
@@ -196,6 +215,11 @@ fn tensors_that_cannot_be_rebuilt_are_errors_naming_them() {
     p.proto2().op(b'}').str("q").global("torch._utils", "_rebuild_qtensor").op(b')').op(b'R').op(b's').stop();
     let err = with_object(&s, &e, p.0, "q.pth");
     assert!(err.contains("q: unsupported tensor kind (torch._utils._rebuild_qtensor)"), "{err}");
+    // `torch.save(model)`: the module object itself (NEWOBJ of __main__.Net, BUILD with its __dict__).
+    let mut p = P::default();
+    p.proto2().global("__main__", "Net").op(b')').op(0x81).op(b'}').op(b'b').stop();
+    let err = with_object(&s, &e, p.0, "model.pth");
+    assert!(err.contains("pickled __main__.Net object, not a state dict"), "{err}");
     // A zero-stride view repeating one element 2^40 times: refused before allocating.
     let mut e2 = e;
     e2[0].size = vec![1 << 40];

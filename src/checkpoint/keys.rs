@@ -103,12 +103,21 @@ impl TrackedWeights {
 
     /// What was missing, mis-shaped, or left unused.
     pub fn report(&self) -> KeyReport {
-        let Ok(s) = self.state.lock() else {
-            return KeyReport::default();
-        };
+        let s = self.lock();
         let mut unexpected: Vec<String> = s.remaining.keys().cloned().collect();
         unexpected.sort();
         KeyReport { missing: s.missing.clone(), unexpected, mismatched: s.mismatched.clone() }
+    }
+
+    /// The names handed out so far, with their shapes (sorted by name).
+    pub fn requested(&self) -> Vec<(String, Vec<usize>)> {
+        self.lock().used.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The state, also after a panic elsewhere while it was held (it stays consistent: every
+    /// update is a single insert or push).
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -116,7 +125,7 @@ struct Ref<'a>(&'a TrackedWeights);
 
 impl SimpleBackend for Ref<'_> {
     fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut st = self.0.state.lock().map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?;
+        let mut st = self.0.lock();
         let t = match st.remaining.remove(name) {
             Some(t) => t,
             None => match st.used.get(name) {
@@ -136,14 +145,15 @@ impl SimpleBackend for Ref<'_> {
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let mut st = self.0.state.lock().map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?;
+        let mut st = self.0.lock();
         let Some(t) = st.remaining.remove(name) else { candle_core::bail!("the checkpoint has no tensor {name}") };
         st.used.insert(name.to_string(), t.dims().to_vec());
         t.to_dtype(dtype)?.to_device(dev)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0.state.lock().is_ok_and(|s| s.remaining.contains_key(name) || s.used.contains_key(name))
+        let s = self.0.lock();
+        s.remaining.contains_key(name) || s.used.contains_key(name)
     }
 }
 

@@ -88,8 +88,9 @@ impl Global {
 }
 
 /// A value on the stack or inside a container. Cloning is cheap (no deep copies).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
+    #[default]
     None,
     Bool(bool),
     Int(i64),
@@ -159,12 +160,6 @@ pub struct Pickle {
     pub objects: Vec<Object>,
     /// Every persistent id met, in stream order (ids into `objects`).
     pub persistent_ids: Vec<ObjId>,
-}
-
-impl Default for Value {
-    fn default() -> Self {
-        Value::None
-    }
 }
 
 impl Pickle {
@@ -369,7 +364,7 @@ impl Vm<'_> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> R<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return err("SETITEMS with an odd number of values");
         }
         self.charge(items.len())?;
