@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
-use common::pickle_writer::{f32_bytes, legacy_file, zip_file, Entry, Storage};
+use common::pickle_writer::{f32_bytes, legacy_file, zip_file, zip_members, Entry, Storage, P};
 use intervene::checkpoint::{self, Format, TensorMap};
 
 fn fixture(name: &str) -> PathBuf {
@@ -144,10 +144,131 @@ fn tracked_weights_report_unused_missing_and_misshaped_keys() {
     let err = vb.get((4, 3), "b.weight").unwrap_err().to_string();
     assert!(err.contains("b.weight") && err.contains("[4, 3]") && err.contains("[3, 4]"), "{err}");
     assert!(vb.get(5, "nope").is_err());
+    assert_eq!(tw.requested(), vec![("a.weight".to_string(), vec![2, 3])]);
     let r = tw.report();
     assert_eq!(r.missing, vec!["nope".to_string()]);
     assert_eq!(r.unexpected, vec!["bn.num_batches_tracked".to_string(), "h".to_string()]);
     assert_eq!(r.mismatched, vec![("b.weight".to_string(), vec![4, 3], vec![3, 4])]);
     let text = r.to_string();
     assert!(text.contains("1 missing: nope") && text.contains("2 unexpected"), "{text}");
+}
+
+/// Legacy storages of every other element type PyTorch checkpoints use: f64, i32, u8, bool, int8
+/// (int8 is widened to i16: candle has no i8).
+#[test]
+fn legacy_storages_of_other_dtypes() {
+    let st = |class, key: &str, numel, bytes: Vec<u8>| Storage {
+        class,
+        key: key.into(),
+        location: "cpu",
+        numel,
+        bytes,
+        view: None,
+    };
+    let storages = vec![
+        st("DoubleStorage", "0", 2, [0.1f64, -3.0].iter().flat_map(|x| x.to_le_bytes()).collect()),
+        st("IntStorage", "1", 2, [-7i32, 1 << 20].iter().flat_map(|x| x.to_le_bytes()).collect()),
+        st("ByteStorage", "2", 3, vec![0, 128, 255]),
+        st("BoolStorage", "3", 2, vec![1, 0]),
+        st("CharStorage", "4", 2, vec![0xff, 0x7f]),
+    ];
+    let e = |name: &str, storage, n| Entry { name: name.into(), storage, offset: 0, size: vec![n], stride: vec![1] };
+    let entries = vec![e("f64", 0, 2), e("i32", 1, 2), e("u8", 2, 3), e("bool", 3, 2), e("i8", 4, 2)];
+    let m = checkpoint::load_bytes(&legacy_file(&storages, &entries), Path::new("dtypes.pth")).unwrap();
+    assert_eq!(m["f64"].to_vec1::<f64>().unwrap(), vec![0.1, -3.0]);
+    assert_eq!(m["i32"].to_vec1::<i32>().unwrap(), vec![-7, 1 << 20]);
+    assert_eq!(m["u8"].to_vec1::<u8>().unwrap(), vec![0, 128, 255]);
+    assert_eq!(m["bool"].to_vec1::<u8>().unwrap(), vec![1, 0]);
+    assert_eq!(m["i8"].to_vec1::<i16>().unwrap(), vec![-1, 127]);
+}
+
+/// `torch.save({'state_dict': sd, 'epoch': 3})` where `sd` holds a Parameter
+/// (`_rebuild_parameter(_rebuild_tensor_v2(...), True, OrderedDict())`), the same Parameter
+/// again under a second name (pickle memo: tied weights), and a tensor with Python state
+/// (`_rebuild_from_type_v2(_rebuild_tensor_v2, torch.Tensor, args, {})`).
+#[test]
+fn parameters_tied_weights_tensor_subclasses_and_nested_dicts() {
+    let f: Vec<f32> = (0..6).map(|i| i as f32 - 2.5).collect();
+    let s = Storage {
+        class: "FloatStorage",
+        key: "0".into(),
+        location: "cuda:0",
+        numel: 6,
+        bytes: f32_bytes(&f),
+        view: None,
+    };
+    let whole = Entry { name: String::new(), storage: 0, offset: 0, size: vec![2, 3], stride: vec![3, 1] };
+    let tail = Entry { name: String::new(), storage: 0, offset: 4, size: vec![2], stride: vec![1] };
+    let mut p = P::default();
+    p.proto2().op(b'}').mark();
+    p.str("state_dict").global("collections", "OrderedDict").op(b')').op(b'R').mark();
+    // 'w': Parameter(tensor), memoised as 50
+    p.str("w").global("torch._utils", "_rebuild_parameter").mark();
+    p.tensor(&s, &whole).op(0x88).global("collections", "OrderedDict").op(b')').op(b'R').tuple().op(b'R').put(50);
+    // 'tied': the same object
+    p.str("tied").get(50);
+    // 's': _rebuild_from_type_v2(func, type, args, state)
+    p.str("s").global("torch._tensor", "_rebuild_from_type_v2").mark();
+    p.global("torch._utils", "_rebuild_tensor_v2").global("torch", "Tensor").mark();
+    p.storage(&s).int(4).int_tuple(&tail.size).int_tuple(&tail.stride).op(0x89);
+    p.global("collections", "OrderedDict").op(b')').op(b'R').tuple();
+    p.op(b'}').tuple().op(b'R');
+    p.op(b'u').str("epoch").int(3).op(b'u').stop();
+    let bytes = zip_members(&[("model/data.pkl".into(), p.0), ("model/data/0".into(), s.bytes.clone())]);
+    let m = checkpoint::load_bytes(&bytes, Path::new("nested.pth")).unwrap();
+    let mut keys: Vec<_> = m.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["state_dict.s", "state_dict.tied", "state_dict.w"]);
+    assert_eq!(m["state_dict.w"].to_vec2::<f32>().unwrap(), vec![vec![-2.5, -1.5, -0.5], vec![0.5, 1.5, 2.5]]);
+    assert_eq!(bits(&m["state_dict.tied"]), bits(&m["state_dict.w"]));
+    assert_eq!(m["state_dict.s"].to_vec1::<f32>().unwrap(), vec![1.5, 2.5]);
+}
+
+/// A protocol-4 pickle (FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL), as
+/// `torch.save(..., pickle_protocol=4)` writes, in an archive whose `byteorder` says `big`:
+/// storages are then big-endian and must be swapped.
+#[test]
+fn protocol_4_pickles_and_big_endian_archives() {
+    let mut p = P::default();
+    p.0.extend_from_slice(&[0x80, 4, 0x95]);
+    p.0.extend_from_slice(&0u64.to_le_bytes()); // frame length: not needed by a reader
+    p.stack_global("collections", "OrderedDict").op(b')').op(b'R').op(0x94).mark();
+    p.short_str("x").stack_global("torch._utils", "_rebuild_tensor_v2").mark();
+    p.mark().short_str("storage").stack_global("torch", "HalfStorage").short_str("7").short_str("cpu").int(2);
+    p.tuple().op(b'Q').int(0).int_tuple(&[2]).int_tuple(&[1]).op(0x89);
+    p.stack_global("collections", "OrderedDict").op(b')').op(b'R').tuple().op(b'R');
+    p.short_str("y").stack_global("torch._utils", "_rebuild_tensor_v2").mark();
+    p.mark().short_str("storage").stack_global("torch", "LongStorage").short_str("8").short_str("cpu").int(1);
+    p.tuple().op(b'Q').int(0).int_tuple(&[]).int_tuple(&[]).op(0x89);
+    p.stack_global("collections", "OrderedDict").op(b')').op(b'R').tuple().op(b'R');
+    p.op(b'u').stop();
+    let half_be: Vec<u8> = [0.5f32, -4.0].iter().flat_map(|&x| half::f16::from_f32(x).to_be_bytes()).collect();
+    let bytes = zip_members(&[
+        ("a/data.pkl".into(), p.0),
+        ("a/byteorder".into(), b"big".to_vec()),
+        ("a/data/7".into(), half_be),
+        ("a/data/8".into(), (-5i64).to_be_bytes().to_vec()),
+    ]);
+    let m = checkpoint::load_bytes(&bytes, Path::new("p4.pth")).unwrap();
+    assert_eq!(m["x"].to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap(), vec![0.5, -4.0]);
+    assert_eq!(m["y"].to_scalar::<i64>().unwrap(), -5);
+}
+
+#[test]
+fn check_keys_against_expected_shapes() {
+    let m = checkpoint::load(&fixture("model.safetensors")).unwrap();
+    let mut expected: Vec<(&str, &[usize])> = vec![
+        ("embeddings.weight", &[64, 1000]),
+        ("generator.gen_z.weight_orig", &[2048, 128]),
+        ("generator.conv_to_rgb.weight_orig", &[8, 8, 3, 3]),
+        ("generator.bn.running_means", &[51, 8]),
+        ("generator.layers.8.gamma", &[2]),
+        ("generator.nonexistent", &[1]),
+    ];
+    let r = checkpoint::check_keys(&m, expected.iter().copied());
+    assert_eq!(r.missing, vec!["generator.nonexistent"]);
+    assert_eq!(r.mismatched, vec![("generator.layers.8.gamma".to_string(), vec![2], vec![1])]);
+    assert_eq!(r.unexpected.len(), 506 - 5, "all but the five expected names that exist");
+    expected.truncate(4);
+    assert!(checkpoint::check_keys(&m, expected).mismatched.is_empty());
 }

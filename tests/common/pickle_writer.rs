@@ -71,6 +71,27 @@ impl P {
     pub fn stop(&mut self) -> &mut Self {
         self.op(b'.')
     }
+    /// BINPUT: memoise the top of the stack under `i`.
+    pub fn put(&mut self, i: u8) -> &mut Self {
+        self.0.extend_from_slice(&[b'q', i]);
+        self
+    }
+    /// BINGET: push memo entry `i`.
+    pub fn get(&mut self, i: u8) -> &mut Self {
+        self.0.extend_from_slice(&[b'h', i]);
+        self
+    }
+    /// SHORT_BINUNICODE (protocol 4 style strings).
+    pub fn short_str(&mut self, s: &str) -> &mut Self {
+        self.0.push(0x8c);
+        self.0.push(s.len() as u8);
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+    /// STACK_GLOBAL with protocol-4 strings, each MEMOIZEd as Python does.
+    pub fn stack_global(&mut self, module: &str, name: &str) -> &mut Self {
+        self.short_str(module).op(0x94).short_str(name).op(0x94).op(0x93).op(0x94)
+    }
 
     /// `persistent_id` of a storage.
     pub fn storage(&mut self, s: &Storage) -> &mut Self {
@@ -128,21 +149,27 @@ pub fn legacy_file(storages: &[Storage], entries: &[Entry]) -> Vec<u8> {
 
 /// A zip (≥ 1.6) torch.save archive.
 pub fn zip_file(storages: &[Storage], entries: &[Entry]) -> Vec<u8> {
-    use std::io::Write as _;
     let mut p = P::default();
     p.proto2().state_dict(storages, entries).stop();
+    let mut members = vec![("archive/data.pkl".to_string(), p.0)];
+    for s in storages.iter().filter(|s| s.view.is_none()) {
+        members.push((format!("archive/data/{}", s.key), s.bytes.clone()));
+    }
+    members.push(("archive/version".into(), b"3\n".to_vec()));
+    zip_members(&members)
+}
+
+/// A zip archive of the given members, stored uncompressed as PyTorch does.
+pub fn zip_members(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write as _;
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut z = zip::ZipWriter::new(&mut buf);
         let opt = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-        z.start_file("archive/data.pkl", opt).unwrap();
-        z.write_all(&p.0).unwrap();
-        for s in storages.iter().filter(|s| s.view.is_none()) {
-            z.start_file(format!("archive/data/{}", s.key), opt).unwrap();
-            z.write_all(&s.bytes).unwrap();
+        for (name, bytes) in members {
+            z.start_file(name.as_str(), opt).unwrap();
+            z.write_all(bytes).unwrap();
         }
-        z.start_file("archive/version", opt).unwrap();
-        z.write_all(b"3\n").unwrap();
         z.finish().unwrap();
     }
     buf.into_inner()
