@@ -1,6 +1,6 @@
 //! `intervene bench`: speed and memory of the runtimes, with random weights in memory.
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use candle_core::Tensor;
 
 use crate::bench::{peak_rss_mib, time_median_ms, RandomWeights};
@@ -23,7 +23,7 @@ pub enum BenchWhat {
 /// BigGAN-deep forward timing.
 #[derive(clap::Args, Debug)]
 pub struct BigganBench {
-    /// Configurations: deep-128, deep-256, deep-512 (comma separated).
+    /// Configurations: deep-128, deep-256, deep-512 or a hub config.json path (comma separated).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', default_value = "deep-128")]
     pub config: Vec<String>,
     /// Batch sizes (comma separated).
@@ -55,8 +55,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 fn biggan(a: BigganBench) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
     for name in &a.config {
-        let cfg = BigGanConfig::preset(name)
-            .with_context(|| format!("unknown config '{name}': use deep-128, deep-256 or deep-512"))?;
+        let cfg = match BigGanConfig::preset(name) {
+            Some(c) => c,
+            None if std::path::Path::new(name).is_file() => BigGanConfig::from_file(std::path::Path::new(name))?,
+            None => anyhow::bail!("unknown config '{name}': use deep-128, deep-256, deep-512 or a config.json path"),
+        };
         let rw = RandomWeights::new(1);
         let weights_mib = {
             let vb = candle_nn::VarBuilder::from_backend(Box::new(rw), candle_core::DType::F32, device.clone());
@@ -105,15 +108,5 @@ fn biggan(a: BigganBench) -> anyhow::Result<()> {
 
 /// Bytes held by the model's tensors.
 fn param_bytes(m: &BigGan) -> usize {
-    use crate::models::biggan::generator::Layer;
-    let t = |x: &Tensor| x.elem_count() * 4;
-    let g = &m.generator;
-    let mut n = t(&m.embeddings) + t(&g.gen_z_weight) + t(&g.gen_z_bias);
-    for l in &g.layers {
-        n += match l {
-            Layer::Block(b) => b.param_bytes(),
-            Layer::Attention(a) => a.param_bytes(),
-        };
-    }
-    n
+    m.num_parameters() * 4
 }

@@ -1,67 +1,58 @@
-//! The studio application: persisted settings, the render worker, and the panels.
+//! The studio application: persisted settings, the render worker, background jobs, and the
+//! panels (generator controls left, steering right, performance below, the image centre).
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use candle_core::Device;
-use serde::{Deserialize, Serialize};
+use poll_promise::Promise;
 
+use super::pca_job::{self, PcaJob};
+use super::render::{ModelInfo, RenderRequest, Rendered, Renderer};
+pub use super::state::{SavedDirection, StudioState, MAX_SLIDERS};
 use super::worker::Worker;
 use super::GuiArgs;
-use crate::imageio::RgbImage;
-use crate::models::biggan::{load, BigGan};
+use crate::steer::Components;
 
-/// Settings that persist across restarts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StudioState {
-    pub model: String,
-    pub class_query: String,
-    pub class: usize,
-    pub seed: u64,
-    pub truncation: f64,
-}
-
-impl Default for StudioState {
-    fn default() -> Self {
-        Self {
-            model: crate::DEFAULT_BIGGAN.to_string(),
-            class_query: String::new(),
-            class: 207,
-            seed: 0,
-            truncation: 0.4,
-        }
-    }
-}
-
-/// What the worker renders.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RenderRequest {
-    pub model: String,
-    pub class: usize,
-    pub seed: u64,
-    pub truncation: f64,
-}
-
-/// What comes back.
-pub struct Rendered {
-    pub image: RgbImage,
-    pub model_name: String,
-    pub num_classes: usize,
-}
+/// How many frame / render times the performance plot keeps.
+const HISTORY: usize = 300;
 
 /// The runtime application.
 pub struct StudioApp {
     pub state: StudioState,
+    pub(super) cpu: bool,
     worker: Worker<RenderRequest, Rendered>,
     last_request: Option<RenderRequest>,
     shown_id: u64,
     texture: Option<egui::TextureHandle>,
+    /// The frame on screen (kept for captures).
+    pub(super) shown: Option<Rendered>,
     error: Option<String>,
-    render_ms: Option<f64>,
-    num_classes: usize,
-    device_name: &'static str,
+    pub(super) log: VecDeque<String>,
+    pub(super) render_ms: VecDeque<f64>,
+    pub(super) frame_ms: VecDeque<f64>,
+    pub(super) last_frame: Option<Instant>,
+    pub(super) info: Option<ModelInfo>,
+    pub(super) device_name: &'static str,
     /// FNV-1a hash of the pixels on screen (tests compare frames without reading the GPU).
     shown_hash: Option<u64>,
+    pub(super) components: Option<Arc<Components>>,
+    pub(super) components_loading: Option<Promise<Result<Arc<Components>, String>>>,
+    pub(super) pca: Option<PcaJob>,
+    pub(super) dialog: Option<Promise<Option<(DialogKind, PathBuf)>>>,
+    pub(super) new_direction_name: String,
+    pub(super) screenshot_to: Option<PathBuf>,
+    pub(super) status: Option<String>,
+}
+
+/// What a file dialog was opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogKind {
+    ModelFolder,
+    ModelFile,
+    Components,
+    CaptureDir,
 }
 
 impl StudioApp {
@@ -74,25 +65,38 @@ impl StudioApp {
     }
 
     /// Builds the app around a state (tests use this directly).
-    pub fn with_state(ctx: egui::Context, state: StudioState, cpu: bool) -> Self {
+    pub fn with_state(ctx: egui::Context, mut state: StudioState, cpu: bool) -> Self {
+        state.sliders.resize(MAX_SLIDERS, 0.0);
         let device = crate::device::select(cpu);
         let device_name = crate::device::describe(&device);
-        let mut cache: Option<(String, BigGan)> = None;
-        let render = move |req: RenderRequest| render(&mut cache, &device, req);
+        let mut renderer = Renderer::new(device);
         let notify = move || ctx.request_repaint();
-        let worker = Worker::spawn("intervene-render", render, notify)
+        let worker = Worker::spawn("intervene-render", move |req| renderer.render(req), notify)
             .unwrap_or_else(|e| panic!("cannot start the render thread: {e}"));
+        let components_loading = state.components.clone().map(|p| pca_job::load(PathBuf::from(p)));
         Self {
             state,
+            cpu,
             worker,
             last_request: None,
             shown_id: 0,
             texture: None,
+            shown: None,
             error: None,
-            render_ms: None,
-            num_classes: 1000,
+            log: VecDeque::new(),
+            render_ms: VecDeque::new(),
+            frame_ms: VecDeque::new(),
+            last_frame: None,
+            info: None,
             device_name,
             shown_hash: None,
+            components: None,
+            components_loading,
+            pca: None,
+            dialog: None,
+            new_direction_name: String::new(),
+            screenshot_to: None,
+            status: None,
         }
     }
 
@@ -106,98 +110,246 @@ impl StudioApp {
         self.error.as_deref()
     }
 
+    /// The loaded components, if any.
+    pub fn components(&self) -> Option<&Arc<Components>> {
+        self.components.as_ref()
+    }
+
+    /// Whether a background job (PCA, component loading) is running.
+    pub fn job_running(&self) -> bool {
+        self.pca.is_some() || self.components_loading.is_some()
+    }
+
+    /// The last status line (e.g. where a capture went).
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+
+    /// The frame on screen.
+    pub fn shown(&self) -> Option<&Rendered> {
+        self.shown.as_ref()
+    }
+
+    pub(super) fn report_error(&mut self, what: &str, e: impl std::fmt::Display) {
+        let msg = format!("{what}: {e}");
+        tracing::error!("{msg}");
+        self.log.push_back(msg.clone());
+        while self.log.len() > 50 {
+            self.log.pop_front();
+        }
+        self.error = Some(msg);
+    }
+
     fn request(&self) -> RenderRequest {
+        let (nc, nl) = match (&self.components, &self.info) {
+            (Some(c), Some(i)) => (c.num_components(), i.num_latents),
+            _ => (0, 1),
+        };
         RenderRequest {
             model: self.state.model.clone(),
             class: self.state.class,
             seed: self.state.seed,
+            batch: self.state.batch.clamp(1, 9),
             truncation: self.state.truncation,
+            components: self.components.clone(),
+            edits: self.state.edits(nc, nl),
+            mode: self.state.mode(),
         }
     }
 
-    /// Receives results and posts a request when the settings changed.
-    fn logic_step(&mut self, ctx: &egui::Context) {
+    /// Receives results and finished jobs, and posts a request when the settings changed.
+    pub(super) fn logic_step(&mut self, ctx: &egui::Context) {
+        let now = Instant::now();
+        if let Some(t) = self.last_frame.replace(now) {
+            push(&mut self.frame_ms, (now - t).as_secs_f64() * 1e3);
+        }
         if let Some(done) = self.worker.poll() {
             self.shown_id = done.id;
-            self.render_ms = Some(done.elapsed.as_secs_f64() * 1e3);
+            push(&mut self.render_ms, done.elapsed.as_secs_f64() * 1e3);
             match done.result {
                 Ok(r) => {
-                    let img = egui::ColorImage::from_rgb([r.image.width, r.image.height], &r.image.pixels);
-                    self.texture = Some(ctx.load_texture("generated", img, egui::TextureOptions::NEAREST));
-                    self.shown_hash = Some(fnv1a(&r.image.pixels));
-                    self.num_classes = r.num_classes;
+                    let img = crate::imageio::grid(&r.images);
+                    let color = egui::ColorImage::from_rgb([img.width, img.height], &img.pixels);
+                    match &mut self.texture {
+                        Some(t) => t.set(color, egui::TextureOptions::NEAREST),
+                        None => self.texture = Some(ctx.load_texture("generated", color, egui::TextureOptions::NEAREST)),
+                    }
+                    self.shown_hash = Some(super::fnv1a(&img.pixels));
+                    if self.info.as_ref().is_none_or(|i| i.query != r.info.query) {
+                        let q = r.info.query.clone();
+                        self.state.push_recent(&q);
+                    }
+                    self.info = Some(r.info.clone());
+                    self.shown = Some(r);
                     self.error = None;
                 }
-                Err(e) => {
-                    tracing::error!("render failed: {e:#}");
-                    self.error = Some(format!("{e:#}"));
-                }
+                Err(e) => self.report_error("render failed", format!("{e:#}")),
             }
         }
+        self.poll_jobs();
         let req = self.request();
         if self.last_request.as_ref() != Some(&req) {
             self.worker.request(req.clone());
             self.last_request = Some(req);
         }
+        self.handle_dropped_files(ctx);
+        self.handle_screenshot(ctx);
     }
 
-    fn controls_ui(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Generator");
-        ui.horizontal(|ui| {
-            ui.label("Model");
-            ui.text_edit_singleline(&mut self.state.model);
-        });
-        ui.separator();
-        ui.label("Class");
-        ui.add(egui::TextEdit::singleline(&mut self.state.class_query).hint_text("search name, wnid or index"));
-        egui::ScrollArea::vertical().max_height(180.0).show(ui, |ui| {
-            if self.num_classes == 1000 {
-                for c in crate::classes::search(&self.state.class_query, 50) {
-                    if ui.selectable_label(self.state.class == c.index, format!("{} {}", c.index, c.name())).clicked() {
-                        self.state.class = c.index;
-                    }
+    fn poll_jobs(&mut self) {
+        if let Some(p) = self.components_loading.take() {
+            match p.try_take() {
+                Ok(Ok(c)) => {
+                    self.state.components = Some(c.source.clone());
+                    self.status = Some(format!("loaded {} components from {}", c.num_components(), c.source));
+                    self.components = Some(c);
                 }
-            } else {
-                for i in 0..self.num_classes {
-                    if ui.selectable_label(self.state.class == i, format!("class {i}")).clicked() {
-                        self.state.class = i;
-                    }
+                Ok(Err(e)) => {
+                    self.state.components = None;
+                    self.report_error("cannot load components", e);
                 }
+                Err(p) => self.components_loading = Some(p),
             }
-        });
-        ui.separator();
-        ui.horizontal(|ui| {
-            ui.label("Seed");
-            if ui.button("Prev").on_hover_text("previous seed").clicked() {
-                self.state.seed = self.state.seed.saturating_sub(1);
+        }
+        if let Some(job) = self.pca.take() {
+            match job.result.try_take() {
+                Ok(Ok((c, path))) => {
+                    self.status = Some(format!("PCA done: {}", path.display()));
+                    self.state.components = Some(path.display().to_string());
+                    self.components = Some(c);
+                }
+                Ok(Err(e)) if e == "cancelled" => self.status = Some("PCA cancelled".into()),
+                Ok(Err(e)) => self.report_error("PCA failed", e),
+                Err(result) => self.pca = Some(PcaJob { result, ..job }),
             }
-            ui.add(egui::DragValue::new(&mut self.state.seed));
-            if ui.button("Next").on_hover_text("next seed").clicked() {
-                self.state.seed += 1;
+        }
+        if let Some(d) = self.dialog.take() {
+            match d.try_take() {
+                Ok(Some((kind, path))) => self.open_path(kind, path),
+                Ok(None) => {}
+                Err(d) => self.dialog = Some(d),
             }
-        });
-        ui.add(egui::Slider::new(&mut self.state.truncation, 0.02..=1.0).step_by(0.02).text("Truncation"));
-        ui.separator();
-        ui.label(format!("Device: {}", self.device_name));
-        if let Some(ms) = self.render_ms {
-            ui.label(format!("Render: {ms:.1} ms"));
         }
     }
-}
 
-fn render(cache: &mut Option<(String, BigGan)>, device: &Device, req: RenderRequest) -> anyhow::Result<Rendered> {
-    if cache.as_ref().is_none_or(|(name, _)| *name != req.model) {
-        *cache = None;
-        let m = load::load(&req.model, device)?;
-        *cache = Some((req.model.clone(), m));
+    /// Acts on a path chosen in a dialog or dropped on the window.
+    pub fn open_path(&mut self, kind: DialogKind, path: PathBuf) {
+        match kind {
+            DialogKind::ModelFolder | DialogKind::ModelFile => {
+                self.state.model = path.display().to_string();
+            }
+            DialogKind::Components => self.components_loading = Some(pca_job::load(path)),
+            DialogKind::CaptureDir => self.state.capture_dir = Some(path.display().to_string()),
+        }
     }
-    let Some((_, model)) = cache.as_ref() else { anyhow::bail!("no model") };
-    let class = req.class.min(model.cfg.num_classes - 1);
-    let z = crate::noise::truncated_noise(req.seed, 1, model.cfg.z_dim, req.truncation, device)?;
-    let cv = crate::classes::one_hot(&[class], model.cfg.num_classes, device)?;
-    let out = model.forward(&z, &cv, req.truncation)?;
-    let image = crate::imageio::images_from_tensor(&out)?.remove(0);
-    Ok(Rendered { image, model_name: req.model, num_classes: model.cfg.num_classes })
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().filter_map(|f| f.path.clone()).collect());
+        for p in dropped {
+            let kind = match p.extension().and_then(|e| e.to_str()) {
+                Some("npz") => DialogKind::Components,
+                _ if p.is_dir() => DialogKind::ModelFolder,
+                _ => DialogKind::ModelFile,
+            };
+            self.open_path(kind, p);
+        }
+    }
+
+    fn handle_screenshot(&mut self, ctx: &egui::Context) {
+        let shots: Vec<Arc<egui::ColorImage>> = ctx.input(|i| {
+            i.raw
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::Screenshot { image, .. } => Some(image.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        for img in shots {
+            if let Some(path) = self.screenshot_to.take() {
+                match super::capture::save_screenshot(&img, &path) {
+                    Ok(()) => self.status = Some(format!("saved window to {}", path.display())),
+                    Err(e) => self.report_error("cannot save the window", format!("{e:#}")),
+                }
+            }
+        }
+    }
+
+    /// Opens a native file dialog on a helper thread (rfd blocks).
+    pub(super) fn open_dialog(&mut self, kind: DialogKind) {
+        if self.dialog.is_some() {
+            return;
+        }
+        self.dialog = Some(Promise::spawn_thread("intervene-dialog", move || {
+            let d = rfd::FileDialog::new();
+            let picked = match kind {
+                DialogKind::ModelFolder => d.set_title("Open a BigGAN-deep folder").pick_folder(),
+                DialogKind::ModelFile => d
+                    .set_title("Open BigGAN-deep weights")
+                    .add_filter("weights", &["bin", "pth", "pt", "safetensors"])
+                    .pick_file(),
+                DialogKind::Components => {
+                    d.set_title("Open GANSpace components").add_filter("components", &["npz"]).pick_file()
+                }
+                DialogKind::CaptureDir => d.set_title("Folder for captures").pick_folder(),
+            };
+            picked.map(|p| (kind, p))
+        }));
+    }
+
+    /// Saves the frame on screen (image/grid, z.npy, JSON with the regenerating command).
+    pub fn capture(&mut self) {
+        let Some(r) = &self.shown else {
+            self.status = Some("nothing to capture yet".into());
+            return;
+        };
+        let dir = self.state.capture_dir.clone().map(PathBuf::from).unwrap_or_else(super::capture::default_dir);
+        let stem = super::capture::stem(&dir, r);
+        match super::capture::save(r, &stem) {
+            Ok(json) => self.status = Some(format!("captured {}", json.display())),
+            Err(e) => self.report_error("capture failed", format!("{e:#}")),
+        }
+    }
+
+    /// Asks the renderer for a screenshot of the whole window (saved when it arrives).
+    pub(super) fn capture_window(&mut self, ctx: &egui::Context) {
+        let dir = self.state.capture_dir.clone().map(PathBuf::from).unwrap_or_else(super::capture::default_dir);
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        self.screenshot_to = Some(dir.join(format!("window-{ms}.png")));
+        ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
+    }
+
+    /// Starts GANSpace's PCA for the open model and class (a background job).
+    pub fn start_pca(&mut self) {
+        if self.pca.is_some() {
+            return;
+        }
+        let comps = MAX_SLIDERS.min(self.info.as_ref().map_or(MAX_SLIDERS, |i| i.z_dim));
+        let n = self.state.pca_samples.max(comps + 1);
+        let out = pca_job::cache_path(&self.state.model, self.state.class, comps, n);
+        if out.is_file() {
+            self.components_loading = Some(pca_job::load(out));
+            return;
+        }
+        let cfg = PcaJob::default_config(n, comps, self.state.truncation, 0);
+        self.pca = Some(PcaJob::start(self.state.model.clone(), self.state.class, cfg, out, self.cpu));
+    }
+
+    fn central_ui(&mut self, ui: &mut egui::Ui) {
+        if let Some(err) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, format!("Error: {err}"));
+        }
+        if let Some(tex) = &self.texture {
+            let side = ui.available_width().min(ui.available_height()).max(64.0);
+            ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(side, side)));
+        } else if self.error.is_none() {
+            ui.spinner();
+        }
+        if self.worker.busy(self.shown_id) || self.job_running() || self.dialog.is_some() {
+            ui.ctx().request_repaint_after(Duration::from_millis(16));
+        }
+    }
 }
 
 impl eframe::App for StudioApp {
@@ -206,21 +358,15 @@ impl eframe::App for StudioApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::Panel::left("controls").default_size(300.0).show(ui, |ui| self.controls_ui(ui));
-        egui::CentralPanel::default().show(ui, |ui| {
-            if let Some(err) = &self.error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {err}"));
-            }
-            if let Some(tex) = &self.texture {
-                let side = ui.available_width().min(ui.available_height()).max(64.0);
-                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(side, side)));
-            } else {
-                ui.spinner();
-            }
-            if self.worker.busy(self.shown_id) {
-                ui.ctx().request_repaint_after(Duration::from_millis(50));
-            }
+        egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        egui::Panel::left("controls").default_size(290.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.controls_ui(ui));
         });
+        egui::Panel::right("steering").default_size(330.0).show(ui, |ui| self.steering_ui(ui));
+        if self.state.show_perf {
+            egui::Panel::bottom("performance").default_size(150.0).show(ui, |ui| self.perf_ui(ui));
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -228,7 +374,9 @@ impl eframe::App for StudioApp {
     }
 }
 
-/// FNV-1a over the displayed pixels: a cheap identity for "which frame is on screen".
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+fn push(q: &mut VecDeque<f64>, v: f64) {
+    q.push_back(v);
+    while q.len() > HISTORY {
+        q.pop_front();
+    }
 }

@@ -1,8 +1,25 @@
 //! The studio window (egui + eframe on wgpu).
 //!
-//! `app` holds the runtime state and panels; `worker` runs networks off the UI thread.
+//! | module | concern |
+//! |---|---|
+//! | [`app`] | the application: runtime state, job polling, layout |
+//! | [`state`] | persisted settings (model, class, seed, sliders, saved directions) |
+//! | [`controls`] | menu bar and generator controls |
+//! | [`steering`] | components (file or PCA job), edit mode, layer range, sliders |
+//! | [`perf`] | performance pane (render ms, FPS, frame-time plot, device, model size) |
+//! | [`render`] | the worker-side renderer (model cache + steering cache) |
+//! | [`pca_job`] | background PCA / component loading |
+//! | [`capture`] | saving frames so the CLI regenerates them bit for bit |
+//! | [`worker`] | the newest-wins render thread |
 
 pub mod app;
+pub mod capture;
+pub mod controls;
+pub mod pca_job;
+pub mod perf;
+pub mod render;
+pub mod state;
+pub mod steering;
 pub mod worker;
 
 pub use app::StudioApp;
@@ -27,4 +44,9 @@ pub fn run(args: GuiArgs) -> anyhow::Result<()> {
     };
     eframe::run_native("intervene", options, Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, args)))))
         .map_err(|e| anyhow::anyhow!("the window could not start: {e}"))
+}
+
+/// FNV-1a: a cheap identity for pixels on screen and for cache-file tags.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }

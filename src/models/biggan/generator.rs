@@ -91,6 +91,20 @@ impl BigGan {
         &self.device
     }
 
+    /// Parameters as loaded (spectral norm folded, only the 3 RGB output channels kept).
+    pub fn num_parameters(&self) -> usize {
+        let t = |x: &Tensor| x.elem_count();
+        let g = &self.generator;
+        let mut n = t(&self.embeddings) + t(&g.gen_z_weight) + t(&g.gen_z_bias);
+        for l in &g.layers {
+            n += match l {
+                Layer::Block(b) => b.param_bytes() / 4,
+                Layer::Attention(a) => a.param_bytes() / 4,
+            };
+        }
+        n
+    }
+
     /// gen_z + every `generator.layers` entry (attention included).
     pub fn num_stages(&self) -> usize {
         self.generator.layers.len() + 1

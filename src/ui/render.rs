@@ -1,0 +1,132 @@
+//! The render side of the studio: what the UI asks for, what comes back, and the worker-owned
+//! state (loaded model, steering cache) that turns one into the other.
+//!
+//! Runs only on the render worker thread; the UI thread never touches a network.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use candle_core::Device;
+
+use crate::imageio::RgbImage;
+use crate::models::biggan::{load, BigGan};
+use crate::steer::{Components, Edit, EditMode, Steerer};
+
+/// One frame the UI wants.
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    pub model: String,
+    pub class: usize,
+    /// First seed; the grid shows `seed..seed + batch` (row i of the noise depends on seed + i only).
+    pub seed: u64,
+    pub batch: usize,
+    pub truncation: f64,
+    pub components: Option<Arc<Components>>,
+    pub edits: Vec<Edit>,
+    pub mode: EditMode,
+}
+
+impl PartialEq for RenderRequest {
+    fn eq(&self, o: &Self) -> bool {
+        let same_comps = match (&self.components, &o.components) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same_comps
+            && self.model == o.model
+            && self.class == o.class
+            && self.seed == o.seed
+            && self.batch == o.batch
+            && self.truncation.to_bits() == o.truncation.to_bits()
+            && self.edits == o.edits
+            && self.mode == o.mode
+    }
+}
+
+/// Facts about the loaded model, for the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub query: String,
+    pub parameters: usize,
+    pub num_classes: usize,
+    pub num_latents: usize,
+    pub z_dim: usize,
+    pub resolution: usize,
+}
+
+/// A finished frame.
+pub struct Rendered {
+    pub images: Vec<RgbImage>,
+    /// The base latents `batch × z_dim` (before edits), for capture.
+    pub z: Vec<f32>,
+    pub info: ModelInfo,
+    /// The stage the steering cache restarted at (0 = full forward).
+    pub resume_stage: Option<usize>,
+    pub num_stages: usize,
+    /// The request that produced it (captures write exactly this).
+    pub request: RenderRequest,
+}
+
+/// The worker's state: the open model and its steering cache.
+pub struct Renderer {
+    device: Device,
+    open: Option<(String, Steerer)>,
+}
+
+impl Renderer {
+    pub fn new(device: Device) -> Self {
+        Self { device, open: None }
+    }
+
+    fn steerer(&mut self, query: &str) -> anyhow::Result<&mut Steerer> {
+        if self.open.as_ref().is_none_or(|(q, _)| q != query) {
+            self.open = None; // free the old model before loading the next
+            let model: BigGan = load::load(query, &self.device)?;
+            self.open = Some((query.to_string(), Steerer::new(model)));
+        }
+        let Some((_, s)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
+        Ok(s)
+    }
+
+    /// Renders one request.
+    pub fn render(&mut self, req: RenderRequest) -> anyhow::Result<Rendered> {
+        let device = self.device.clone();
+        let steerer = self.steerer(&req.model)?;
+        let cfg = steerer.model().cfg.clone();
+        let info = ModelInfo {
+            query: req.model.clone(),
+            parameters: steerer.model().num_parameters(),
+            num_classes: cfg.num_classes,
+            num_latents: cfg.num_latents(),
+            z_dim: cfg.z_dim,
+            resolution: cfg.output_dim,
+        };
+        let batch = req.batch.clamp(1, 9);
+        if req.class >= cfg.num_classes {
+            anyhow::bail!("class {} does not exist: the model has {} classes", req.class, cfg.num_classes);
+        }
+        let z = crate::noise::truncated_noise(req.seed, batch, cfg.z_dim, req.truncation, &device)?;
+        let cv = crate::classes::one_hot(&vec![req.class; batch], cfg.num_classes, &device)?;
+        steerer.set_base(&z, &cv, req.truncation)?;
+        let out = match (&req.components, req.edits.is_empty()) {
+            (Some(comps), false) => {
+                comps.check_z_dim(cfg.z_dim).context("the loaded components do not fit this model")?;
+                steerer.render(comps, &req.edits, req.mode)?
+            }
+            _ => {
+                let zv = z.flatten_all()?.to_vec1::<f32>()?;
+                steerer.render_latents(vec![zv; cfg.num_latents()])?
+            }
+        };
+        let images = crate::imageio::images_from_tensor(&out)?;
+        Ok(Rendered {
+            images,
+            z: z.flatten_all()?.to_vec1::<f32>()?,
+            info,
+            resume_stage: steerer.last_resume_stage(),
+            num_stages: steerer.model().num_stages(),
+            request: req,
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! What the studio remembers across restarts (eframe storage), and the pieces of it that are
+//! plain data: saved directions and the edit list the sliders stand for.
+
+use serde::{Deserialize, Serialize};
+
+use crate::steer::{Edit, EditMode};
+
+/// Number of component sliders shown (GANSpace's viewer shows up to 80).
+pub const MAX_SLIDERS: usize = 80;
+
+/// A named direction the user saved: one component on a latent range with a strength.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedDirection {
+    pub name: String,
+    pub component: usize,
+    pub start: usize,
+    pub end: usize,
+    pub strength: f32,
+}
+
+/// Settings that persist across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StudioState {
+    pub model: String,
+    pub recent_models: Vec<String>,
+    pub class_query: String,
+    pub class: usize,
+    pub seed: u64,
+    /// Grid size 1–9 (consecutive seeds).
+    pub batch: usize,
+    pub truncation: f64,
+    /// Snap truncation to the 0.02 grid (k/50 exactly, as the BN tables are indexed).
+    pub snap_truncation: bool,
+    /// Component file in use (None: none loaded).
+    pub components: Option<String>,
+    /// One strength per component slider.
+    pub sliders: Vec<f32>,
+    /// Latent slots the sliders act on: `layer_start..layer_end`.
+    pub layer_start: usize,
+    pub layer_end: usize,
+    pub centred: bool,
+    pub pca_samples: usize,
+    pub saved: Vec<SavedDirection>,
+    pub show_perf: bool,
+    pub capture_dir: Option<String>,
+}
+
+impl Default for StudioState {
+    fn default() -> Self {
+        Self {
+            model: crate::DEFAULT_BIGGAN.to_string(),
+            recent_models: Vec::new(),
+            class_query: String::new(),
+            class: 207,
+            seed: 0,
+            batch: 1,
+            truncation: 0.4,
+            snap_truncation: true,
+            components: None,
+            sliders: vec![0.0; MAX_SLIDERS],
+            layer_start: 0,
+            layer_end: usize::MAX,
+            centred: false,
+            pca_samples: 20_000,
+            saved: Vec::new(),
+            show_perf: true,
+            capture_dir: None,
+        }
+    }
+}
+
+impl StudioState {
+    pub fn mode(&self) -> EditMode {
+        if self.centred {
+            EditMode::Centred
+        } else {
+            EditMode::Additive
+        }
+    }
+
+    /// The latent range clamped to a model with `num_latents` slots (never empty).
+    pub fn layer_range(&self, num_latents: usize) -> (usize, usize) {
+        let n = num_latents.max(1);
+        let start = self.layer_start.min(n - 1);
+        let end = self.layer_end.clamp(start + 1, n);
+        (start, end)
+    }
+
+    /// The edits the sliders stand for: every non-zero slider on the current latent range.
+    pub fn edits(&self, num_components: usize, num_latents: usize) -> Vec<Edit> {
+        let (start, end) = self.layer_range(num_latents);
+        self.sliders
+            .iter()
+            .enumerate()
+            .take(num_components)
+            .filter(|(_, s)| **s != 0.0)
+            .map(|(component, &strength)| Edit { component, start, end, strength })
+            .collect()
+    }
+
+    /// Remembers `model` at the front of the recent list (at most 8, no duplicates).
+    pub fn push_recent(&mut self, model: &str) {
+        self.recent_models.retain(|m| m != model);
+        self.recent_models.insert(0, model.to_string());
+        self.recent_models.truncate(8);
+    }
+
+    /// `t` on the 0.02 grid: `round(50·t) / 50`, the same double as the literal (e.g. 0.06).
+    pub fn snapped(t: f64) -> f64 {
+        ((t * 50.0).round() / 50.0).clamp(0.02, 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapping_gives_the_same_double_as_the_decimal_literal() {
+        for k in 1..=50u32 {
+            let literal: f64 = format!("{:.2}", k as f64 / 50.0).parse().unwrap_or(f64::NAN);
+            assert_eq!(StudioState::snapped(literal + 0.004).to_bits(), literal.to_bits(), "k = {k}");
+        }
+    }
+
+    #[test]
+    fn edits_are_the_non_zero_sliders_on_the_clamped_range() {
+        let mut s = StudioState::default();
+        s.sliders[3] = 1.5;
+        s.sliders[70] = -2.0;
+        s.layer_start = 2;
+        let e = s.edits(80, 5);
+        assert_eq!(e, vec![Edit { component: 3, start: 2, end: 5, strength: 1.5 }, Edit {
+            component: 70,
+            start: 2,
+            end: 5,
+            strength: -2.0
+        }]);
+        // Components beyond the file's count are ignored.
+        assert_eq!(s.edits(10, 5).len(), 1);
+    }
+}
