@@ -11,6 +11,7 @@
 //! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
 //! | [`explain`] | why a classifier decides (GradCAM family) and GenInt's log P(x|z) estimate |
+//! | [`steer`] | GANSpace PCA for BigGAN, component files, latent edits, cached re-rendering |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
 //! | [`cli`] | the command-line front end (clap) |
 //! | `ui` | the egui/eframe studio (feature `gui`) |
@@ -25,6 +26,7 @@ pub mod imageio;
 pub mod models;
 pub mod noise;
 pub mod ops;
+pub mod steer;
 #[cfg(feature = "gui")]
 pub mod ui;
 

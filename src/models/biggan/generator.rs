@@ -219,6 +219,12 @@ impl BigGan {
         y.reshape((b, 4, 4, c))?.permute((0, 3, 1, 2))?.contiguous()
     }
 
+    /// `gen_z`'s SN-Linear output `(b, 16·ch·16)` before the NHWC reshape: the activation
+    /// GANSpace's PCA reads at `generator.gen_z`.
+    pub fn gen_z_raw(&self, cond: &Tensor) -> Result<Tensor> {
+        cond.matmul(&self.generator.gen_z_weight.t()?)?.broadcast_add(&self.generator.gen_z_bias)
+    }
+
     /// Final BN → ReLU → conv_to_rgb (3 channels) → tanh.
     pub fn head(&self, h: &Tensor, stats: StatsIndex) -> Result<Tensor> {
         let b = h.dim(0)?;
