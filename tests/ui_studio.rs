@@ -7,8 +7,12 @@ use egui_kittest::Harness;
 use intervene::ui::app::{StudioApp, StudioState};
 
 fn harness(state: StudioState) -> Harness<'static, StudioApp> {
+    // PCA results are cached on disk: keep them out of the user's cache.
+    let cache = std::env::temp_dir().join(format!("intervene-ui-test-cache-{}", std::process::id()));
+    // SAFETY: set before any thread of this test reads it; every test sets the same value.
+    unsafe { std::env::set_var("INTERVENE_CACHE", &cache) };
     Harness::builder()
-        .with_size([1100.0, 760.0])
+        .with_size([1280.0, 820.0])
         .build_eframe(move |cc| StudioApp::with_state(cc.egui_ctx.clone(), state, true))
 }
 
@@ -17,7 +21,7 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
     let start = Instant::now();
     while !done(h.state()) {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_secs(120),
             "timed out waiting for {what} (error shown: {:?})",
             h.state().error()
         );
@@ -25,6 +29,19 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
         std::thread::sleep(Duration::from_millis(10));
     }
     h.step();
+}
+
+/// Waits until the image on screen is the one for the current settings.
+fn settle(h: &mut Harness<'static, StudioApp>, what: &str) {
+    step_until(h, what, |a| {
+        a.shown().is_some_and(|r| r.request.seed == a.state.seed && r.request.class == a.state.class)
+    });
+    // One more round trip so a request posted in the last frame is answered too.
+    for _ in 0..3 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    step_until(h, what, |a| a.shown().is_some());
 }
 
 #[test]
@@ -51,4 +68,136 @@ fn a_bad_model_path_shows_an_error_and_the_app_keeps_running() {
     // Switching back to the bundled model recovers.
     h.state_mut().state.model = intervene::DEFAULT_BIGGAN.into();
     step_until(&mut h, "an image after recovering", |a| a.shown_image_hash().is_some() && a.error().is_none());
+}
+
+#[test]
+fn a_corrupt_weights_file_shows_an_error_naming_it() {
+    let dir = std::env::temp_dir().join(format!("intervene-ui-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/biggan-deep-tiny-128/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
+    let mut state = StudioState::default();
+    state.model = dir.display().to_string();
+    let mut h = harness(state);
+    step_until(&mut h, "the error", |a| a.error().is_some());
+    let err = h.state().error().unwrap_or_default().to_string();
+    assert!(err.contains("model.safetensors"), "the error names the file: {err}");
+    h.state_mut().state.model = intervene::DEFAULT_BIGGAN.into();
+    step_until(&mut h, "recovery", |a| a.shown_image_hash().is_some() && a.error().is_none());
+}
+
+#[test]
+fn typing_a_class_name_and_picking_it_changes_the_class() {
+    let mut h = harness(StudioState::default());
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    let before = h.state().shown_image_hash();
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search").type_text("goldfish");
+    h.run_steps(2);
+    h.get_by_label("1 goldfish").click();
+    h.run_steps(1);
+    assert_eq!(h.state().state.class, 1);
+    step_until(&mut h, "the goldfish image", |a| a.shown().is_some_and(|r| r.request.class == 1));
+    assert_ne!(h.state().shown_image_hash(), before, "a new class renders a new image");
+}
+
+#[test]
+fn pca_from_the_ui_then_dragging_a_component_slider_changes_the_image_and_capture_regenerates_it() {
+    let mut state = StudioState::default();
+    state.pca_samples = 600;
+    let mut h = harness(state);
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    h.get_by_label("Compute PCA").click();
+    step_until(&mut h, "the PCA job", |a| a.components().is_some() && !a.job_running());
+    assert!(h.state().error().is_none(), "{:?}", h.state().error());
+    settle(&mut h, "the unedited image");
+    let before = h.state().shown_image_hash();
+
+    // Drag slider PC0 to the right with the pointer, as a user would.
+    let label = format!("PC0 ({:.1}%)", 100.0 * h.state().components().unwrap().var_ratio[0]);
+    let rect = h.get_by_role_and_label(egui::accesskit::Role::Slider, &label).rect();
+    let from = rect.left_center() + egui::vec2(rect.width() * 0.25, 0.0);
+    let to = from + egui::vec2(rect.width() * 0.2, 0.0);
+    h.event(egui::Event::PointerMoved(from));
+    h.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Default::default(),
+    });
+    h.step();
+    for k in 1..=5 {
+        h.event(egui::Event::PointerMoved(from + (to - from) * (k as f32 / 5.0)));
+        h.step();
+    }
+    h.event(egui::Event::PointerButton {
+        pos: to,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Default::default(),
+    });
+    h.step();
+    let strength = h.state().state.sliders[0];
+    assert!(strength != 0.0, "the drag moved PC0 (value {strength})");
+    step_until(&mut h, "the edited image", |a| {
+        a.shown().is_some_and(|r| r.request.edits.iter().any(|e| e.component == 0 && e.strength == strength))
+    });
+    assert_ne!(h.state().shown_image_hash(), before, "the edit changed the image");
+
+    // Capture writes z.npy + JSON whose command reproduces the pixels through the CLI.
+    let dir = std::env::temp_dir().join(format!("intervene-ui-capture-{}", std::process::id()));
+    h.state_mut().state.capture_dir = Some(dir.display().to_string());
+    h.state_mut().capture();
+    let status = h.state().status().unwrap_or_default().to_string();
+    assert!(status.starts_with("captured "), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(status.trim_start_matches("captured ")).unwrap()).unwrap();
+    let cmd = json["command"].as_str().unwrap().to_string();
+    assert!(cmd.starts_with("intervene steer "), "{cmd}");
+    let args: Vec<String> = shell_words(&cmd)[1..].to_vec();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_intervene")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let regenerated = args.iter().skip_while(|a| *a != "--out").nth(1).unwrap();
+    let shown = image::open(dir.join(json["image"].as_str().unwrap())).unwrap().to_rgb8();
+    let again = image::open(regenerated).unwrap().to_rgb8();
+    assert_eq!(shown.as_raw(), again.as_raw(), "the CLI regenerates the captured frame bit for bit");
+}
+
+#[test]
+fn the_window_matches_its_snapshot() {
+    let mut h = harness(StudioState::default());
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    h.state_mut().state.show_perf = false; // timings differ run to run
+    h.run_steps(3);
+    h.snapshot("studio_default");
+}
+
+/// Splits a command line written by `capture::command_line` (single-quoted words only).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            _ => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }

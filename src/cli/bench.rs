@@ -1,7 +1,6 @@
 //! `intervene bench`: speed and memory of the runtimes, with random weights in memory.
 
 use anyhow::bail;
-use candle_core::Tensor;
 
 use crate::bench::{peak_rss_mib, time_median_ms, RandomWeights};
 use crate::models::biggan::{BigGan, BigGanConfig};

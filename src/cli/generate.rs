@@ -60,29 +60,50 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     }
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
-    let z = match &a.z {
-        Some(p) => crate::imageio::load_npy(p)?.to_device(&device)?,
-        None => {
-            if a.batch == 0 {
-                bail!("--batch must be at least 1");
-            }
-            crate::noise::truncated_noise(a.seed, a.batch, model.cfg.z_dim, a.truncation, &device)?
-        }
-    };
-    let (b, zd) = z.dims2().context("--z must be a 2-D array [B, z_dim]")?;
-    if zd != model.cfg.z_dim {
-        bail!("--z has {zd} columns but the model's z_dim is {}", model.cfg.z_dim);
-    }
-    let class_vec = class_vectors(&model, &a, b)?;
+    let z = latents(&model, a.z.as_deref(), a.seed, a.batch, a.truncation)?;
+    let b = z.dim(0)?;
+    let class_vec = class_vectors(&model, &a.classes, a.class_vector.as_deref(), b)?;
     let out = model.forward(&z, &class_vec, a.truncation)?;
     write_outputs(&out, a.out.as_deref(), a.raw.as_deref())
 }
 
 /// Builds the `(b, num_classes)` class matrix from --class / --class-vector.
-fn class_vectors(model: &BigGan, a: &GenerateArgs, b: usize) -> anyhow::Result<Tensor> {
+/// z `[B, z_dim]` from `--z Z.npy`, else truncated noise from `--seed` (row i from seed + i).
+pub fn latents(
+    model: &BigGan,
+    z: Option<&std::path::Path>,
+    seed: u64,
+    batch: usize,
+    truncation: f64,
+) -> anyhow::Result<Tensor> {
+    let device = model.device();
+    let z = match z {
+        Some(p) => crate::imageio::load_npy(p)?.to_dtype(DType::F32)?.to_device(device)?,
+        None => {
+            if batch == 0 {
+                bail!("--batch must be at least 1");
+            }
+            crate::noise::truncated_noise(seed, batch, model.cfg.z_dim, truncation, device)?
+        }
+    };
+    let (_, zd) = z.dims2().context("--z must be a 2-D array [B, z_dim]")?;
+    if zd != model.cfg.z_dim {
+        bail!("--z has {zd} columns but the model's z_dim is {}", model.cfg.z_dim);
+    }
+    Ok(z)
+}
+
+/// Class vectors `[b, num_classes]` from `--class-vector` or `--class` names/indices (one for
+/// all samples or one per sample); class 0 when neither is given.
+pub fn class_vectors(
+    model: &BigGan,
+    classes: &[String],
+    class_vector: Option<&std::path::Path>,
+    b: usize,
+) -> anyhow::Result<Tensor> {
     let n = model.cfg.num_classes;
     let dev = model.device();
-    if let Some(p) = &a.class_vector {
+    if let Some(p) = class_vector {
         let cv = crate::imageio::load_npy(p)?;
         let (cb, cn) = cv.dims2().context("--class-vector must be [B, num_classes]")?;
         if cn != n || cb != b {
@@ -90,7 +111,7 @@ fn class_vectors(model: &BigGan, a: &GenerateArgs, b: usize) -> anyhow::Result<T
         }
         return Ok(cv.to_dtype(DType::F32)?.to_device(dev)?);
     }
-    let names = if a.classes.is_empty() { vec!["0".to_string()] } else { a.classes.clone() };
+    let names = if classes.is_empty() { vec!["0".to_string()] } else { classes.to_vec() };
     let ids = names
         .iter()
         .map(|c| crate::classes::resolve(c, n).map_err(anyhow::Error::msg))

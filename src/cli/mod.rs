@@ -10,7 +10,9 @@ pub mod bound;
 pub mod cam;
 pub mod generate;
 pub mod inspect;
+pub mod pca;
 pub mod selftest;
+pub mod steer;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
 /// sets, and see why classifiers decide.
@@ -38,6 +40,10 @@ pub enum Command {
     Gui(crate::ui::GuiArgs),
     /// Generate images from a BigGAN-deep model.
     Generate(generate::GenerateArgs),
+    /// Steer a model along principal directions (GANSpace additive or GenInt centred edits).
+    Steer(steer::SteerArgs),
+    /// Compute GANSpace principal directions for a model and class (.npz).
+    Pca(pca::PcaArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family).
@@ -89,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "gui")]
         Some(Command::Gui(a)) => crate::ui::run(a),
         Some(Command::Generate(a)) => generate::run(a),
+        Some(Command::Steer(a)) => steer::run(a),
+        Some(Command::Pca(a)) => pca::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bound(a)) => bound::run(a),

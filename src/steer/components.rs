@@ -28,8 +28,8 @@ pub const KEYS: [&str; 8] =
 /// Why a component file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentsError {
-    #[error("cannot open components {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("cannot open components {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("{path} is not a GANSpace component file (.npz): {msg}")]
     Format { path: String, msg: String },
     #[error("{path} lacks the array '{key}' (a GANSpace component file holds {all}; found: {found})")]
@@ -250,7 +250,7 @@ impl Components {
 fn map_npz(path: &Path, e: NpzError) -> ComponentsError {
     let p = path.display().to_string();
     match e {
-        NpzError::Io(source) => ComponentsError::Io { path: p, source },
+        NpzError::Io(err) => ComponentsError::Io { path: p, err },
         NpzError::Zip(msg) => ComponentsError::Format { path: p, msg },
         NpzError::Npy { key, msg } => ComponentsError::Format { path: p, msg: format!("array '{key}': {msg}") },
     }

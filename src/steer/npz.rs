@@ -155,9 +155,18 @@ pub fn write_npz<W: Write + std::io::Seek>(w: W, entries: &[(&str, &NpyArray)]) 
 }
 
 /// Writes an `.npz` file (see [`write_npz`]).
+/// The file appears complete or not at all: written to a temporary name beside it, then renamed.
 pub fn save_npz(path: &Path, entries: &[(&str, &NpyArray)]) -> Result<(), NpzError> {
-    let f = std::fs::File::create(path)?;
-    write_npz(std::io::BufWriter::new(f), entries)
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let written = std::fs::File::create(&tmp)
+        .map_err(NpzError::from)
+        .and_then(|f| write_npz(std::io::BufWriter::new(f), entries))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(NpzError::from));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads every array of an `.npz` file, in archive order.

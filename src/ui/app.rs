@@ -42,7 +42,7 @@ pub struct StudioApp {
     pub(super) pca: Option<PcaJob>,
     pub(super) dialog: Option<Promise<Option<(DialogKind, PathBuf)>>>,
     pub(super) new_direction_name: String,
-    pub(super) screenshot_to: Option<PathBuf>,
+    pub(super) screenshot_rx: Option<std::sync::mpsc::Receiver<Result<PathBuf, String>>>,
     pub(super) status: Option<String>,
 }
 
@@ -95,7 +95,7 @@ impl StudioApp {
             pca: None,
             dialog: None,
             new_direction_name: String::new(),
-            screenshot_to: None,
+            screenshot_rx: None,
             status: None,
         }
     }
@@ -193,7 +193,7 @@ impl StudioApp {
             self.last_request = Some(req);
         }
         self.handle_dropped_files(ctx);
-        self.handle_screenshot(ctx);
+        self.handle_screenshot();
     }
 
     fn poll_jobs(&mut self) {
@@ -211,16 +211,15 @@ impl StudioApp {
                 Err(p) => self.components_loading = Some(p),
             }
         }
-        if let Some(job) = self.pca.take() {
-            match job.result.try_take() {
-                Ok(Ok((c, path))) => {
+        if let Some(job) = self.pca.take_if(|j| j.result.ready().is_some()) {
+            match job.result.block_and_take() {
+                Ok((c, path)) => {
                     self.status = Some(format!("PCA done: {}", path.display()));
                     self.state.components = Some(path.display().to_string());
                     self.components = Some(c);
                 }
-                Ok(Err(e)) if e == "cancelled" => self.status = Some("PCA cancelled".into()),
-                Ok(Err(e)) => self.report_error("PCA failed", e),
-                Err(result) => self.pca = Some(PcaJob { result, ..job }),
+                Err(e) if e == "cancelled" => self.status = Some("PCA cancelled".into()),
+                Err(e) => self.report_error("PCA failed", e),
             }
         }
         if let Some(d) = self.dialog.take() {
@@ -244,7 +243,7 @@ impl StudioApp {
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().filter_map(|f| f.path.clone()).collect());
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         for p in dropped {
             let kind = match p.extension().and_then(|e| e.to_str()) {
                 Some("npz") => DialogKind::Components,
@@ -255,25 +254,15 @@ impl StudioApp {
         }
     }
 
-    fn handle_screenshot(&mut self, ctx: &egui::Context) {
-        let shots: Vec<Arc<egui::ColorImage>> = ctx.input(|i| {
-            i.raw
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    egui::Event::Screenshot { image, .. } => Some(image.clone()),
-                    _ => None,
-                })
-                .collect()
-        });
-        for img in shots {
-            if let Some(path) = self.screenshot_to.take() {
-                match super::capture::save_screenshot(&img, &path) {
-                    Ok(()) => self.status = Some(format!("saved window to {}", path.display())),
-                    Err(e) => self.report_error("cannot save the window", format!("{e:#}")),
-                }
-            }
+    fn handle_screenshot(&mut self) {
+        let Some(rx) = &self.screenshot_rx else { return };
+        match rx.try_recv() {
+            Ok(Ok(path)) => self.status = Some(format!("saved window to {}", path.display())),
+            Ok(Err(e)) => self.report_error("cannot save the window", e),
+            Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {}
         }
+        self.screenshot_rx = None;
     }
 
     /// Opens a native file dialog on a helper thread (rfd blocks).
@@ -316,8 +305,19 @@ impl StudioApp {
     pub(super) fn capture_window(&mut self, ctx: &egui::Context) {
         let dir = self.state.capture_dir.clone().map(PathBuf::from).unwrap_or_else(super::capture::default_dir);
         let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        self.screenshot_to = Some(dir.join(format!("window-{ms}.png")));
-        ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
+        let path = dir.join(format!("window-{ms}.png"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.screenshot_rx = Some(rx);
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |img| {
+            let r = std::fs::create_dir_all(&dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| super::capture::save_screenshot(&img, &path))
+                .map(|()| path)
+                .map_err(|e| format!("{e:#}"));
+            let _ = tx.send(r);
+            repaint.request_repaint();
+        });
     }
 
     /// Starts GANSpace's PCA for the open model and class (a background job).
@@ -346,7 +346,7 @@ impl StudioApp {
         } else if self.error.is_none() {
             ui.spinner();
         }
-        if self.worker.busy(self.shown_id) || self.job_running() || self.dialog.is_some() {
+        if self.worker.busy(self.shown_id) || self.job_running() || self.dialog.is_some() || self.screenshot_rx.is_some() {
             ui.ctx().request_repaint_after(Duration::from_millis(16));
         }
     }

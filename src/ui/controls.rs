@@ -50,8 +50,8 @@ impl StudioApp {
     pub(super) fn controls_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Generator");
         ui.horizontal(|ui| {
-            ui.label("Model");
-            ui.add(egui::TextEdit::singleline(&mut self.state.model).desired_width(150.0));
+            let l = ui.label("Model");
+            ui.add(egui::TextEdit::singleline(&mut self.state.model).desired_width(150.0)).labelled_by(l.id);
             if ui.button("Open…").on_hover_text("open a BigGAN-deep folder (config.json + weights)").clicked() {
                 self.open_dialog(DialogKind::ModelFolder);
             }
@@ -70,11 +70,11 @@ impl StudioApp {
         self.class_ui(ui);
         ui.separator();
         ui.horizontal(|ui| {
-            ui.label("Seed");
+            let l = ui.label("Seed");
             if ui.button("Prev").on_hover_text("previous seed").clicked() {
                 self.state.seed = self.state.seed.saturating_sub(1);
             }
-            ui.add(egui::DragValue::new(&mut self.state.seed));
+            ui.add(egui::DragValue::new(&mut self.state.seed)).labelled_by(l.id);
             if ui.button("Next").on_hover_text("next seed").clicked() {
                 self.state.seed += 1;
             }
@@ -103,11 +103,15 @@ impl StudioApp {
                 ui.strong(format!("{}", self.state.class));
             }
         });
-        ui.add(
-            egui::TextEdit::singleline(&mut self.state.class_query)
-                .hint_text("search name, wnid or index")
-                .id_salt("class search"),
-        );
+        ui.horizontal(|ui| {
+            let l = ui.label("Search");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.state.class_query)
+                    .hint_text("name, wnid or index")
+                    .id_salt("class search"),
+            )
+            .labelled_by(l.id);
+        });
         egui::ScrollArea::vertical().id_salt("classes").max_height(160.0).show(ui, |ui| {
             if n == 1000 {
                 for c in crate::classes::search(&self.state.class_query, 50) {

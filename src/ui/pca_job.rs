@@ -70,8 +70,10 @@ impl PcaJob {
                 if let Some(dir) = o2.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                out.components.save(&o2)?;
-                Ok((Arc::new(out.components), o2))
+                let mut comps = out.components;
+                comps.source = o2.display().to_string();
+                comps.save(&o2)?;
+                Ok((Arc::new(comps), o2))
             };
             run().map_err(|e| format!("{e:#}"))
         });
