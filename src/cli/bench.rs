@@ -17,6 +17,29 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// BigGAN-deep generator forward: ms per image (median after warm-up), GFLOP/s, peak RSS.
     Biggan(BigganBench),
+    /// Steering: a late-layer edit served from the stage cache vs a full forward.
+    Steer(SteerBench),
+}
+
+/// Steering-cache timing: edits that start in the last third of the latent slots.
+#[derive(clap::Args, Debug)]
+pub struct SteerBench {
+    /// Configuration: deep-128, deep-256, deep-512 or a hub config.json path.
+    #[arg(long, value_name = "NAME", default_value = "deep-128")]
+    pub config: String,
+    /// First latent slot the edit changes (default: the first slot read in the last third of
+    /// `generator.layers`, attention included, i.e. slot 9 of 11 for deep-128).
+    #[arg(long, value_name = "SLOT")]
+    pub start: Option<usize>,
+    /// Timed runs (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub runs: usize,
+    /// One JSON object on stdout (config, full_ms, edit_ms, speedup, start, resume_stage, …).
+    #[arg(long)]
+    pub json: bool,
+    /// Run on the CPU even when a GPU is available.
+    #[arg(long)]
+    pub cpu: bool,
 }
 
 /// BigGAN-deep forward timing.
@@ -48,17 +71,93 @@ pub struct BigganBench {
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     match a.what {
         BenchWhat::Biggan(b) => biggan(b),
+        BenchWhat::Steer(b) => steer(b),
     }
+}
+
+fn config(name: &str) -> anyhow::Result<BigGanConfig> {
+    match BigGanConfig::preset(name) {
+        Some(c) => Ok(c),
+        None if std::path::Path::new(name).is_file() => Ok(BigGanConfig::from_file(std::path::Path::new(name))?),
+        None => bail!("unknown config '{name}': use deep-128, deep-256, deep-512 or a config.json path"),
+    }
+}
+
+fn steer(a: SteerBench) -> anyhow::Result<()> {
+    use crate::steer::{Components, Edit, EditMode, Steerer};
+    let device = crate::device::select(a.cpu);
+    let cfg = config(&a.config)?;
+    let model = BigGan::new(RandomWeights::var_builder(1, &device), &cfg)?;
+    let slots = cfg.num_latents();
+    let layers = cfg.layers.len() + usize::from(cfg.attention_layer_position < cfg.layers.len());
+    let last_third = (2 * layers).div_ceil(3);
+    let default_start = (1 + last_third..model.num_stages()).find_map(|st| model.latent_of_stage(st)).unwrap_or(slots - 1);
+    let start = a.start.unwrap_or(default_start).min(slots - 1);
+    // One random unit direction is enough: the cost does not depend on which direction.
+    let zd = cfg.z_dim;
+    let mut dir: Vec<f32> = (0..zd).map(|i| ((i * 7919 % 101) as f32 - 50.0) / 50.0).collect();
+    let norm = dir.iter().map(|v| v * v).sum::<f32>().sqrt();
+    dir.iter_mut().for_each(|v| *v /= norm);
+    let comps = Components {
+        act_shape: vec![1, 1],
+        act_comp: vec![1.0],
+        act_mean: vec![0.0],
+        act_stdev: vec![1.0],
+        lat_comp: dir,
+        lat_mean: vec![0.0; zd],
+        lat_stdev: vec![1.0],
+        var_ratio: vec![1.0],
+        random_stdevs: vec![1.0],
+        source: "<bench>".into(),
+    };
+    let z = crate::noise::truncated_noise(0, 1, zd, 0.4, &device)?;
+    let cv = crate::classes::one_hot(&[207], cfg.num_classes, &device)?;
+    let mut s = Steerer::new(model);
+    s.set_base(&z, &cv, 0.4)?;
+    let (full_ms, _) = time_median_ms(1, a.runs, || {
+        s.clear_cache();
+        let y = s.render(&comps, &[], EditMode::Additive).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        device.synchronize()?;
+        drop(y);
+        Ok(())
+    })?;
+    let mut k = 0u32;
+    let mut resume = None;
+    let (edit_ms, _) = time_median_ms(1, a.runs, || {
+        // A new strength each time, as a slider drag produces.
+        k += 1;
+        let e = Edit { component: 0, start, end: slots, strength: 0.1 * k as f32 };
+        let y = s.render(&comps, &[e], EditMode::Additive).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        device.synchronize()?;
+        resume = s.last_resume_stage();
+        drop(y);
+        Ok(())
+    })?;
+    let speedup = full_ms / edit_ms;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": a.config, "device": crate::device::describe(&device), "full_ms": full_ms, "edit_ms": edit_ms,
+                "speedup": speedup, "start": start, "slots": slots, "resume_stage": resume, "stages": s.model().num_stages(),
+            })
+        );
+    } else {
+        println!(
+            "steer {}: full forward {full_ms:.1} ms, edit of slots {start}..{slots} {edit_ms:.1} ms ({speedup:.2}× faster; restarts at stage {} of {})  [{}]",
+            a.config,
+            resume.unwrap_or(0),
+            s.model().num_stages(),
+            crate::device::describe(&device)
+        );
+    }
+    Ok(())
 }
 
 fn biggan(a: BigganBench) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
     for name in &a.config {
-        let cfg = match BigGanConfig::preset(name) {
-            Some(c) => c,
-            None if std::path::Path::new(name).is_file() => BigGanConfig::from_file(std::path::Path::new(name))?,
-            None => anyhow::bail!("unknown config '{name}': use deep-128, deep-256, deep-512 or a config.json path"),
-        };
+        let cfg = config(name)?;
         let rw = RandomWeights::new(1);
         let weights_mib = {
             let vb = candle_nn::VarBuilder::from_backend(Box::new(rw), candle_core::DType::F32, device.clone());
