@@ -20,6 +20,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod classes;
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod explain;
 pub mod imageio;

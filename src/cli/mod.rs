@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod bound;
 pub mod cam;
+pub mod cgn;
+pub mod data;
 pub mod generate;
 pub mod inspect;
 pub mod pca;
