@@ -1,5 +1,9 @@
 //! Network runtimes, one model per file (or folder for the larger ones).
 
 pub mod biggan;
+pub mod cgn_imagenet;
 pub mod classifier;
+#[doc(hidden)]
+pub mod formula;
 pub mod mobilenet_v2;
+pub mod u2net;
