@@ -1,6 +1,10 @@
 //! Network runtimes, one model per file (or folder for the larger ones).
 
 pub mod biggan;
+pub mod cgn_imagenet;
 pub mod cgn_mnist;
 pub mod classifier;
+#[doc(hidden)]
+pub mod formula;
 pub mod mobilenet_v2;
+pub mod u2net;
