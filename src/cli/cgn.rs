@@ -1,9 +1,9 @@
 //! `intervene cgn`: counterfactual images from a Counterfactual Generative Network — a shape
 //! (mask), a texture (foreground) and a background mechanism, each with its own class.
 //!
-//! The model kind is detected from the checkpoint's keys ([`CgnModel::open`]); today that is
-//! the MNIST CGN ([`crate::models::cgn_mnist`]). An ImageNet CGN fits in as another
-//! [`CgnModel`] variant with its own parts.
+//! The model kind is detected from the checkpoint's keys ([`CgnModel::open`]): the MNIST CGN
+//! ([`crate::models::cgn_mnist`]) or the ImageNet CGN ([`crate::models::cgn_imagenet`]: four
+//! BigGAN-deep-256 generators and U²-Net, the authors' `cgn.pth` layout).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 use candle_core::{DType, Device, Tensor};
 
 use crate::imageio;
+use crate::models::cgn_imagenet::{self, CgnImageNet, CgnImageNetConfig, CgnOptions};
 use crate::models::cgn_mnist::{self, CgnMnist, Parts, Shifts};
 
 /// Generate counterfactual images from a CGN: choose the class of the shape, the texture and
@@ -60,6 +61,9 @@ pub struct CgnArgs {
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub parts: Option<PathBuf>,
     /// Run on the CPU even when a GPU is available.
+    /// Truncation of the noise and the BN tables (ImageNet CGN only; the authors use 0.5).
+    #[arg(long, value_name = "T", default_value_t = 0.5, help_heading = "Noise")]
+    pub truncation: f64,
     #[arg(long, help_heading = "Device")]
     pub cpu: bool,
 }
@@ -68,6 +72,8 @@ pub struct CgnArgs {
 pub enum CgnModel {
     /// The MNIST CGN (32×32, three small mechanisms).
     Mnist(CgnMnist),
+    /// The ImageNet CGN (four BigGAN-deep-256 generators + U²-Net, 256×256).
+    ImageNet(Box<CgnImageNet>),
 }
 
 impl CgnModel {
@@ -77,9 +83,21 @@ impl CgnModel {
         if cgn_mnist::is_cgn_mnist(&map) {
             return Ok(CgnModel::Mnist(cgn_mnist::from_tensors(map, path, device)?));
         }
+        if map.keys().any(|k| k.starts_with("f_shape.generator.")) && map.keys().any(|k| k.starts_with("u2net.")) {
+            let cfg = CgnImageNetConfig {
+                with_ground_truth: map.keys().any(|k| k.starts_with("biggan_GT.")),
+                ..CgnImageNetConfig::default()
+            };
+            let (m, report) = cgn_imagenet::build_tracked(map, &cfg, device)
+                .with_context(|| format!("{}: cannot build the ImageNet CGN", path.display()))?;
+            if !report.is_clean() {
+                tracing::warn!("{}: {report}", path.display());
+            }
+            return Ok(CgnModel::ImageNet(Box::new(m)));
+        }
         bail!(
             "{}: not a CGN checkpoint this version can run (an MNIST CGN has label_emb.weight [10, 10] and \
-             f_shape.0.weight [4096, 42]; {} tensors found)",
+             f_shape.0.weight [4096, 42]; an ImageNet CGN has f_shape.generator.* and u2net.* keys; {} tensors found)",
             path.display(),
             map.len()
         )
@@ -88,6 +106,7 @@ impl CgnModel {
     fn num_classes(&self) -> usize {
         match self {
             CgnModel::Mnist(m) => m.config.n_classes,
+            CgnModel::ImageNet(m) => m.f_shape.cfg.num_classes,
         }
     }
 }
@@ -103,7 +122,11 @@ fn parse_classes(s: &str, what: &str, n: usize) -> anyhow::Result<Vec<u32>> {
     s.split(',')
         .map(|t| {
             let t = t.trim();
-            let k: u32 = t.parse().with_context(|| format!("--{what}: {t:?} is not a class index"))?;
+            let k: u32 = if n == 1000 {
+                crate::classes::resolve(t, n).map_err(|e| anyhow::anyhow!("--{what}: {e}"))? as u32
+            } else {
+                t.parse().with_context(|| format!("--{what}: {t:?} is not a class index"))?
+            };
             if k as usize >= n {
                 bail!("--{what}: class {k} is out of range (the model has classes 0..{})", n - 1);
             }
@@ -185,6 +208,31 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
                 write_parts(&parts, &u, &shifts, &[&ys, &yt, &yb], dir)?;
             }
         }
+        CgnModel::ImageNet(m) => {
+            if a.shift.is_some() {
+                bail!("--shift applies to the MNIST CGN's texture shift; the ImageNet CGN has none");
+            }
+            if !(a.truncation > 0.0 && a.truncation <= 1.0) {
+                bail!("--truncation must lie in (0, 1], got {}", a.truncation);
+            }
+            let zd = m.f_shape.cfg.z_dim;
+            let u = match u_file {
+                Some(u) => u.to_dtype(DType::F32)?.to_device(&device)?,
+                None => crate::noise::truncated_noise(a.seed, b, zd, a.truncation, &device)?,
+            };
+            let cols = u.dims2().context("--u must be a 2-D array [B, z_dim]")?.1;
+            if cols != zd {
+                bail!("--u has {cols} columns but the generators' z_dim is {zd}");
+            }
+            let nc = m.f_shape.cfg.num_classes;
+            let oh = |v: &[u32]| crate::classes::one_hot(&v.iter().map(|&c| c as usize).collect::<Vec<_>>(), nc, &device);
+            let out = m.forward(&u, &oh(&ys)?, &oh(&yt)?, &oh(&yb)?, a.truncation, CgnOptions::default())?;
+            save_grid(&out.x_gen, &a.out)?;
+            if let Some(dir) = &a.parts {
+                let parts = [("mask", &out.mask), ("foreground", &out.foreground), ("background", &out.background), ("composite", &out.x_gen)];
+                write_plain_parts(&parts, &u, &[&ys, &yt, &yb], a.truncation, dir)?;
+            }
+        }
     }
     eprintln!("wrote {}", a.out.display());
     Ok(())
@@ -193,6 +241,28 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
 /// `t` [B,C,H,W] in [−1, 1] → a PNG grid.
 fn save_grid(t: &Tensor, path: &Path) -> anyhow::Result<()> {
     imageio::save_image(&imageio::grid(&imageio::images_from_tensor(t)?), path)
+}
+
+/// `--parts` for models without a texture shift: float32 NCHW `.npy` + PNG per part.
+fn write_plain_parts(
+    parts: &[(&str, &Tensor); 4],
+    u: &Tensor,
+    labels: &[&Vec<u32>; 3],
+    truncation: f64,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, t) in parts {
+        let t = t.to_dtype(DType::F32)?;
+        imageio::save_npy(&t, &dir.join(format!("{name}.npy")))?;
+        // The mask lies in [0, 1]; show it black..white.
+        let shown = if *name == "mask" { ((&t * 2.0)? - 1.0)? } else { t };
+        save_grid(&shown, &dir.join(format!("{name}.png")))?;
+    }
+    imageio::save_npy(&u.to_dtype(DType::F32)?, &dir.join("u.npy"))?;
+    let meta = serde_json::json!({ "shape": labels[0], "texture": labels[1], "background": labels[2], "truncation": truncation });
+    let p: PathBuf = dir.join("inputs.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&meta)? + "\n").with_context(|| format!("cannot write {}", p.display()))
 }
 
 fn write_parts(parts: &Parts, u: &Tensor, shifts: &Shifts, labels: &[&Vec<u32>; 3], dir: &Path) -> anyhow::Result<()> {

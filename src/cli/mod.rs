@@ -46,6 +46,10 @@ pub enum Command {
     Steer(steer::SteerArgs),
     /// Compute GANSpace principal directions for a model and class (.npz).
     Pca(pca::PcaArgs),
+    /// Counterfactual images from a CGN: separate shape, texture and background classes.
+    Cgn(cgn::CgnArgs),
+    /// Data sets: build the colored / double-colored / wildlife MNIST variants (ImageFolder trees).
+    Data(data::DataArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family).
@@ -98,6 +102,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Gui(a)) => crate::ui::run(a),
         Some(Command::Generate(a)) => generate::run(a),
         Some(Command::Steer(a)) => steer::run(a),
+        Some(Command::Cgn(a)) => cgn::run(a),
+        Some(Command::Data(a)) => data::run(a),
         Some(Command::Pca(a)) => pca::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
