@@ -24,6 +24,7 @@ pub mod data;
 pub mod device;
 pub mod explain;
 pub mod imageio;
+pub mod jobs;
 pub mod models;
 pub mod noise;
 pub mod ops;

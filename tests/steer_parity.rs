@@ -43,7 +43,8 @@ fn read_npz(p: &Path) -> Vec<(String, Vec<usize>, String, Vec<f32>)> {
         let header = std::str::from_utf8(&b[10..10 + hl]).unwrap().to_string();
         let descr = header.split("'descr': '").nth(1).unwrap().split('\'').next().unwrap().to_string();
         let shape_s = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-        let shape: Vec<usize> = shape_s.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
+        let shape: Vec<usize> =
+            shape_s.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
         assert!(header.contains("'fortran_order': False"));
         let data = b[10 + hl..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         out.push((name, shape, descr, data));
@@ -80,12 +81,19 @@ fn pca_writes_ganspace_layout_with_orthonormal_components_deterministically() {
     let p = pca_file("layout.npz", 12, 5);
     let a = read_npz(&p);
     let names: Vec<&str> = a.iter().map(|x| x.0.as_str()).collect();
-    assert_eq!(names, ["act_comp", "act_mean", "act_stdev", "lat_comp", "lat_mean", "lat_stdev", "var_ratio", "random_stdevs"]);
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{}/config.json", model_dir())).unwrap()).unwrap();
+    assert_eq!(
+        names,
+        ["act_comp", "act_mean", "act_stdev", "lat_comp", "lat_mean", "lat_stdev", "var_ratio", "random_stdevs"]
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}/config.json", model_dir())).unwrap()).unwrap();
     let z_dim = cfg["z_dim"].as_u64().unwrap() as usize;
     let d = 16 * 16 * cfg["channel_width"].as_u64().unwrap() as usize; // gen_z: 4·4·16·ch
     let shapes: Vec<Vec<usize>> = a.iter().map(|x| x.1.clone()).collect();
-    assert_eq!(shapes, vec![vec![12, 1, d], vec![1, d], vec![12], vec![12, 1, z_dim], vec![1, z_dim], vec![12], vec![12], vec![12]]);
+    assert_eq!(
+        shapes,
+        vec![vec![12, 1, d], vec![1, d], vec![12], vec![12, 1, z_dim], vec![1, z_dim], vec![12], vec![12], vec![12]]
+    );
     assert!(a.iter().all(|x| x.2 == "<f4"), "all float32");
     // Activation components orthonormal; latent rows unit length; variance descending.
     let ac = get(&a, "act_comp");
@@ -111,7 +119,13 @@ fn pca_writes_ganspace_layout_with_orthonormal_components_deterministically() {
 }
 
 /// Per-slot latents under `edits`, computed here from the .npz arrays in f64.
-fn edited_latents(z: &[f32], slots: usize, a: &[(String, Vec<usize>, String, Vec<f32>)], edits: &[(usize, usize, usize, f32)], centred: bool) -> Vec<Vec<f32>> {
+fn edited_latents(
+    z: &[f32],
+    slots: usize,
+    a: &[(String, Vec<usize>, String, Vec<f32>)],
+    edits: &[(usize, usize, usize, f32)],
+    centred: bool,
+) -> Vec<Vec<f32>> {
     let zd = get(a, "lat_mean").len();
     let (lc, mean, sd) = (get(a, "lat_comp"), get(a, "lat_mean"), get(a, "lat_stdev"));
     (0..slots)
@@ -148,14 +162,32 @@ fn check_steer(edits: &[(usize, usize, usize, f32)], centred: bool) {
     let z = intervene::noise::truncated_noise(42, 1, zd, 0.5, &Device::Cpu).unwrap();
     let zv = z.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let latents = edited_latents(&zv, slots, &a, edits, centred);
-    let lat_t: Vec<Tensor> = latents.iter().map(|l| Tensor::from_vec(l.clone(), (1, zd), &Device::Cpu).unwrap()).collect();
+    let lat_t: Vec<Tensor> =
+        latents.iter().map(|l| Tensor::from_vec(l.clone(), (1, zd), &Device::Cpu).unwrap()).collect();
     let cv = intervene::classes::one_hot(&[207], 1000, &Device::Cpu).unwrap();
     let expected = model.forward_latents(&lat_t, &cv, 0.5).unwrap();
 
     let raw = tmp(&format!("steer-{centred}.npy"));
     let mut cmd = bin();
-    cmd.args(["steer", "--model", &model_dir(), "--components", comps.to_str().unwrap(), "--seed", "42", "--class", "207"]);
-    cmd.args(["--truncation", "0.5", "--mode", if centred { "centred" } else { "additive" }, "--raw", raw.to_str().unwrap()]);
+    cmd.args([
+        "steer",
+        "--model",
+        &model_dir(),
+        "--components",
+        comps.to_str().unwrap(),
+        "--seed",
+        "42",
+        "--class",
+        "207",
+    ]);
+    cmd.args([
+        "--truncation",
+        "0.5",
+        "--mode",
+        if centred { "centred" } else { "additive" },
+        "--raw",
+        raw.to_str().unwrap(),
+    ]);
     for (c, s, e, v) in edits {
         cmd.arg("--edit").arg(format!("{c}:{s}:{e}:{v}"));
     }
@@ -194,10 +226,30 @@ fn an_edit_on_every_slot_equals_generate_with_the_edited_z() {
     let ez = tmp("edited-z.npy");
     intervene::imageio::save_npy(&Tensor::from_vec(edited, (2, zd), &Device::Cpu).unwrap(), &ez).unwrap();
     let (g, s) = (tmp("gen.npy"), tmp("steer-all.npy"));
-    run(bin().args(["generate", "--model", &model_dir(), "--z", ez.to_str().unwrap(), "--class", "1", "--truncation", "0.4", "--raw", g.to_str().unwrap()]));
-    run(bin().args(["steer", "--model", &model_dir(), "--components", comps.to_str().unwrap(), "--z", zpath.to_str().unwrap()]).args([
-        "--class", "1", "--truncation", "0.4", "--edit", "2:0:11:-4", "--raw", s.to_str().unwrap(),
+    run(bin().args([
+        "generate",
+        "--model",
+        &model_dir(),
+        "--z",
+        ez.to_str().unwrap(),
+        "--class",
+        "1",
+        "--truncation",
+        "0.4",
+        "--raw",
+        g.to_str().unwrap(),
     ]));
+    run(bin()
+        .args([
+            "steer",
+            "--model",
+            &model_dir(),
+            "--components",
+            comps.to_str().unwrap(),
+            "--z",
+            zpath.to_str().unwrap(),
+        ])
+        .args(["--class", "1", "--truncation", "0.4", "--edit", "2:0:11:-4", "--raw", s.to_str().unwrap()]));
     let err = max_abs_diff(&npy(&g), &npy(&s));
     assert!(err < 1e-4, "steer over all slots vs generate with edited z: {err}");
 }
@@ -206,7 +258,9 @@ fn an_edit_on_every_slot_equals_generate_with_the_edited_z() {
 fn bad_edits_and_files_are_clear_errors() {
     let comps = pca_file("errs.npz", 4, 3);
     let out = tmp("never.png");
-    for (edit, msg) in [("9:0:11:1", "component 9 does not exist"), ("0:5:3:1", "latent range"), ("0:0:11", "COMP:START:END:STRENGTH")] {
+    for (edit, msg) in
+        [("9:0:11:1", "component 9 does not exist"), ("0:5:3:1", "latent range"), ("0:0:11", "COMP:START:END:STRENGTH")]
+    {
         let o = bin()
             .args(["steer", "--model", &model_dir(), "--components", comps.to_str().unwrap(), "--edit", edit, "--out"])
             .arg(&out)
@@ -218,7 +272,11 @@ fn bad_edits_and_files_are_clear_errors() {
     }
     let bogus = tmp("bogus.npz");
     std::fs::write(&bogus, b"PK\x03\x04 not really").unwrap();
-    let o = bin().args(["steer", "--model", &model_dir(), "--components", bogus.to_str().unwrap(), "--out"]).arg(&out).output().unwrap();
+    let o = bin()
+        .args(["steer", "--model", &model_dir(), "--components", bogus.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("bogus.npz"));
     assert!(!out.exists(), "nothing written on failure");
 }

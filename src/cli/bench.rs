@@ -91,7 +91,8 @@ fn steer(a: SteerBench) -> anyhow::Result<()> {
     let slots = cfg.num_latents();
     let layers = cfg.layers.len() + usize::from(cfg.attention_layer_position < cfg.layers.len());
     let last_third = (2 * layers).div_ceil(3);
-    let default_start = (1 + last_third..model.num_stages()).find_map(|st| model.latent_of_stage(st)).unwrap_or(slots - 1);
+    let default_start =
+        (1 + last_third..model.num_stages()).find_map(|st| model.latent_of_stage(st)).unwrap_or(slots - 1);
     let start = a.start.unwrap_or(default_start).min(slots - 1);
     // One random unit direction is enough: the cost does not depend on which direction.
     let zd = cfg.z_dim;

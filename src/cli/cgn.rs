@@ -8,11 +8,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use crate::imageio;
-use crate::models::cgn_imagenet::{self, CgnImageNet, CgnImageNetConfig, CgnOptions};
-use crate::models::cgn_mnist::{self, CgnMnist, Parts, Shifts};
+use crate::models::cgn::CgnModel;
+use crate::models::cgn_imagenet::CgnOptions;
+use crate::models::cgn_mnist::{self, Parts, Shifts};
 
 /// Generate counterfactual images from a CGN: choose the class of the shape, the texture and
 /// the background separately.
@@ -66,49 +67,6 @@ pub struct CgnArgs {
     pub truncation: f64,
     #[arg(long, help_heading = "Device")]
     pub cpu: bool,
-}
-
-/// A CGN of any supported kind.
-pub enum CgnModel {
-    /// The MNIST CGN (32×32, three small mechanisms).
-    Mnist(CgnMnist),
-    /// The ImageNet CGN (four BigGAN-deep-256 generators + U²-Net, 256×256).
-    ImageNet(Box<CgnImageNet>),
-}
-
-impl CgnModel {
-    /// Opens a checkpoint and recognises its kind by the keys.
-    pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
-        let map = crate::checkpoint::load(path)?;
-        if cgn_mnist::is_cgn_mnist(&map) {
-            return Ok(CgnModel::Mnist(cgn_mnist::from_tensors(map, path, device)?));
-        }
-        if map.keys().any(|k| k.starts_with("f_shape.generator.")) && map.keys().any(|k| k.starts_with("u2net.")) {
-            let cfg = CgnImageNetConfig {
-                with_ground_truth: map.keys().any(|k| k.starts_with("biggan_GT.")),
-                ..CgnImageNetConfig::default()
-            };
-            let (m, report) = cgn_imagenet::build_tracked(map, &cfg, device)
-                .with_context(|| format!("{}: cannot build the ImageNet CGN", path.display()))?;
-            if !report.is_clean() {
-                tracing::warn!("{}: {report}", path.display());
-            }
-            return Ok(CgnModel::ImageNet(Box::new(m)));
-        }
-        bail!(
-            "{}: not a CGN checkpoint this version can run (an MNIST CGN has label_emb.weight [10, 10] and \
-             f_shape.0.weight [4096, 42]; an ImageNet CGN has f_shape.generator.* and u2net.* keys; {} tensors found)",
-            path.display(),
-            map.len()
-        )
-    }
-
-    fn num_classes(&self) -> usize {
-        match self {
-            CgnModel::Mnist(m) => m.config.n_classes,
-            CgnModel::ImageNet(m) => m.f_shape.cfg.num_classes,
-        }
-    }
 }
 
 /// The random texture shifts `intervene cgn` applies without --shift/--no-shift: drawn from
@@ -225,11 +183,17 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
                 bail!("--u has {cols} columns but the generators' z_dim is {zd}");
             }
             let nc = m.f_shape.cfg.num_classes;
-            let oh = |v: &[u32]| crate::classes::one_hot(&v.iter().map(|&c| c as usize).collect::<Vec<_>>(), nc, &device);
+            let oh =
+                |v: &[u32]| crate::classes::one_hot(&v.iter().map(|&c| c as usize).collect::<Vec<_>>(), nc, &device);
             let out = m.forward(&u, &oh(&ys)?, &oh(&yt)?, &oh(&yb)?, a.truncation, CgnOptions::default())?;
             save_grid(&out.x_gen, &a.out)?;
             if let Some(dir) = &a.parts {
-                let parts = [("mask", &out.mask), ("foreground", &out.foreground), ("background", &out.background), ("composite", &out.x_gen)];
+                let parts = [
+                    ("mask", &out.mask),
+                    ("foreground", &out.foreground),
+                    ("background", &out.background),
+                    ("composite", &out.x_gen),
+                ];
                 write_plain_parts(&parts, &u, &[&ys, &yt, &yb], a.truncation, dir)?;
             }
         }
@@ -262,7 +226,8 @@ fn write_plain_parts(
     imageio::save_npy(&u.to_dtype(DType::F32)?, &dir.join("u.npy"))?;
     let meta = serde_json::json!({ "shape": labels[0], "texture": labels[1], "background": labels[2], "truncation": truncation });
     let p: PathBuf = dir.join("inputs.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&meta)? + "\n").with_context(|| format!("cannot write {}", p.display()))
+    std::fs::write(&p, serde_json::to_string_pretty(&meta)? + "\n")
+        .with_context(|| format!("cannot write {}", p.display()))
 }
 
 fn write_parts(parts: &Parts, u: &Tensor, shifts: &Shifts, labels: &[&Vec<u32>; 3], dir: &Path) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ pub mod bound;
 pub mod cam;
 pub mod cgn;
 pub mod data;
+pub mod export;
 pub mod generate;
 pub mod inspect;
 pub mod pca;
@@ -50,6 +51,8 @@ pub enum Command {
     Cgn(cgn::CgnArgs),
     /// Data sets: build the colored / double-colored / wildlife MNIST variants (ImageFolder trees).
     Data(data::DataArgs),
+    /// Export data sets with resumable, shardable jobs (counterfactual CGN sets).
+    Export(export::ExportArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family).
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Steer(a)) => steer::run(a),
         Some(Command::Cgn(a)) => cgn::run(a),
         Some(Command::Data(a)) => data::run(a),
+        Some(Command::Export(a)) => export::run(a),
         Some(Command::Pca(a)) => pca::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),

@@ -1,6 +1,7 @@
 //! Network runtimes, one model per file (or folder for the larger ones).
 
 pub mod biggan;
+pub mod cgn;
 pub mod cgn_imagenet;
 pub mod cgn_mnist;
 pub mod classifier;

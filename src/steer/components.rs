@@ -109,7 +109,11 @@ impl Components {
             return Err(shape("act_stdev", 0, "at least one component".into()));
         }
         if self.act_shape.iter().product::<usize>() != d {
-            return Err(shape("act_mean", d, format!("{} values (shape {:?})", self.act_shape.iter().product::<usize>(), self.act_shape)));
+            return Err(shape(
+                "act_mean",
+                d,
+                format!("{} values (shape {:?})", self.act_shape.iter().product::<usize>(), self.act_shape),
+            ));
         }
         if self.act_comp.len() != c * d {
             return Err(shape("act_comp", self.act_comp.len(), format!("{c}·{d} values")));
@@ -117,7 +121,9 @@ impl Components {
         if self.lat_comp.len() != c * z {
             return Err(shape("lat_comp", self.lat_comp.len(), format!("{c}·{z} values")));
         }
-        for (key, v) in [("lat_stdev", &self.lat_stdev), ("var_ratio", &self.var_ratio), ("random_stdevs", &self.random_stdevs)] {
+        for (key, v) in
+            [("lat_stdev", &self.lat_stdev), ("var_ratio", &self.var_ratio), ("random_stdevs", &self.random_stdevs)]
+        {
             if v.len() != c {
                 return Err(shape(key, v.len(), format!("[{c}] (one per component)")));
             }
@@ -216,7 +222,11 @@ impl Components {
         }
         let d: usize = act_comp.shape[1..].iter().product();
         if act_mean.data.len() != d {
-            return Err(bad("act_mean", &act_mean, format!("{:?} ({d} values, as act_comp's rows)", &act_comp.shape[1..])));
+            return Err(bad(
+                "act_mean",
+                &act_mean,
+                format!("{:?} ({d} values, as act_comp's rows)", &act_comp.shape[1..]),
+            ));
         }
         let z = match lat_comp.shape.as_slice() {
             [n, 1, z] | [n, z] if *n == c => *z,

@@ -127,7 +127,11 @@ impl IncrementalPca {
         if !first {
             let f = (na * nb / ntot).sqrt();
             let last = rows - 1;
-            y.row_mut(last).iter_mut().zip(&self.mean).zip(&bmean).for_each(|((o, &ma), &mb)| *o = (f * (ma - mb)) as f32);
+            y.row_mut(last)
+                .iter_mut()
+                .zip(&self.mean)
+                .zip(&bmean)
+                .for_each(|((o, &ma), &mb)| *o = (f * (ma - mb)) as f32);
         }
 
         // Merge the running mean / variance.

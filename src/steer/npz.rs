@@ -123,9 +123,8 @@ pub fn parse_npy(key: &str, bytes: &[u8]) -> Result<NpyArray, NpzError> {
 
 /// The text after `'key':` in a header dict, up to the next top-level comma.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
-    let k = [format!("'{key}'"), format!("\"{key}\"")]
-        .into_iter()
-        .find_map(|k| header.find(&k).map(|i| i + k.len()))?;
+    let k =
+        [format!("'{key}'"), format!("\"{key}\"")].into_iter().find_map(|k| header.find(&k).map(|i| i + k.len()))?;
     let rest = header[k..].trim_start().strip_prefix(':')?.trim_start();
     let mut depth = 0i32;
     for (i, ch) in rest.char_indices() {
@@ -142,9 +141,8 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 /// Writes `entries` as a DEFLATE-compressed `.npz` (numpy's `savez_compressed`) to `w`.
 pub fn write_npz<W: Write + std::io::Seek>(w: W, entries: &[(&str, &NpyArray)]) -> Result<(), NpzError> {
     let mut zip = zip::ZipWriter::new(w);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
     for (key, arr) in entries {
         zip.start_file(format!("{key}.npy"), opts).map_err(|e| NpzError::Zip(e.to_string()))?;
         zip.write_all(&npy_bytes(arr))?;

@@ -176,7 +176,9 @@ pub fn compute(
         return Err(PcaError::Config(format!("{c} components need at least {} samples, got {n}", c.max(2))));
     }
     if chunk < c {
-        return Err(PcaError::Config(format!("the chunk size ({chunk}) must be at least the number of components ({c})")));
+        return Err(PcaError::Config(format!(
+            "the chunk size ({chunk}) must be at least the number of components ({c})"
+        )));
     }
     if r <= c {
         return Err(PcaError::Config(format!(
@@ -217,10 +219,9 @@ pub fn compute(
     let random_stdevs = random_stdevs(&buf, d, &mean, c, seeds.random_dirs);
 
     // 3. Regression back to z.
-    let (lat_comp, lat_mean, r2) =
-        regress(&sampler, &comp, &mean, &stdev, r, seeds.regression, cancel, &mut |k| {
-            progress(Progress { phase: Phase::Regression, done: k, total: r })
-        })?;
+    let (lat_comp, lat_mean, r2) = regress(&sampler, &comp, &mean, &stdev, r, seeds.regression, cancel, &mut |k| {
+        progress(Progress { phase: Phase::Regression, done: k, total: r })
+    })?;
 
     let components = Components {
         act_shape: sampler.act_shape.clone(),

@@ -77,7 +77,10 @@ impl Steerer {
     pub fn set_base(&mut self, z: &Tensor, class_vec: &Tensor, truncation: f64) -> Result<(), SteerError> {
         let (b, zd) = z.dims2()?;
         if zd != self.model.cfg.z_dim {
-            return Err(SteerError::Input(format!("z has {zd} columns but the model's z_dim is {}", self.model.cfg.z_dim)));
+            return Err(SteerError::Input(format!(
+                "z has {zd} columns but the model's z_dim is {}",
+                self.model.cfg.z_dim
+            )));
         }
         let (cb, nc) = class_vec.dims2()?;
         if cb != b || nc != self.model.cfg.num_classes {
@@ -97,8 +100,7 @@ impl Steerer {
             }
         }
         let class_t = Tensor::from_vec(cv.clone(), (b, nc), self.model.device())?;
-        self.base =
-            Some(Base { z: zv, batch: b, class_vec: cv, class_t, truncation, unedited: None, last: None });
+        self.base = Some(Base { z: zv, batch: b, class_vec: cv, class_t, truncation, unedited: None, last: None });
         self.last_resume = None;
         Ok(())
     }
@@ -106,8 +108,7 @@ impl Steerer {
     /// Renders the base under `edits` (`(b, 3, H, W)` in [−1, 1]).
     pub fn render(&mut self, comps: &Components, edits: &[Edit], mode: EditMode) -> Result<Tensor, SteerError> {
         let base = self.base.as_ref().ok_or(SteerError::NoBase)?;
-        let latents =
-            edit_latents(&base.z, self.model.cfg.z_dim, self.model.cfg.num_latents(), comps, edits, mode)?;
+        let latents = edit_latents(&base.z, self.model.cfg.z_dim, self.model.cfg.num_latents(), comps, edits, mode)?;
         self.render_latents(latents)
     }
 

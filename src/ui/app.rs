@@ -172,7 +172,9 @@ impl StudioApp {
                     let color = egui::ColorImage::from_rgb([img.width, img.height], &img.pixels);
                     match &mut self.texture {
                         Some(t) => t.set(color, egui::TextureOptions::NEAREST),
-                        None => self.texture = Some(ctx.load_texture("generated", color, egui::TextureOptions::NEAREST)),
+                        None => {
+                            self.texture = Some(ctx.load_texture("generated", color, egui::TextureOptions::NEAREST))
+                        }
                     }
                     self.shown_hash = Some(super::fnv1a(&img.pixels));
                     if self.info.as_ref().is_none_or(|i| i.query != r.info.query) {
@@ -346,7 +348,11 @@ impl StudioApp {
         } else if self.error.is_none() {
             ui.spinner();
         }
-        if self.worker.busy(self.shown_id) || self.job_running() || self.dialog.is_some() || self.screenshot_rx.is_some() {
+        if self.worker.busy(self.shown_id)
+            || self.job_running()
+            || self.dialog.is_some()
+            || self.screenshot_rx.is_some()
+        {
             ui.ctx().request_repaint_after(Duration::from_millis(16));
         }
     }

@@ -27,7 +27,11 @@ impl StudioApp {
                     self.open_dialog(DialogKind::Components);
                 }
                 ui.separator();
-                if ui.button("Capture frame").on_hover_text("image/grid PNG, z.npy and a JSON with the CLI command").clicked() {
+                if ui
+                    .button("Capture frame")
+                    .on_hover_text("image/grid PNG, z.npy and a JSON with the CLI command")
+                    .clicked()
+                {
                     self.capture();
                 }
                 if ui.button("Save window screenshot").clicked() {

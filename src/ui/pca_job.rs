@@ -28,8 +28,7 @@ pub fn cache_path(model: &str, class: usize, components: usize, samples: usize) 
         .collect();
     // Different models with the same folder name must not share a file.
     let tag = crate::ui::fnv1a(model.as_bytes()) & 0xffff_ffff;
-    root.join("components")
-        .join(format!("{name}-{tag:08x}-{class}_generator.gen_z_ipca_c{components}_n{samples}.npz"))
+    root.join("components").join(format!("{name}-{tag:08x}-{class}_generator.gen_z_ipca_c{components}_n{samples}.npz"))
 }
 
 /// Loads a component file off the UI thread.

@@ -28,7 +28,11 @@ impl StudioApp {
             ui.label(format!("UI: {fps:.0} FPS"));
             if let Some(i) = &self.info {
                 ui.separator();
-                ui.label(format!("Model: {:.2} M params ({:.1} MB f32)", i.parameters as f64 / 1e6, i.parameters as f64 * 4.0 / 1e6));
+                ui.label(format!(
+                    "Model: {:.2} M params ({:.1} MB f32)",
+                    i.parameters as f64 / 1e6,
+                    i.parameters as f64 * 4.0 / 1e6
+                ));
             }
             if let Some(r) = &self.shown {
                 ui.separator();

@@ -131,12 +131,13 @@ mod tests {
         s.sliders[70] = -2.0;
         s.layer_start = 2;
         let e = s.edits(80, 5);
-        assert_eq!(e, vec![Edit { component: 3, start: 2, end: 5, strength: 1.5 }, Edit {
-            component: 70,
-            start: 2,
-            end: 5,
-            strength: -2.0
-        }]);
+        assert_eq!(
+            e,
+            vec![
+                Edit { component: 3, start: 2, end: 5, strength: 1.5 },
+                Edit { component: 70, start: 2, end: 5, strength: -2.0 }
+            ]
+        );
         // Components beyond the file's count are ignored.
         assert_eq!(s.edits(10, 5).len(), 1);
     }

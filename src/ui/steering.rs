@@ -45,7 +45,9 @@ impl StudioApp {
     fn components_ui(&mut self, ui: &mut egui::Ui) {
         match &self.components {
             Some(c) => {
-                let name = std::path::Path::new(&c.source).file_name().map_or(c.source.clone(), |s| s.to_string_lossy().into());
+                let name = std::path::Path::new(&c.source)
+                    .file_name()
+                    .map_or(c.source.clone(), |s| s.to_string_lossy().into());
                 ui.label(format!("{} components · {}", c.num_components(), name)).on_hover_text(&c.source);
             }
             None => {
@@ -56,7 +58,9 @@ impl StudioApp {
             if ui.button("Open .npz…").clicked() {
                 self.open_dialog(DialogKind::Components);
             }
-            if self.pca.is_none() && ui.button("Compute PCA").on_hover_text("GANSpace PCA at gen_z, in the background").clicked() {
+            if self.pca.is_none()
+                && ui.button("Compute PCA").on_hover_text("GANSpace PCA at gen_z, in the background").clicked()
+            {
                 self.start_pca();
             }
             ui.add(egui::DragValue::new(&mut self.state.pca_samples).range(200..=1_000_000).prefix("N = "));

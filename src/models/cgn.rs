@@ -1,0 +1,54 @@
+//! A CGN of any supported kind, recognised by its checkpoint keys: the MNIST CGN
+//! ([`super::cgn_mnist`]) or the ImageNet CGN ([`super::cgn_imagenet`]).
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use candle_core::Device;
+
+use super::cgn_imagenet::{self, CgnImageNet, CgnImageNetConfig};
+use super::cgn_mnist::{self, CgnMnist};
+
+/// A CGN of any supported kind.
+pub enum CgnModel {
+    /// The MNIST CGN (32×32, three small mechanisms).
+    Mnist(CgnMnist),
+    /// The ImageNet CGN (four BigGAN-deep-256 generators + U²-Net, 256×256).
+    ImageNet(Box<CgnImageNet>),
+}
+
+impl CgnModel {
+    /// Opens a checkpoint and recognises its kind by the keys.
+    pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
+        let map = crate::checkpoint::load(path)?;
+        if cgn_mnist::is_cgn_mnist(&map) {
+            return Ok(CgnModel::Mnist(cgn_mnist::from_tensors(map, path, device)?));
+        }
+        if map.keys().any(|k| k.starts_with("f_shape.generator.")) && map.keys().any(|k| k.starts_with("u2net.")) {
+            let cfg = CgnImageNetConfig {
+                with_ground_truth: map.keys().any(|k| k.starts_with("biggan_GT.")),
+                ..CgnImageNetConfig::default()
+            };
+            let (m, report) = cgn_imagenet::build_tracked(map, &cfg, device)
+                .with_context(|| format!("{}: cannot build the ImageNet CGN", path.display()))?;
+            if !report.is_clean() {
+                tracing::warn!("{}: {report}", path.display());
+            }
+            return Ok(CgnModel::ImageNet(Box::new(m)));
+        }
+        bail!(
+            "{}: not a CGN checkpoint this version can run (an MNIST CGN has label_emb.weight [10, 10] and \
+             f_shape.0.weight [4096, 42]; an ImageNet CGN has f_shape.generator.* and u2net.* keys; {} tensors found)",
+            path.display(),
+            map.len()
+        )
+    }
+
+    /// Classes of each mechanism.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            CgnModel::Mnist(m) => m.config.n_classes,
+            CgnModel::ImageNet(m) => m.f_shape.cfg.num_classes,
+        }
+    }
+}
