@@ -100,3 +100,35 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024 * 1024);
     }
 }
+
+/// [`RandomWeights`] that keep what they hand out, under the names asked for (the checkpoint
+/// key names), so a random model can be saved and reopened (`intervene init-biggan`).
+pub struct RecordingWeights {
+    inner: RandomWeights,
+    pub taken: std::sync::Arc<Mutex<std::collections::HashMap<String, Tensor>>>,
+}
+
+impl RecordingWeights {
+    pub fn new(seed: u64) -> Self {
+        Self { inner: RandomWeights::new(seed), taken: Default::default() }
+    }
+}
+
+impl SimpleBackend for RecordingWeights {
+    fn get(&self, s: Shape, name: &str, init: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let t = self.inner.get(s, name, init, dtype, dev)?;
+        self.taken
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("recording poisoned".into()))?
+            .insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        self.inner.get_unchecked(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(name)
+    }
+}

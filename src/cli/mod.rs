@@ -12,6 +12,7 @@ pub mod cgn;
 pub mod data;
 pub mod export;
 pub mod generate;
+pub mod init_biggan;
 pub mod inspect;
 pub mod pca;
 pub mod selftest;
@@ -53,6 +54,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Export data sets with resumable, shardable jobs (counterfactual CGN sets).
     Export(export::ExportArgs),
+    /// Write a random-weight BigGAN-deep for a config (demos, tests, benchmarks).
+    InitBiggan(init_biggan::InitBigganArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family).
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Cgn(a)) => cgn::run(a),
         Some(Command::Data(a)) => data::run(a),
         Some(Command::Export(a)) => export::run(a),
+        Some(Command::InitBiggan(a)) => init_biggan::run(a),
         Some(Command::Pca(a)) => pca::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
