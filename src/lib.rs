@@ -8,10 +8,12 @@
 //! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM convolutions, buffer reuse) |
 //! | [`models`] | network runtimes, one model per file: BigGAN-deep, MobileNetV2 (as named stages for CAMs) |
 //! | [`device`] | choosing CPU or CUDA |
+//! | [`composite`] | CGN compositing with live mask shaping (CPU mirror of `shaders/compose.wgsl`) |
+//! | [`jobs`] | resumable, shardable jobs (progress, cancel, atomic files) and the exports built on them |
+//! | [`steer`] | GANSpace PCA for BigGAN, component files, latent edits, cached re-rendering |
 //! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
 //! | [`explain`] | why a classifier decides (GradCAM family) and GenInt's log P(x|z) estimate |
-//! | [`steer`] | GANSpace PCA for BigGAN, component files, latent edits, cached re-rendering |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
 //! | [`cli`] | the command-line front end (clap) |
 //! | `ui` | the egui/eframe studio (feature `gui`) |
@@ -20,6 +22,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod classes;
 pub mod cli;
+pub mod composite;
 pub mod data;
 pub mod device;
 pub mod explain;

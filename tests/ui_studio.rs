@@ -13,7 +13,8 @@ fn harness(state: StudioState) -> Harness<'static, StudioApp> {
     unsafe { std::env::set_var("INTERVENE_CACHE", &cache) };
     Harness::builder()
         .with_size([1280.0, 820.0])
-        .build_eframe(move |cc| StudioApp::with_state(cc.egui_ctx.clone(), state, true))
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true))
 }
 
 /// Steps the UI (the worker renders in the background) until `done` holds.

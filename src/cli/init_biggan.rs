@@ -11,7 +11,9 @@ use crate::models::biggan::{BigGan, BigGanConfig};
 
 /// Write a random-weight BigGAN-deep (nothing learned: structured noise) for a config.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example: intervene init-biggan --config models/biggan-deep-tiny-32/config.json --seed 1 --out /tmp/tiny32")]
+#[command(
+    after_help = "Example: intervene init-biggan --config models/biggan-deep-tiny-32/config.json --seed 1 --out /tmp/tiny32"
+)]
 pub struct InitBigganArgs {
     /// deep-128, deep-256, deep-512 or a hub config.json path.
     #[arg(long, value_name = "NAME_OR_PATH")]
@@ -38,7 +40,9 @@ pub fn run(a: InitBigganArgs) -> anyhow::Result<()> {
     let weights = a.out.join("model.safetensors");
     crate::imageio::write_atomically(&weights, |tmp| Ok(candle_core::safetensors::save(&tensors, tmp)?))?;
     let config = a.out.join("config.json");
-    crate::imageio::write_atomically(&config, |tmp| Ok(std::fs::write(tmp, serde_json::to_string_pretty(&cfg)? + "\n")?))?;
+    crate::imageio::write_atomically(&config, |tmp| {
+        Ok(std::fs::write(tmp, serde_json::to_string_pretty(&cfg)? + "\n")?)
+    })?;
     eprintln!(
         "wrote {} ({} tensors, {:.2} M parameters, {}×{}) and {}",
         weights.display(),

@@ -9,6 +9,10 @@ use candle_core::Device;
 use super::cgn_imagenet::{self, CgnImageNet, CgnImageNetConfig};
 use super::cgn_mnist::{self, CgnMnist};
 
+/// The bundled MNIST CGN (random weights; `models/cgn-mnist-random/MODEL_CARD.md`), compiled in.
+pub const DEFAULT_CGN: &str = "cgn-mnist-random";
+const EMBEDDED_CGN: &[u8] = include_bytes!("../../models/cgn-mnist-random/model.safetensors");
+
 /// A CGN of any supported kind.
 pub enum CgnModel {
     /// The MNIST CGN (32×32, three small mechanisms).
@@ -42,6 +46,28 @@ impl CgnModel {
             path.display(),
             map.len()
         )
+    }
+
+    /// Opens a checkpoint path, a folder in the bundled `models/` by name, or the compiled-in
+    /// default ([`DEFAULT_CGN`]).
+    pub fn open_named(query: &str, device: &Device) -> anyhow::Result<Self> {
+        let p = Path::new(query);
+        if p.is_file() {
+            return Self::open(p, device);
+        }
+        let bundled = crate::bundled_models_dir().join(query).join("model.safetensors");
+        if bundled.is_file() {
+            return Self::open(&bundled, device);
+        }
+        if query == DEFAULT_CGN {
+            let map = crate::checkpoint::load_bytes(EMBEDDED_CGN, Path::new("<embedded cgn-mnist-random>"))?;
+            return Ok(CgnModel::Mnist(cgn_mnist::from_tensors(
+                map,
+                Path::new("<embedded cgn-mnist-random>"),
+                device,
+            )?));
+        }
+        bail!("no CGN found at '{query}': give a checkpoint file (the authors' ckp.pth / cgn.pth, or safetensors), or a folder name in {}", crate::bundled_models_dir().display())
     }
 
     /// Classes of each mechanism.

@@ -364,6 +364,18 @@ impl CgnMnist {
         self.forward_inps(&inp_shape, &inp_text, &inp_bg)
     }
 
+    /// `cat(u, p·label_emb)` for class *distributions* `p` [B, 10] (soft classes interpolate the
+    /// label embedding; a one-hot row gives exactly [`Self::inp`]'s embedding row).
+    pub fn inp_soft(&self, u: &Tensor, p: &Tensor) -> Result<Tensor> {
+        let e = p.to_dtype(DType::F32)?.matmul(&self.label_emb)?;
+        Tensor::cat(&[&u.to_dtype(DType::F32)?, &e], 1)
+    }
+
+    /// One forward pass with a shared `u` and a class distribution per mechanism.
+    pub fn forward_soft(&self, u: &Tensor, p_shape: &Tensor, p_text: &Tensor, p_bg: &Tensor) -> Result<Parts> {
+        self.forward_inps(&self.inp_soft(u, p_shape)?, &self.inp_soft(u, p_text)?, &self.inp_soft(u, p_bg)?)
+    }
+
     /// One forward pass with separate noise and labels per mechanism.
     pub fn forward_mechanisms(&self, m: &MechanismInputs) -> Result<Parts> {
         self.forward_inps(

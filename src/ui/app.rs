@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use poll_promise::Promise;
 
+use super::cgn_mode::{CgnRendered, CgnRenderer, CgnRequest, ExportJob};
 use super::pca_job::{self, PcaJob};
 use super::render::{ModelInfo, RenderRequest, Rendered, Renderer};
 pub use super::state::{SavedDirection, StudioState, MAX_SLIDERS};
@@ -44,6 +45,18 @@ pub struct StudioApp {
     pub(super) new_direction_name: String,
     pub(super) screenshot_rx: Option<std::sync::mpsc::Receiver<Result<PathBuf, String>>>,
     pub(super) status: Option<String>,
+    pub(super) cgn_worker: Worker<CgnRequest, CgnRendered>,
+    cgn_last_request: Option<CgnRequest>,
+    cgn_shown_id: u64,
+    pub(super) cgn_shown: Option<CgnRendered>,
+    /// Bumped with every new set of parts (the GPU re-uploads its textures then).
+    pub(super) cgn_version: u64,
+    pub(super) gpu_compose: bool,
+    pub(super) cpu_textures: Vec<egui::TextureHandle>,
+    /// Where each counterfactual view was drawn last frame (mask, foreground, background, composite).
+    pub cgn_view_rects: [egui::Rect; 4],
+    pub(super) export_job: Option<ExportJob>,
+    pub(super) sheet: Option<Promise<Result<PathBuf, String>>>,
 }
 
 /// What a file dialog was opened for.
@@ -61,7 +74,17 @@ impl StudioApp {
         if let Some(m) = args.model {
             state.model = m;
         }
-        Self::with_state(cc.egui_ctx.clone(), state, args.cpu)
+        Self::with_creation(cc, state, args.cpu)
+    }
+
+    /// Builds the app for a window: installs the GPU compositing pipeline when wgpu runs it.
+    pub fn with_creation(cc: &eframe::CreationContext<'_>, state: StudioState, cpu: bool) -> Self {
+        let mut app = Self::with_state(cc.egui_ctx.clone(), state, cpu);
+        if let Some(rs) = &cc.wgpu_render_state {
+            super::gpu_compose::install(rs);
+            app.gpu_compose = true;
+        }
+        app
     }
 
     /// Builds the app around a state (tests use this directly).
@@ -70,9 +93,14 @@ impl StudioApp {
         let device = crate::device::select(cpu);
         let device_name = crate::device::describe(&device);
         let mut renderer = Renderer::new(device);
+        let ctx2 = ctx.clone();
         let notify = move || ctx.request_repaint();
         let worker = Worker::spawn("intervene-render", move |req| renderer.render(req), notify)
             .unwrap_or_else(|e| panic!("cannot start the render thread: {e}"));
+        let mut cgn_renderer = CgnRenderer::default();
+        let cgn_worker =
+            Worker::spawn("intervene-cgn", move |req| cgn_renderer.render(req), move || ctx2.request_repaint())
+                .unwrap_or_else(|e| panic!("cannot start the CGN render thread: {e}"));
         let components_loading = state.components.clone().map(|p| pca_job::load(PathBuf::from(p)));
         Self {
             state,
@@ -97,7 +125,38 @@ impl StudioApp {
             new_direction_name: String::new(),
             screenshot_rx: None,
             status: None,
+            cgn_worker,
+            cgn_last_request: None,
+            cgn_shown_id: 0,
+            cgn_shown: None,
+            cgn_version: 0,
+            gpu_compose: false,
+            cpu_textures: Vec::new(),
+            cgn_view_rects: [egui::Rect::NOTHING; 4],
+            export_job: None,
+            sheet: None,
         }
+    }
+
+    /// Hash of the counterfactual composite on screen (CPU path of the same pixels).
+    pub fn cgn_composite_hash(&self) -> Option<u64> {
+        let r = self.cgn_shown.as_ref()?;
+        Some(super::fnv1a(&r.parts.render(crate::composite::View::Composite, self.state.cgn.mask).pixels))
+    }
+
+    /// The counterfactual parts on screen.
+    pub fn cgn_shown(&self) -> Option<&CgnRendered> {
+        self.cgn_shown.as_ref()
+    }
+
+    /// Whether the views are composited on the GPU (wgpu) rather than from CPU textures.
+    pub fn gpu_compose(&self) -> bool {
+        self.gpu_compose
+    }
+
+    /// Whether the counterfactual export job runs.
+    pub fn export_running(&self) -> bool {
+        self.export_job.is_some()
     }
 
     /// Hash of the image on screen, if one is shown.
@@ -189,10 +248,32 @@ impl StudioApp {
             }
         }
         self.poll_jobs();
-        let req = self.request();
-        if self.last_request.as_ref() != Some(&req) {
-            self.worker.request(req.clone());
-            self.last_request = Some(req);
+        self.poll_cgn_jobs();
+        self.cpu_textures.clear();
+        if self.state.cgn_mode {
+            if let Some(done) = self.cgn_worker.poll() {
+                self.cgn_shown_id = done.id;
+                push(&mut self.render_ms, done.elapsed.as_secs_f64() * 1e3);
+                match done.result {
+                    Ok(r) => {
+                        self.cgn_version += 1;
+                        self.cgn_shown = Some(r);
+                        self.error = None;
+                    }
+                    Err(e) => self.report_error("CGN render failed", format!("{e:#}")),
+                }
+            }
+            let req = self.cgn_request();
+            if self.cgn_last_request.as_ref() != Some(&req) {
+                self.cgn_worker.request(req.clone());
+                self.cgn_last_request = Some(req);
+            }
+        } else {
+            let req = self.request();
+            if self.last_request.as_ref() != Some(&req) {
+                self.worker.request(req.clone());
+                self.last_request = Some(req);
+            }
         }
         self.handle_dropped_files(ctx);
         self.handle_screenshot();
@@ -365,14 +446,39 @@ impl eframe::App for StudioApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        let cgn = self.state.cgn_mode;
         egui::Panel::left("controls").default_size(290.0).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| self.controls_ui(ui));
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.state.cgn_mode, false, "Steer (BigGAN)");
+                ui.selectable_value(&mut self.state.cgn_mode, true, "Counterfactual (CGN)");
+            });
+            ui.separator();
+            egui::ScrollArea::vertical()
+                .show(ui, |ui| if cgn { self.cgn_controls_ui(ui) } else { self.controls_ui(ui) });
         });
-        egui::Panel::right("steering").default_size(330.0).show(ui, |ui| self.steering_ui(ui));
+        egui::Panel::right("steering").default_size(330.0).show(ui, |ui| {
+            if cgn {
+                self.cgn_jobs_ui(ui)
+            } else {
+                self.steering_ui(ui)
+            }
+        });
         if self.state.show_perf {
             egui::Panel::bottom("performance").default_size(150.0).show(ui, |ui| self.perf_ui(ui));
         }
-        egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            if cgn {
+                if let Some(err) = &self.error {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Error: {err}"));
+                }
+                self.cgn_views_ui(ui);
+                if self.cgn_worker.busy(self.cgn_shown_id) || self.export_job.is_some() || self.sheet.is_some() {
+                    ui.ctx().request_repaint_after(Duration::from_millis(16));
+                }
+            } else {
+                self.central_ui(ui);
+            }
+        });
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

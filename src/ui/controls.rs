@@ -13,6 +13,23 @@ impl StudioApp {
                 if ui.button("Open weights file…").clicked() {
                     self.open_dialog(DialogKind::ModelFile);
                 }
+                ui.menu_button("Bundled models", |ui| {
+                    let mut names: Vec<String> = std::fs::read_dir(crate::bundled_models_dir())
+                        .map(|d| {
+                            d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+                        })
+                        .unwrap_or_default();
+                    names.retain(|n| n.starts_with("biggan"));
+                    names.sort();
+                    if names.is_empty() {
+                        names.push(crate::DEFAULT_BIGGAN.to_string());
+                    }
+                    for m in names {
+                        if ui.button(&m).clicked() {
+                            self.state.model = m;
+                        }
+                    }
+                });
                 ui.menu_button("Recent models", |ui| {
                     if self.state.recent_models.is_empty() {
                         ui.label("(none yet)");

@@ -6,6 +6,9 @@
 //! | [`state`] | persisted settings (model, class, seed, sliders, saved directions) |
 //! | [`controls`] | menu bar and generator controls |
 //! | [`steering`] | components (file or PCA job), edit mode, layer range, sliders |
+//! | [`cgn_mode`] | counterfactual mode: CGN requests/renderer, export job, interpolation sheet |
+//! | [`cgn_panel`] | counterfactual mode panels (class pickers, mask shaping, views, jobs) |
+//! | [`gpu_compose`] | the WGSL compositing pipeline (egui-wgpu paint callbacks) |
 //! | [`perf`] | performance pane (render ms, FPS, frame-time plot, device, model size) |
 //! | [`render`] | the worker-side renderer (model cache + steering cache) |
 //! | [`pca_job`] | background PCA / component loading |
@@ -14,7 +17,10 @@
 
 pub mod app;
 pub mod capture;
+pub mod cgn_mode;
+pub mod cgn_panel;
 pub mod controls;
+pub mod gpu_compose;
 pub mod pca_job;
 pub mod perf;
 pub mod render;

@@ -44,6 +44,9 @@ pub struct StudioState {
     pub saved: Vec<SavedDirection>,
     pub show_perf: bool,
     pub capture_dir: Option<String>,
+    /// Counterfactual (CGN) mode instead of BigGAN steering.
+    pub cgn_mode: bool,
+    pub cgn: super::cgn_mode::CgnState,
 }
 
 impl Default for StudioState {
@@ -66,6 +69,8 @@ impl Default for StudioState {
             saved: Vec::new(),
             show_perf: true,
             capture_dir: None,
+            cgn_mode: false,
+            cgn: Default::default(),
         }
     }
 }

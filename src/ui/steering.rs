@@ -120,7 +120,7 @@ impl StudioApp {
                         self.state.layer_start = d.start;
                         self.state.layer_end = d.end;
                     }
-                    if ui.small_button("✕").on_hover_text("forget").clicked() {
+                    if ui.small_button("x").on_hover_text("forget").clicked() {
                         remove = Some(i);
                     }
                     ui.label(format!("{} (PC{} {}..{} {:+.1})", d.name, d.component, d.start, d.end, d.strength));

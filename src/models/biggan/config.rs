@@ -92,7 +92,10 @@ impl BigGanConfig {
         }
         // The reference's final BN and conv_to_rgb take `channel_width` channels.
         if let Some(l) = self.layers.last().filter(|l| l.2 != 1) {
-            return bad(format!("the last layer must end at 1·ch (the final BN and conv_to_rgb take ch channels), got {}·ch", l.2));
+            return bad(format!(
+                "the last layer must end at 1·ch (the final BN and conv_to_rgb take ch channels), got {}·ch",
+                l.2
+            ));
         }
         let res = 4usize << self.layers.iter().filter(|l| l.upsample()).count();
         if res != self.output_dim {
