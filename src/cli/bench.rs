@@ -19,6 +19,19 @@ pub enum BenchWhat {
     Biggan(BigganBench),
     /// Steering: a late-layer edit served from the stage cache vs a full forward.
     Steer(SteerBench),
+    /// CGN: one studio frame (three mechanisms, soft classes, batch 1) for a CGN checkpoint.
+    Cgn(CgnBench),
+}
+
+/// CGN frame timing.
+#[derive(clap::Args, Debug)]
+pub struct CgnBench {
+    /// CGN checkpoint or bundled name.
+    #[arg(long, value_name = "PATH", default_value = crate::models::cgn::DEFAULT_CGN)]
+    pub model: String,
+    /// Timed runs (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub runs: usize,
 }
 
 /// Steering-cache timing: edits that start in the last third of the latent slots.
@@ -72,6 +85,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     match a.what {
         BenchWhat::Biggan(b) => biggan(b),
         BenchWhat::Steer(b) => steer(b),
+        BenchWhat::Cgn(b) => cgn(b),
     }
 }
 
@@ -81,6 +95,32 @@ fn config(name: &str) -> anyhow::Result<BigGanConfig> {
         None if std::path::Path::new(name).is_file() => Ok(BigGanConfig::from_file(std::path::Path::new(name))?),
         None => bail!("unknown config '{name}': use deep-128, deep-256, deep-512 or a config.json path"),
     }
+}
+
+#[cfg(feature = "gui")]
+fn cgn(a: CgnBench) -> anyhow::Result<()> {
+    use crate::ui::cgn_mode::{CgnRenderer, CgnRequest, SoftClass};
+    let mut r = CgnRenderer::default();
+    let mut k = 0u64;
+    let mut req = move || {
+        k += 1;
+        let c = |class, alpha| SoftClass { class, other: (class + 1) % 10, alpha };
+        // A new seed and interpolation each frame, as a slider drag produces.
+        CgnRequest { model: a.model.clone(), classes: [c(3, 0.0), c(5, (k % 10) as f32 / 10.0), c(7, 0.5)], seed: k, truncation: 0.5 }
+    };
+    r.render(req())?; // load
+    let (ms, all) = time_median_ms(1, a.runs, || {
+        r.render(req()).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(())
+    })?;
+    let best = all.iter().copied().fold(f64::INFINITY, f64::min);
+    println!("cgn frame: {ms:.2} ms median (best {best:.2}) per render of the three parts  [CPU]");
+    Ok(())
+}
+
+#[cfg(not(feature = "gui"))]
+fn cgn(_: CgnBench) -> anyhow::Result<()> {
+    bail!("bench cgn measures the studio's renderer: build with the default `gui` feature")
 }
 
 fn steer(a: SteerBench) -> anyhow::Result<()> {
