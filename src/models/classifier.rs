@@ -22,6 +22,11 @@ pub trait Staged {
         self.stage_names().iter().position(|n| n == name)
     }
 
+    /// Index of a stage by any name the model accepts (aliases like `layer4[-1]` included).
+    fn resolve_layer(&self, name: &str) -> Option<usize> {
+        self.stage_index(name)
+    }
+
     /// Runs stages `[from, to)`.
     fn run_range(&self, from: usize, to: usize, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();

@@ -1,0 +1,121 @@
+//! Classifier runtimes against independent references: the CGN ResNet-50 ensemble on formula
+//! weights (reference outputs from the authors' `InvariantEnsemble` + torchvision, committed),
+//! and — when the shared fixture is present — torchvision ResNet-18 with pytorch-grad-cam 1.5.7.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use intervene::checkpoint::TrackedWeights;
+use intervene::explain::cam::{compute, Method};
+use intervene::models::cgn_ensemble::{CgnEnsemble, EnsembleHead};
+use intervene::models::classifier::Staged;
+use intervene::models::formula::{read_section, FormulaDict, SALT_SHARED};
+use intervene::models::resnet::{ResNet, ResNetConfig};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let b = b.reshape(a.shape()).unwrap();
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn cgn_ensemble_resnet50_matches_the_reference_on_formula_weights() {
+    let g: HashMap<String, Tensor> =
+        candle_core::safetensors::load(fixture("formula-weights/ensemble_resnet50.safetensors"), &Device::Cpu).unwrap();
+    let dict = FormulaDict::from_listed(&read_section(&fixture("formula-weights/KEYS.txt"), "ensemble").unwrap()).unwrap();
+    let tracked = TrackedWeights::new(dict.generate(SALT_SHARED, |_| true).unwrap());
+    let mut m = CgnEnsemble::new(tracked.var_builder(DType::F32, &Device::Cpu), 1000).unwrap();
+    let report = tracked.report();
+    assert!(report.missing.is_empty() && report.mismatched.is_empty(), "{report}");
+    let x = &g["input"];
+    let n = m.stage_names().len();
+    let feat = m.pooled(&m.run_range(0, n, x).unwrap()).unwrap();
+    let scale = |t: &Tensor| t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+    let check = |name: &str, got: &Tensor| {
+        let want = &g[name];
+        let d = max_abs_diff(got, want);
+        eprintln!("{name}: max |Δ| {d:.2e} (scale {:.1})", scale(want));
+        assert!(d <= 1e-4 * scale(want), "{name}: {d}");
+    };
+    check("features", &feat);
+    let (s, t, b) = m.heads(&feat).unwrap();
+    check("shape_preds", &s);
+    check("texture_preds", &t);
+    check("bg_preds", &b);
+    for (head, name) in [(EnsembleHead::Average, "avg_preds"), (EnsembleHead::ShapeTexture, "shape_texture_preds")] {
+        m.head = head;
+        check(name, &m.head(&feat).unwrap());
+    }
+    // The paper's reported argmaxes of this fixture.
+    let argmax = |t: &Tensor| t.flatten_all().unwrap().argmax(0).unwrap().to_scalar::<u32>().unwrap();
+    assert_eq!([argmax(&s), argmax(&t), argmax(&b)], [874, 290, 628]);
+}
+
+/// `INTERVENE_RESNET18_FIXTURE=<dir of gradcam-resnet18-random> cargo test --test classifiers_parity -- --ignored`
+#[test]
+#[ignore = "needs the 47 MB random ResNet-18 fixture (INTERVENE_RESNET18_FIXTURE)"]
+fn resnet18_gradcam_matches_pytorch_grad_cam() {
+    let dir = PathBuf::from(std::env::var_os("INTERVENE_RESNET18_FIXTURE").expect("set INTERVENE_RESNET18_FIXTURE"));
+    let w = intervene::checkpoint::load(&dir.join("resnet18_random_seed1234.pth")).unwrap();
+    let tracked = TrackedWeights::new(w);
+    let m = ResNet::new(tracked.var_builder(DType::F32, &Device::Cpu), &ResNetConfig::resnet18()).unwrap();
+    let report = tracked.report();
+    assert!(report.missing.is_empty() && report.mismatched.is_empty(), "{report}");
+    let g = candle_core::safetensors::load(dir.join("golden_resnet18_random_seed1234.safetensors"), &Device::Cpu).unwrap();
+    let x = &g["input"];
+    let layer = m.resolve_layer("layer4[-1]").unwrap();
+    assert_eq!(m.stage_names()[layer], "layer4.1");
+    let ag = m.activation_and_gradient(x, layer, None).unwrap();
+    let report = |name: &str, d: f32| eprintln!("{name}: max |Δ| {d:.2e}");
+    let d = max_abs_diff(&ag.logits, &g["logits"]);
+    report("logits", d);
+    assert!(d < 1e-4);
+    assert_eq!(ag.class, 868);
+    let n = m.stage_names().len();
+    let d = max_abs_diff(&m.pooled(&m.run_range(0, n, x).unwrap()).unwrap(), &g["pooled"]);
+    report("pooled", d);
+    assert!(d < 1e-4);
+    for (name, t) in [("act", &ag.act), ("grad", &ag.grad)] {
+        let d = max_abs_diff(t, &g[name]);
+        report(name, d);
+        assert!(d < 1e-4 * if name == "grad" { 1e-2 } else { 10.0 });
+    }
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (method, prefix) in [(Method::GradCam, "gradcam"), (Method::GradCamPlusPlus, "gradcampp")] {
+        let cam = compute(method, &flat(&ag.act), &flat(&ag.grad), 512, 7, 7, 224, 224);
+        let map = Tensor::from_vec(cam.map, (224, 224), &Device::Cpu).unwrap();
+        let d = max_abs_diff(&map, &g[&format!("{prefix}.map")]);
+        report(&format!("{prefix}.map"), d);
+        assert!(d < 1e-4, "{prefix}");
+    }
+    // Class at rank 500 (negative cam_raw entries: the ReLU matters).
+    let ag = m.activation_and_gradient(x, layer, Some(540)).unwrap();
+    let cam = compute(Method::GradCam, &flat(&ag.act), &flat(&ag.grad), 512, 7, 7, 224, 224);
+    let d = max_abs_diff(&Tensor::from_vec(cam.map, (224, 224), &Device::Cpu).unwrap(), &g["rank500.gradcam.map"]);
+    report("rank500.gradcam.map", d);
+    assert!(d < 1e-4);
+}
+
+#[test]
+fn resnet18_gradient_at_layer4_is_the_fc_row_spread_over_the_map() {
+    // With random weights in memory: ∂logit_c/∂A at the last block = fc.weight[c] / (h·w)
+    // at every position (global average pooling then a linear layer), an exact identity.
+    let vb = intervene::bench::RandomWeights::var_builder(3, &Device::Cpu);
+    let m = ResNet::new(vb, &ResNetConfig::resnet18()).unwrap();
+    let x = intervene::noise::normal_noise(1, 1, 3 * 64 * 64, &Device::Cpu).unwrap().reshape((1, 3, 64, 64)).unwrap();
+    let layer = m.default_cam_stage();
+    let ag = m.activation_and_gradient(&x, layer, Some(7)).unwrap();
+    let (_, c, h, w) = ag.grad.dims4().unwrap();
+    assert_eq!((c, h, w), (512, 2, 2));
+    // Recover fc.weight[7] from a linear probe of the head: head(e_k) − head(0).
+    let zero = m.head(&Tensor::zeros((1, 512), DType::F32, &Device::Cpu).unwrap()).unwrap();
+    let eye = Tensor::eye(512, DType::F32, &Device::Cpu).unwrap();
+    let row = (m.head(&eye).unwrap() - zero.broadcast_as((512, 1000)).unwrap()).unwrap().narrow(1, 7, 1).unwrap();
+    let want = (row.reshape((512, 1, 1)).unwrap() / (h * w) as f64).unwrap().broadcast_as((512, h, w)).unwrap();
+    let d = max_abs_diff(&ag.grad.squeeze(0).unwrap(), &want);
+    assert!(d < 1e-6, "{d}");
+}
