@@ -1,6 +1,6 @@
 //! GradCAM and GradCAM++ on torchvision's real MobileNetV2 ImageNet weights against
 //! pytorch-grad-cam 1.5.7 (tests/fixtures/gradcam-mobilenet-v2/README.md, its tolerances).
-//! The weights (14 MB, BSD-3) are fetched by `tools/setup.sh test` into `$INTERVENE_DATA/weights/`.
+//! The weights (14 MB, BSD-3) ship in `models/mobilenet_v2/` (see its MODEL_CARD.md).
 
 use std::path::{Path, PathBuf};
 
@@ -9,15 +9,12 @@ use intervene::explain::cam::{compute, Method};
 use intervene::models::classifier::Staged;
 use intervene::models::mobilenet_v2::MobileNetV2;
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("INTERVENE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".data"))
+fn weights_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mobilenet_v2/mobilenet_v2-b0353104.pth")
 }
 
 fn model() -> MobileNetV2 {
-    let p = data_dir().join("weights/mobilenet_v2-b0353104.pth");
-    assert!(p.is_file(), "{} is missing: run `bash tools/setup.sh data` (the README test command does)", p.display());
+    let p = weights_file();
     let t = intervene::checkpoint::load(&p).expect("weights");
     let tw = intervene::checkpoint::TrackedWeights::new(t);
     let m = MobileNetV2::new(tw.var_builder(DType::F32, &Device::Cpu), 1000).expect("model");
@@ -123,7 +120,7 @@ fn cam_cli_writes_the_reference_map() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_intervene"))
         .arg("cam")
         .arg("--classifier")
-        .arg(data_dir().join("weights/mobilenet_v2-b0353104.pth"))
+        .arg(weights_file())
         .arg("--input")
         .arg(dir.join("x.npy"))
         .args(["--method", "gradcam++", "--class", &class.to_string()])

@@ -26,7 +26,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 fn cgn_ensemble_resnet50_matches_the_reference_on_formula_weights() {
     let g: HashMap<String, Tensor> =
         candle_core::safetensors::load(fixture("formula-weights/ensemble_resnet50.safetensors"), &Device::Cpu).unwrap();
-    let dict = FormulaDict::from_listed(&read_section(&fixture("formula-weights/KEYS.txt"), "ensemble").unwrap()).unwrap();
+    let dict =
+        FormulaDict::from_listed(&read_section(&fixture("formula-weights/KEYS.txt"), "ensemble").unwrap()).unwrap();
     let tracked = TrackedWeights::new(dict.generate(SALT_SHARED, |_| true).unwrap());
     let mut m = CgnEnsemble::new(tracked.var_builder(DType::F32, &Device::Cpu), 1000).unwrap();
     let report = tracked.report();
@@ -34,7 +35,8 @@ fn cgn_ensemble_resnet50_matches_the_reference_on_formula_weights() {
     let x = &g["input"];
     let n = m.stage_names().len();
     let feat = m.pooled(&m.run_range(0, n, x).unwrap()).unwrap();
-    let scale = |t: &Tensor| t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+    let scale =
+        |t: &Tensor| t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
     let check = |name: &str, got: &Tensor| {
         let want = &g[name];
         let d = max_abs_diff(got, want);
@@ -65,7 +67,8 @@ fn resnet18_gradcam_matches_pytorch_grad_cam() {
     let m = ResNet::new(tracked.var_builder(DType::F32, &Device::Cpu), &ResNetConfig::resnet18()).unwrap();
     let report = tracked.report();
     assert!(report.missing.is_empty() && report.mismatched.is_empty(), "{report}");
-    let g = candle_core::safetensors::load(dir.join("golden_resnet18_random_seed1234.safetensors"), &Device::Cpu).unwrap();
+    let g =
+        candle_core::safetensors::load(dir.join("golden_resnet18_random_seed1234.safetensors"), &Device::Cpu).unwrap();
     let x = &g["input"];
     let layer = m.resolve_layer("layer4[-1]").unwrap();
     assert_eq!(m.stage_names()[layer], "layer4.1");
@@ -118,4 +121,32 @@ fn resnet18_gradient_at_layer4_is_the_fc_row_spread_over_the_map() {
     let want = (row.reshape((512, 1, 1)).unwrap() / (h * w) as f64).unwrap().broadcast_as((512, h, w)).unwrap();
     let d = max_abs_diff(&ag.grad.squeeze(0).unwrap(), &want);
     assert!(d < 1e-6, "{d}");
+}
+
+#[test]
+fn eigencam_projection_matches_numpy_svd_up_to_its_sign() {
+    let g = candle_core::safetensors::load(fixture("eigencam/golden.safetensors"), &Device::Cpu).unwrap();
+    for name in ["chelsea", "coffee"] {
+        let acts = candle_core::safetensors::load(
+            fixture(&format!("gradcam-mobilenet-v2/golden_{name}.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let act = acts["act"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = intervene::explain::cam::eigen_projection(&act, 1280, 49);
+        let want = g[&format!("{name}.projection")].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = |s: f32| got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - s * b).abs()));
+        let (same, flipped) = (err(1.0), err(-1.0));
+        eprintln!(
+            "{name}: max |Δ| {:.2e} (scale {scale:.2}; numpy's sign {})",
+            same.min(flipped),
+            if same <= flipped { "agrees" } else { "differs" }
+        );
+        assert!(same.min(flipped) <= 1e-4 * scale.max(1.0), "{name}");
+        // Our orientation: the map follows the channel sum.
+        let cam = compute(Method::EigenCam, &act, &act, 1280, 7, 7, 224, 224);
+        assert_eq!(cam.cam_raw, got);
+        assert!(cam.map.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
 }

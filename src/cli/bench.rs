@@ -106,7 +106,12 @@ fn cgn(a: CgnBench) -> anyhow::Result<()> {
         k += 1;
         let c = |class, alpha| SoftClass { class, other: (class + 1) % 10, alpha };
         // A new seed and interpolation each frame, as a slider drag produces.
-        CgnRequest { model: a.model.clone(), classes: [c(3, 0.0), c(5, (k % 10) as f32 / 10.0), c(7, 0.5)], seed: k, truncation: 0.5 }
+        CgnRequest {
+            model: a.model.clone(),
+            classes: [c(3, 0.0), c(5, (k % 10) as f32 / 10.0), c(7, 0.5)],
+            seed: k,
+            truncation: 0.5,
+        }
     };
     r.render(req())?; // load
     let (ms, all) = time_median_ms(1, a.runs, || {

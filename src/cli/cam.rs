@@ -6,24 +6,26 @@ use anyhow::{bail, Context as _};
 use candle_core::{DType, Device, Tensor};
 
 use crate::explain::cam::{compute, overlay, Method};
-use crate::models::classifier::Staged;
-use crate::models::mobilenet_v2::MobileNetV2;
+use crate::models::classifier::{self, Arch};
 
 /// Explain a classifier's decision on one image with a class activation map.
 ///
-/// The map is pytorch-grad-cam's (1.5.7) to within 1e-4: the gradient of the raw logit is taken
+/// The map is pytorch-grad-cam's (1.5.7) to within 1e-4: the gradient of the raw output is taken
 /// only down to --layer, weighted per method, ReLU'd, min-max normalised, bilinearly resized
-/// (OpenCV INTER_LINEAR) and normalised again.
+/// (OpenCV INTER_LINEAR) and normalised again. EigenCAM uses no gradient (its sign follows the
+/// activations; LAPACK leaves the reference's sign undefined).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  intervene cam --classifier mobilenet_v2 --image cat.jpg --out overlay.png\n  \
+intervene cam --classifier resnet18.pth --input x.npy --method gradcam++ --layer layer3 --class 281 --raw cam.npy")]
 pub struct CamArgs {
-    /// Weights file (torchvision key names; any supported format).
-    #[arg(long, value_name = "PATH", help_heading = "Model")]
-    pub classifier: PathBuf,
+    /// Weights file (torchvision / authors' key names; any supported format) or a bundled model name (mobilenet_v2).
+    #[arg(long, value_name = "PATH_OR_NAME", help_heading = "Model")]
+    pub classifier: String,
     /// Architecture; detected from the weight names when omitted.
     #[arg(long, value_enum, help_heading = "Model")]
     pub arch: Option<Arch>,
-    /// An image file: resized (shorter side 256, antialiased bilinear), centre-cropped to 224 and
-    /// normalised with the ImageNet mean/std.
+    /// An image file. ImageNet models: resized (shorter side 256, antialiased bilinear),
+    /// centre-cropped to 224, ImageNet mean/std. mnist-cnn: resized to 32×32, scaled to [−1, 1].
     #[arg(long, value_name = "IMG", help_heading = "Input", conflicts_with = "input")]
     pub image: Option<PathBuf>,
     /// An already-preprocessed float32 [1, 3, H, W] tensor (.npy).
@@ -32,9 +34,12 @@ pub struct CamArgs {
     /// CAM method.
     #[arg(long, value_enum, default_value = "gradcam", help_heading = "CAM")]
     pub method: Method,
-    /// Target layer (default: the last feature layer, e.g. `features.18`).
+    /// Target layer (default: ResNet layer4[-1], MobileNet features.18, MNIST CNN model.8). `--layers` lists them.
     #[arg(long, value_name = "NAME", help_heading = "CAM")]
     pub layer: Option<String>,
+    /// Print the classifier's layers with their output shapes and exit.
+    #[arg(long, help_heading = "CAM")]
+    pub layers: bool,
     /// Target class: index or ImageNet name (default: the top-1 class).
     #[arg(long, value_name = "ID_OR_NAME", help_heading = "CAM")]
     pub class: Option<String>,
@@ -49,43 +54,33 @@ pub struct CamArgs {
     pub logits: Option<PathBuf>,
 }
 
-/// Architectures with a CAM-ready implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Arch {
-    #[value(name = "mobilenet_v2")]
-    MobileNetV2,
-}
-
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 pub fn run(a: CamArgs) -> anyhow::Result<()> {
-    let weights = crate::checkpoint::load(&a.classifier)?;
-    let arch = match a.arch {
-        Some(x) => x,
-        None if weights.contains_key("features.18.0.weight") && weights.contains_key("classifier.1.weight") => {
-            Arch::MobileNetV2
-        }
-        None => bail!(
-            "cannot tell the architecture of {} from its keys; give --arch (supported: mobilenet_v2)",
-            a.classifier.display()
-        ),
-    };
-    let num_classes = weights.get("classifier.1.weight").map_or(1000, |w| w.dims()[0]);
-    let model = match arch {
-        Arch::MobileNetV2 => {
-            MobileNetV2::new(candle_nn::VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu), num_classes)?
-        }
-    };
+    let opened = classifier::open(&a.classifier, a.arch, &Device::Cpu)?;
+    let (model, num_classes) = (&opened.model, opened.num_classes);
     let (x, rgb) = match (&a.image, &a.input) {
+        (Some(p), _) if opened.arch == Arch::MnistCnn => preprocess_small(p, 32)?,
         (Some(p), _) => preprocess(p)?,
         (None, Some(p)) => (crate::imageio::load_npy(p)?, None),
+        (None, None) if a.layers => {
+            (Tensor::zeros((1, 3, opened.arch.input_size(), opened.arch.input_size()), DType::F32, &Device::Cpu)?, None)
+        }
         (None, None) => bail!("give --image IMG or --input X.npy"),
     };
     let (_, _, h, w) = x.dims4().context("the input must be [1, 3, H, W]")?;
+    if a.layers {
+        let mut t = x.clone();
+        for (i, n) in model.stage_names().iter().enumerate() {
+            t = model.run_stage(i, &t)?;
+            println!("{n:<12} {:?}", t.dims());
+        }
+        return Ok(());
+    }
     let layer = match &a.layer {
         Some(n) => model
-            .stage_index(n)
+            .resolve_layer(n)
             .with_context(|| format!("no layer '{n}'; layers: {}", model.stage_names().join(", ")))?,
         None => model.default_cam_stage(),
     };
@@ -100,7 +95,13 @@ pub fn run(a: CamArgs) -> anyhow::Result<()> {
     } else {
         format!("class {}", ag.class)
     };
-    eprintln!("target {} ({name}), layer {}", ag.class, model.stage_names()[layer]);
+    eprintln!(
+        "{:?} {}: target {} ({name}), layer {}",
+        opened.arch,
+        opened.source.display(),
+        ag.class,
+        model.stage_names()[layer]
+    );
     if let Some(p) = &a.logits {
         crate::imageio::save_npy(&ag.logits, p)?;
     }
@@ -110,6 +111,7 @@ pub fn run(a: CamArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.out {
         let img = match rgb {
             Some(px) => px,
+            None if opened.arch == Arch::MnistCnn => to_rgb_signed(&x)?,
             None => denormalise(&x)?,
         };
         let px = overlay(&img, &cam.map);
@@ -117,6 +119,27 @@ pub fn run(a: CamArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", p.display());
     }
     Ok(())
+}
+
+/// MNIST-scale input: resize to `side`×`side` (bilinear) and scale to [−1, 1].
+fn preprocess_small(path: &std::path::Path, side: u32) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
+    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
+    let r = image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle);
+    let px = r.into_raw();
+    let n = (side * side) as usize;
+    let mut v = vec![0f32; 3 * n];
+    for (i, p) in px.chunks(3).enumerate() {
+        for ch in 0..3 {
+            v[ch * n + i] = p[ch] as f32 / 127.5 - 1.0;
+        }
+    }
+    Ok((Tensor::from_vec(v, (1, 3, side as usize, side as usize), &Device::Cpu)?, Some(px)))
+}
+
+/// A [−1, 1] tensor back to RGB u8.
+fn to_rgb_signed(x: &Tensor) -> anyhow::Result<Vec<u8>> {
+    let imgs = crate::imageio::images_from_tensor(x)?;
+    Ok(imgs.into_iter().next().map(|i| i.pixels).unwrap_or_default())
 }
 
 /// torchvision's `Resize(256)` (antialiased bilinear, shorter side 256) + `CenterCrop(224)` +

@@ -70,6 +70,12 @@ pub enum Command {
 
 /// Parses the command line and runs the job; errors print as `intervene: {:#}`.
 pub fn main() -> ExitCode {
+    // `intervene … | head` should end quietly, as other Unix tools do, not panic on EPIPE.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -15,6 +15,9 @@ pub enum Method {
     HiResCam,
     #[value(name = "layercam")]
     LayerCam,
+    /// First principal component of the activations (no gradients; the class does not matter).
+    #[value(name = "eigencam")]
+    EigenCam,
 }
 
 /// Every intermediate of one CAM (what the reference fixtures store).
@@ -88,11 +91,65 @@ pub fn compute(
                 }
             }
         }
+        Method::EigenCam => cam_raw = eigen_projection(act, c, hw),
     }
     let cam_norm_lowres = relu_min_max(&cam_raw);
     let cam_resized = resize_bilinear_cv2(&cam_norm_lowres, h, w, out_h, out_w);
     let map = relu_min_max(&cam_resized);
     Cam { weights, cam_raw, cam_norm_lowres, cam_resized, map, size: (h, w), out_size: (out_h, out_w) }
+}
+
+/// EigenCAM's map (pytorch-grad-cam's `get_2d_projection`): the activations as `hw × c` rows
+/// (NaN → 0), columns centred, projected on their first right singular vector: `X·v₁ = σ₁·u₁`.
+///
+/// A singular vector's sign is arbitrary (LAPACK's choice is an artefact of its algorithm, so
+/// the reference can come out either way); we orient the map so it correlates positively with
+/// the centred channel sum, i.e. it is high where the layer is most active.
+pub fn eigen_projection(act: &[f32], c: usize, hw: usize) -> Vec<f32> {
+    use crate::steer::linalg::{sym_eig, Mat};
+    let mut x = vec![0f64; hw * c];
+    for k in 0..c {
+        let col: Vec<f64> = (0..hw).map(|i| act[k * hw + i]).map(|v| if v.is_nan() { 0.0 } else { v as f64 }).collect();
+        let mean = col.iter().sum::<f64>() / hw as f64;
+        for i in 0..hw {
+            x[i * c + k] = col[i] - mean;
+        }
+    }
+    // u₁ from the smaller Gram matrix: X·Xᵀ (hw × hw) or Xᵀ·X (c × c), then p = X·v₁.
+    let p: Vec<f64> = if hw <= c {
+        let mut g = Mat::zeros(hw, hw);
+        for i in 0..hw {
+            for j in 0..=i {
+                let d: f64 = (0..c).map(|k| x[i * c + k] * x[j * c + k]).sum();
+                g.data[i * hw + j] = d;
+                g.data[j * hw + i] = d;
+            }
+        }
+        let (vals, vecs) = sym_eig(&g);
+        let s1 = vals.first().copied().unwrap_or(0.0).max(0.0).sqrt();
+        vecs.row(0).iter().map(|u| u * s1).collect()
+    } else {
+        let mut g = Mat::zeros(c, c);
+        for i in 0..hw {
+            let r = &x[i * c..(i + 1) * c];
+            for a in 0..c {
+                for b in 0..=a {
+                    g.data[a * c + b] += r[a] * r[b];
+                }
+            }
+        }
+        for a in 0..c {
+            for b in 0..a {
+                g.data[b * c + a] = g.data[a * c + b];
+            }
+        }
+        let (_, vecs) = sym_eig(&g);
+        let v = vecs.row(0);
+        (0..hw).map(|i| (0..c).map(|k| x[i * c + k] * v[k]).sum()).collect()
+    };
+    let sums: Vec<f64> = (0..hw).map(|i| x[i * c..(i + 1) * c].iter().sum()).collect();
+    let sign = if p.iter().zip(&sums).map(|(a, b)| a * b).sum::<f64>() < 0.0 { -1.0 } else { 1.0 };
+    p.iter().map(|v| (sign * v) as f32).collect()
 }
 
 /// `c = max(x, 0); c −= min(c); c /= 1e-7 + max(c)` (pytorch-grad-cam's `scale_cam_image`).

@@ -38,7 +38,13 @@ impl CgnEnsemble {
         let cfg = ResNetConfig { num_classes, ..ResNetConfig::resnet50() };
         let backbone = ResNetTrunk::new(vb.pp("backbone"), &cfg, TrunkKeys::Sequential)?;
         let lin = |n: &str| candle_nn::linear(2048, num_classes, vb.pp(n).pp(1));
-        Ok(Self { backbone, m_shape: lin("m_shape")?, m_texture: lin("m_texture")?, m_bg: lin("m_bg")?, head: EnsembleHead::Average })
+        Ok(Self {
+            backbone,
+            m_shape: lin("m_shape")?,
+            m_texture: lin("m_texture")?,
+            m_bg: lin("m_bg")?,
+            head: EnsembleHead::Average,
+        })
     }
 
     /// Whether a checkpoint has the ensemble's keys.

@@ -77,3 +77,121 @@ pub struct ActGrad {
     pub logits: Tensor,
     pub class: usize,
 }
+
+/// Architectures `intervene cam` (and the Explain pane) can open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    #[value(name = "resnet18")]
+    ResNet18,
+    #[value(name = "resnet34")]
+    ResNet34,
+    #[value(name = "resnet50")]
+    ResNet50,
+    #[value(name = "mobilenet_v2")]
+    MobileNetV2,
+    #[value(name = "mnist-cnn")]
+    MnistCnn,
+    /// The CGN classifier ensemble (ResNet-50 trunk + shape/texture/background heads; CAMs of the average).
+    #[value(name = "cgn-ensemble")]
+    CgnEnsemble,
+}
+
+impl Arch {
+    /// The architecture a checkpoint's keys identify, if any.
+    pub fn detect(map: &crate::checkpoint::TensorMap) -> Option<Self> {
+        let has = |k: &str| map.contains_key(k);
+        if super::cgn_ensemble::CgnEnsemble::matches(&has) {
+            return Some(Self::CgnEnsemble);
+        }
+        if super::mnist_cnn::MnistCnn::matches(&has) {
+            return Some(Self::MnistCnn);
+        }
+        if has("features.18.0.weight") && has("classifier.1.weight") {
+            return Some(Self::MobileNetV2);
+        }
+        super::resnet::detect(&has, "").map(|c| match (c.bottleneck, c.blocks[2]) {
+            (true, _) => Self::ResNet50,
+            (false, 6) => Self::ResNet34,
+            _ => Self::ResNet18,
+        })
+    }
+
+    /// The input side the architecture expects from an image file.
+    pub fn input_size(self) -> usize {
+        if self == Self::MnistCnn {
+            32
+        } else {
+            224
+        }
+    }
+}
+
+/// An opened classifier.
+pub struct Opened {
+    pub model: Box<dyn Staged + Send + Sync>,
+    pub arch: Arch,
+    pub num_classes: usize,
+    pub source: std::path::PathBuf,
+}
+
+/// Opens a classifier from a weights file (any supported format, torchvision / authors' key
+/// names) or a folder name in the bundled `models/` (e.g. `mobilenet_v2`). Keys it does not use
+/// other than batch-norm counters are reported as a warning; missing or mis-shaped keys are errors.
+pub fn open(path_or_name: &str, arch: Option<Arch>, device: &candle_core::Device) -> anyhow::Result<Opened> {
+    use anyhow::Context as _;
+    let mut path = std::path::PathBuf::from(path_or_name);
+    if !path.exists() {
+        let dir = crate::bundled_models_dir().join(path_or_name);
+        let file = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pth" | "pt" | "bin" | "safetensors")))
+        });
+        path = file.with_context(|| {
+            format!(
+                "no classifier at '{path_or_name}': give a weights file, or a folder name in {}",
+                crate::bundled_models_dir().display()
+            )
+        })?;
+    }
+    let map = crate::checkpoint::load(&path)?;
+    let arch = match arch.or_else(|| Arch::detect(&map)) {
+        Some(a) => a,
+        None => anyhow::bail!(
+            "cannot tell the architecture of {} from its keys; give --arch (resnet18, resnet34, resnet50, mobilenet_v2, mnist-cnn, cgn-ensemble)",
+            path.display()
+        ),
+    };
+    let rows = |k: &str| map.get(k).map(|w| w.dims()[0]);
+    let num_classes = match arch {
+        Arch::MobileNetV2 => rows("classifier.1.weight"),
+        Arch::MnistCnn => rows("cls.0.weight"),
+        Arch::CgnEnsemble => rows("m_shape.1.weight"),
+        _ => rows("fc.weight"),
+    }
+    .unwrap_or(1000);
+    let tracked = crate::checkpoint::TrackedWeights::new(map);
+    let vb = tracked.var_builder(candle_core::DType::F32, device);
+    let built: candle_core::Result<Box<dyn Staged + Send + Sync>> = match arch {
+        Arch::MobileNetV2 => super::mobilenet_v2::MobileNetV2::new(vb, num_classes).map(|m| Box::new(m) as _),
+        Arch::MnistCnn => super::mnist_cnn::MnistCnn::new(vb, num_classes).map(|m| Box::new(m) as _),
+        Arch::CgnEnsemble => super::cgn_ensemble::CgnEnsemble::new(vb, num_classes).map(|m| Box::new(m) as _),
+        a => {
+            let cfg = match a {
+                Arch::ResNet34 => super::resnet::ResNetConfig::resnet34(),
+                Arch::ResNet50 => super::resnet::ResNetConfig::resnet50(),
+                _ => super::resnet::ResNetConfig::resnet18(),
+            };
+            super::resnet::ResNet::new(vb, &super::resnet::ResNetConfig { num_classes, ..cfg })
+                .map(|m| Box::new(m) as _)
+        }
+    };
+    let report = tracked.report();
+    let model = built.map_err(|e| anyhow::anyhow!("{}: cannot build {arch:?}: {e} ({report})", path.display()))?;
+    if !report.missing.is_empty() || !report.mismatched.is_empty() {
+        anyhow::bail!("{}: the weights do not fit {arch:?}: {report}", path.display());
+    }
+    if report.unexpected.iter().any(|k| !k.ends_with("num_batches_tracked")) {
+        tracing::warn!("{}: {report}", path.display());
+    }
+    Ok(Opened { model, arch, num_classes, source: path })
+}

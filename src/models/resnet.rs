@@ -141,7 +141,13 @@ pub struct ResNetTrunk {
 
 impl ResNetTrunk {
     pub fn new(vb: VarBuilder, cfg: &ResNetConfig, keys: TrunkKeys) -> Result<Self> {
-        let conv1 = candle_nn::conv2d_no_bias(3, 64, 7, Conv2dConfig { padding: 3, stride: 2, ..Default::default() }, vb.pp(keys.conv1()))?;
+        let conv1 = candle_nn::conv2d_no_bias(
+            3,
+            64,
+            7,
+            Conv2dConfig { padding: 3, stride: 2, ..Default::default() },
+            vb.pp(keys.conv1()),
+        )?;
         let bn1 = bn(vb.pp(keys.bn1()), 64)?;
         let mut blocks = Vec::new();
         let mut names = vec!["maxpool".to_string()];
