@@ -19,8 +19,24 @@ pub enum BenchWhat {
     Biggan(BigganBench),
     /// Steering: a late-layer edit served from the stage cache vs a full forward.
     Steer(SteerBench),
+    /// CAM: GradCAM at 224² batch 1 (ResNet-18, ResNet-50, MobileNetV2; random weights), forward + gradient to the layer.
+    Cam(CamBench),
     /// CGN: one studio frame (three mechanisms, soft classes, batch 1) for a CGN checkpoint.
     Cgn(CgnBench),
+}
+
+/// CAM timing.
+#[derive(clap::Args, Debug)]
+pub struct CamBench {
+    /// Architectures (comma separated): resnet18, resnet34, resnet50, mobilenet_v2.
+    #[arg(long, value_name = "ARCH,...", value_delimiter = ',', default_value = "resnet18,mobilenet_v2")]
+    pub arch: Vec<String>,
+    /// Timed runs (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub runs: usize,
+    /// One JSON object per architecture.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// CGN frame timing.
@@ -86,6 +102,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Biggan(b) => biggan(b),
         BenchWhat::Steer(b) => steer(b),
         BenchWhat::Cgn(b) => cgn(b),
+        BenchWhat::Cam(b) => cam(b),
     }
 }
 
@@ -95,6 +112,44 @@ fn config(name: &str) -> anyhow::Result<BigGanConfig> {
         None if std::path::Path::new(name).is_file() => Ok(BigGanConfig::from_file(std::path::Path::new(name))?),
         None => bail!("unknown config '{name}': use deep-128, deep-256, deep-512 or a config.json path"),
     }
+}
+
+fn cam(a: CamBench) -> anyhow::Result<()> {
+    use crate::explain::cam::{compute, Method};
+    use crate::models::classifier::Staged;
+    use crate::models::resnet::{ResNet, ResNetConfig};
+    let device = candle_core::Device::Cpu;
+    for name in &a.arch {
+        let vb = RandomWeights::var_builder(1, &device);
+        let model: Box<dyn Staged> = match name.as_str() {
+            "resnet18" => Box::new(ResNet::new(vb, &ResNetConfig::resnet18())?),
+            "resnet34" => Box::new(ResNet::new(vb, &ResNetConfig::resnet34())?),
+            "resnet50" => Box::new(ResNet::new(vb, &ResNetConfig::resnet50())?),
+            "mobilenet_v2" => Box::new(crate::models::mobilenet_v2::MobileNetV2::new(vb, 1000)?),
+            other => bail!("unknown architecture '{other}': use resnet18, resnet34, resnet50 or mobilenet_v2"),
+        };
+        let x = crate::noise::normal_noise(0, 1, 3 * 224 * 224, &device)?.reshape((1, 3, 224, 224))?;
+        let layer = model.default_cam_stage();
+        let (fwd, _) = time_median_ms(1, a.runs, || {
+            model.logits(&x)?;
+            Ok(())
+        })?;
+        let (ms, all) = time_median_ms(1, a.runs, || {
+            let ag = model.activation_and_gradient(&x, layer, None)?;
+            let (_, c, h, w) = ag.act.dims4()?;
+            let act = ag.act.flatten_all()?.to_vec1::<f32>()?;
+            let grad = ag.grad.flatten_all()?.to_vec1::<f32>()?;
+            std::hint::black_box(compute(Method::GradCam, &act, &grad, c, h, w, 224, 224));
+            Ok(())
+        })?;
+        let best = all.iter().copied().fold(f64::INFINITY, f64::min);
+        if a.json {
+            println!("{}", serde_json::json!({"arch": name, "gradcam_ms": ms, "gradcam_ms_best": best, "forward_ms": fwd, "layer": model.stage_names()[layer], "rss_mb": peak_rss_mib()}));
+        } else {
+            println!("cam {name:<13} GradCAM {ms:6.1} ms (best {best:.1}; forward alone {fwd:.1} ms) at {} 224² batch 1  [CPU]", model.stage_names()[layer]);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "gui")]
