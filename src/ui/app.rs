@@ -74,6 +74,15 @@ impl StudioApp {
         if let Some(m) = args.model {
             state.model = m;
         }
+        if let Some(c) = args.components {
+            state.components = Some(c);
+        }
+        if let Some(c) = args.cgn {
+            state.cgn_mode = true;
+            if !c.is_empty() {
+                state.cgn.model = c;
+            }
+        }
         Self::with_creation(cc, state, args.cpu)
     }
 

@@ -36,6 +36,12 @@ pub struct GuiArgs {
     /// Model to open (folder, weights file or hub name); default: the last one used, else the bundled model.
     #[arg(long, value_name = "PATH")]
     pub model: Option<String>,
+    /// GANSpace component file (.npz) to load for the sliders.
+    #[arg(long, value_name = "FILE.npz")]
+    pub components: Option<String>,
+    /// Open in the counterfactual (CGN) mode, optionally on this CGN checkpoint.
+    #[arg(long, value_name = "CGN", num_args = 0..=1, default_missing_value = "")]
+    pub cgn: Option<String>,
     /// Run networks on the CPU even when a GPU is available.
     #[arg(long)]
     pub cpu: bool,
