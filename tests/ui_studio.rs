@@ -202,3 +202,47 @@ fn shell_words(s: &str) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn the_explain_pane_follows_the_frame_and_explains_image_files() {
+    let mut state = StudioState::default();
+    state.explain.enabled = true;
+    state.explain.two = true; // GradCAM and GradCAM++ of the bundled MobileNetV2 side by side
+    let mut h = harness(state);
+    step_until(&mut h, "the first explanation", |a| a.explained().is_some_and(|e| e.len() == 2));
+    let first: Vec<usize> = h.state().explained().unwrap().iter().map(|e| e.target).collect();
+    {
+        let e = &h.state().explained().unwrap()[0];
+        assert_eq!((e.overlay.width, e.overlay.height), (224, 224));
+        assert_eq!(e.top5.len(), 5);
+        assert!(e.top5.windows(2).all(|w| w[0].2 >= w[1].2), "top-5 sorted");
+        assert_eq!(e.layer, "features.18");
+        assert!(
+            e.layers.iter().any(|(n, s)| n == "features.18" && s == &vec![1, 1280, 7, 7]),
+            "layer picker lists shapes"
+        );
+        assert_eq!(
+            h.query_all_by_label_contains(&format!("1. {} ", e.top5[0].1)).count(),
+            2,
+            "top-1 shown in both columns"
+        );
+    }
+    assert_eq!(first[0], first[1], "both columns explain the top-1 class");
+    // A new frame is explained again.
+    let overlay = h.state().explained().unwrap()[0].overlay.pixels.clone();
+    h.get_by_label("Next").click();
+    step_until(&mut h, "the next frame's explanation", |a| {
+        !a.explain_busy() && a.explained().is_some_and(|e| e[0].overlay.pixels != overlay)
+    });
+    // An image file (a photo of a cat) instead of the generated frame.
+    let cat = std::env::temp_dir().join(format!("intervene-ui-cat-{}.png", std::process::id()));
+    let img = image::RgbImage::from_fn(96, 80, |x, y| image::Rgb([(x * 2) as u8, (y * 3) as u8, 128]));
+    img.save(&cat).unwrap();
+    h.state_mut().open_path(intervene::ui::app::DialogKind::ImageFile, cat.clone());
+    step_until(&mut h, "the file's explanation", |a| {
+        !a.explain_busy()
+            && a.explained().is_some_and(|e| e[0].overlay.pixels != overlay)
+            && a.state.explain.image_file.is_some()
+    });
+    assert!(h.state().error().is_none(), "{:?}", h.state().error());
+}

@@ -144,7 +144,10 @@ fn cam(a: CamBench) -> anyhow::Result<()> {
         })?;
         let best = all.iter().copied().fold(f64::INFINITY, f64::min);
         if a.json {
-            println!("{}", serde_json::json!({"arch": name, "gradcam_ms": ms, "gradcam_ms_best": best, "forward_ms": fwd, "layer": model.stage_names()[layer], "rss_mb": peak_rss_mib()}));
+            println!(
+                "{}",
+                serde_json::json!({"arch": name, "gradcam_ms": ms, "gradcam_ms_best": best, "forward_ms": fwd, "layer": model.stage_names()[layer], "rss_mb": peak_rss_mib()})
+            );
         } else {
             println!("cam {name:<13} GradCAM {ms:6.1} ms (best {best:.1}; forward alone {fwd:.1} ms) at {} 224² batch 1  [CPU]", model.stage_names()[layer]);
         }

@@ -124,7 +124,12 @@ pub fn run(a: CamArgs) -> anyhow::Result<()> {
 /// MNIST-scale input: resize to `side`×`side` (bilinear) and scale to [−1, 1].
 fn preprocess_small(path: &std::path::Path, side: u32) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
     let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
-    let r = image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle);
+    preprocess_small_rgb(&img, side)
+}
+
+/// [`preprocess_small`] of an image in memory.
+pub fn preprocess_small_rgb(img: &image::RgbImage, side: u32) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
+    let r = image::imageops::resize(img, side, side, image::imageops::FilterType::Triangle);
     let px = r.into_raw();
     let n = (side * side) as usize;
     let mut v = vec![0f32; 3 * n];
@@ -148,10 +153,15 @@ fn to_rgb_signed(x: &Tensor) -> anyhow::Result<Vec<u8>> {
 /// reproduced bit for bit.
 pub fn preprocess(path: &std::path::Path) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
     let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
+    preprocess_rgb(&img)
+}
+
+/// [`preprocess`] of an image in memory.
+pub fn preprocess_rgb(img: &image::RgbImage) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
     let (w0, h0) = (img.width() as f64, img.height() as f64);
     let (nw, nh) =
         if w0 <= h0 { (256, (256.0 * h0 / w0).floor() as u32) } else { ((256.0 * w0 / h0).floor() as u32, 256) };
-    let r = image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle);
+    let r = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
     let (top, left) = (((nh as f64 - 224.0) / 2.0).round() as u32, ((nw as f64 - 224.0) / 2.0).round() as u32);
     let crop = image::imageops::crop_imm(&r, left, top, 224, 224).to_image();
     let px = crop.into_raw();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use poll_promise::Promise;
 
 use super::cgn_mode::{CgnRendered, CgnRenderer, CgnRequest, ExportJob};
+use super::explain_mode::{ExplainRenderer, ExplainRequest, Explained};
 use super::pca_job::{self, PcaJob};
 use super::render::{ModelInfo, RenderRequest, Rendered, Renderer};
 pub use super::state::{SavedDirection, StudioState, MAX_SLIDERS};
@@ -57,6 +58,13 @@ pub struct StudioApp {
     pub cgn_view_rects: [egui::Rect; 4],
     pub(super) export_job: Option<ExportJob>,
     pub(super) sheet: Option<Promise<Result<PathBuf, String>>>,
+    explain_worker: Worker<ExplainRequest, Vec<Explained>>,
+    explain_last: Option<ExplainRequest>,
+    explain_shown_id: u64,
+    pub(super) explained: Option<Vec<Explained>>,
+    pub(super) explain_textures: Vec<egui::TextureHandle>,
+    /// The image file being explained, decoded (path, pixels).
+    pub(super) explain_file: Option<(String, Arc<crate::imageio::RgbImage>)>,
 }
 
 /// What a file dialog was opened for.
@@ -66,6 +74,10 @@ pub enum DialogKind {
     ModelFile,
     Components,
     CaptureDir,
+    /// A classifier weights file for Explain column k.
+    Classifier(usize),
+    /// An image to explain.
+    ImageFile,
 }
 
 impl StudioApp {
@@ -106,6 +118,11 @@ impl StudioApp {
         let notify = move || ctx.request_repaint();
         let worker = Worker::spawn("intervene-render", move |req| renderer.render(req), notify)
             .unwrap_or_else(|e| panic!("cannot start the render thread: {e}"));
+        let ctx3 = ctx2.clone();
+        let mut explain_renderer = ExplainRenderer::default();
+        let explain_worker =
+            Worker::spawn("intervene-explain", move |req| explain_renderer.render(req), move || ctx3.request_repaint())
+                .unwrap_or_else(|e| panic!("cannot start the explain thread: {e}"));
         let mut cgn_renderer = CgnRenderer::default();
         let cgn_worker =
             Worker::spawn("intervene-cgn", move |req| cgn_renderer.render(req), move || ctx2.request_repaint())
@@ -144,7 +161,23 @@ impl StudioApp {
             cgn_view_rects: [egui::Rect::NOTHING; 4],
             export_job: None,
             sheet: None,
+            explain_worker,
+            explain_last: None,
+            explain_shown_id: 0,
+            explained: None,
+            explain_textures: Vec::new(),
+            explain_file: None,
         }
+    }
+
+    /// The explanations on screen (one per classifier column).
+    pub fn explained(&self) -> Option<&[Explained]> {
+        self.explained.as_deref()
+    }
+
+    /// Whether an explanation is being computed.
+    pub fn explain_busy(&self) -> bool {
+        self.explain_worker.busy(self.explain_shown_id)
     }
 
     /// Hash of the counterfactual composite on screen (CPU path of the same pixels).
@@ -283,9 +316,54 @@ impl StudioApp {
                 self.worker.request(req.clone());
                 self.last_request = Some(req);
             }
+            self.explain_step(ctx);
         }
         self.handle_dropped_files(ctx);
         self.handle_screenshot();
+    }
+
+    fn explain_step(&mut self, ctx: &egui::Context) {
+        // Decode an image file to explain (small, once per path).
+        if let Some(p) = self.state.explain.image_file.clone() {
+            if self.explain_file.as_ref().is_none_or(|(q, _)| *q != p) {
+                match image::open(&p) {
+                    Ok(img) => {
+                        let rgb = img.to_rgb8();
+                        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+                        let pixels = rgb.into_raw();
+                        self.explain_file =
+                            Some((p, Arc::new(crate::imageio::RgbImage { width: w, height: h, pixels })));
+                    }
+                    Err(e) => {
+                        self.state.explain.image_file = None;
+                        self.report_error(&format!("cannot open {p}"), e);
+                    }
+                }
+            }
+        }
+        if let Some(done) = self.explain_worker.poll() {
+            self.explain_shown_id = done.id;
+            match done.result {
+                Ok(v) => {
+                    self.explain_textures = v
+                        .iter()
+                        .enumerate()
+                        .map(|(k, x)| {
+                            let c = egui::ColorImage::from_rgb([x.overlay.width, x.overlay.height], &x.overlay.pixels);
+                            ctx.load_texture(format!("explain-{k}"), c, egui::TextureOptions::LINEAR)
+                        })
+                        .collect();
+                    self.explained = Some(v);
+                }
+                Err(e) => self.report_error("explain failed", format!("{e:#}")),
+            }
+        }
+        if let Some(req) = self.explain_request() {
+            if self.explain_last.as_ref() != Some(&req) {
+                self.explain_worker.request(req.clone());
+                self.explain_last = Some(req);
+            }
+        }
     }
 
     fn poll_jobs(&mut self) {
@@ -331,6 +409,15 @@ impl StudioApp {
             }
             DialogKind::Components => self.components_loading = Some(pca_job::load(path)),
             DialogKind::CaptureDir => self.state.capture_dir = Some(path.display().to_string()),
+            DialogKind::Classifier(k) => {
+                if let Some(s) = self.state.explain.slots.get_mut(k) {
+                    s.classifier = path.display().to_string();
+                }
+            }
+            DialogKind::ImageFile => {
+                self.state.explain.enabled = true;
+                self.state.explain.image_file = Some(path.display().to_string());
+            }
         }
     }
 
@@ -339,6 +426,7 @@ impl StudioApp {
         for p in dropped {
             let kind = match p.extension().and_then(|e| e.to_str()) {
                 Some("npz") => DialogKind::Components,
+                Some("png" | "jpg" | "jpeg" | "PNG" | "JPG" | "JPEG") => DialogKind::ImageFile,
                 _ if p.is_dir() => DialogKind::ModelFolder,
                 _ => DialogKind::ModelFile,
             };
@@ -374,6 +462,13 @@ impl StudioApp {
                     d.set_title("Open GANSpace components").add_filter("components", &["npz"]).pick_file()
                 }
                 DialogKind::CaptureDir => d.set_title("Folder for captures").pick_folder(),
+                DialogKind::Classifier(_) => d
+                    .set_title("Open classifier weights")
+                    .add_filter("weights", &["pth", "pt", "bin", "safetensors"])
+                    .pick_file(),
+                DialogKind::ImageFile => {
+                    d.set_title("Open an image to explain").add_filter("images", &["png", "jpg", "jpeg"]).pick_file()
+                }
             };
             picked.map(|p| (kind, p))
         }));
@@ -432,12 +527,27 @@ impl StudioApp {
         if let Some(err) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, format!("Error: {err}"));
         }
-        if let Some(tex) = &self.texture {
-            let side = ui.available_width().min(ui.available_height()).max(64.0);
-            ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(side, side)));
-        } else if self.error.is_none() {
-            ui.spinner();
-        }
+        let explain = self.state.explain.enabled;
+        let cols = if !explain {
+            1.0
+        } else if self.state.explain.two {
+            3.0
+        } else {
+            2.0
+        };
+        let side = (ui.available_width() / cols - 8.0)
+            .min(ui.available_height() - if explain { 140.0 } else { 0.0 })
+            .max(64.0);
+        ui.horizontal_top(|ui| {
+            if let Some(tex) = &self.texture {
+                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(side, side)));
+            } else if self.error.is_none() {
+                ui.spinner();
+            }
+            if explain {
+                self.explain_view_ui(ui, side);
+            }
+        });
         if self.worker.busy(self.shown_id)
             || self.job_running()
             || self.dialog.is_some()

@@ -111,6 +111,8 @@ impl StudioApp {
         }
         self.state.truncation = self.state.truncation.clamp(1e-3, 1.0);
         ui.add(egui::Slider::new(&mut self.state.batch, 1..=9).text("Grid (consecutive seeds)"));
+        ui.separator();
+        self.explain_controls_ui(ui);
     }
 
     fn class_ui(&mut self, ui: &mut egui::Ui) {

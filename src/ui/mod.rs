@@ -9,6 +9,8 @@
 //! | [`cgn_mode`] | counterfactual mode: CGN requests/renderer, export job, interpolation sheet |
 //! | [`cgn_panel`] | counterfactual mode panels (class pickers, mask shaping, views, jobs) |
 //! | [`gpu_compose`] | the WGSL compositing pipeline (egui-wgpu paint callbacks) |
+//! | [`explain_mode`] | the Explain pane's worker: cached classifiers, CAMs, top-5 |
+//! | [`explain_panel`] | the Explain pane (one or two classifiers beside the image, layer picker) |
 //! | [`perf`] | performance pane (render ms, FPS, frame-time plot, device, model size) |
 //! | [`render`] | the worker-side renderer (model cache + steering cache) |
 //! | [`pca_job`] | background PCA / component loading |
@@ -20,6 +22,8 @@ pub mod capture;
 pub mod cgn_mode;
 pub mod cgn_panel;
 pub mod controls;
+pub mod explain_mode;
+pub mod explain_panel;
 pub mod gpu_compose;
 pub mod pca_job;
 pub mod perf;

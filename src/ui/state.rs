@@ -47,6 +47,7 @@ pub struct StudioState {
     /// Counterfactual (CGN) mode instead of BigGAN steering.
     pub cgn_mode: bool,
     pub cgn: super::cgn_mode::CgnState,
+    pub explain: super::explain_mode::ExplainState,
 }
 
 impl Default for StudioState {
@@ -71,6 +72,7 @@ impl Default for StudioState {
             capture_dir: None,
             cgn_mode: false,
             cgn: Default::default(),
+            explain: Default::default(),
         }
     }
 }
