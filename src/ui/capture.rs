@@ -53,7 +53,8 @@ pub fn command_line(r: &Rendered, z_path: &Path, out: &Path) -> String {
     }
 }
 
-/// Writes `<stem>.png` (the grid, or the single image), `<stem>_z.npy` and `<stem>.json`.
+/// Writes `<stem>.png` (the grid, or the single image), `<stem>_{i}.png` per image of a grid,
+/// `<stem>_z.npy` and `<stem>.json`.
 /// Returns the JSON path.
 pub fn save(r: &Rendered, stem: &Path) -> anyhow::Result<PathBuf> {
     if let Some(dir) = stem.parent() {
@@ -63,6 +64,11 @@ pub fn save(r: &Rendered, stem: &Path) -> anyhow::Result<PathBuf> {
     let z_path = PathBuf::from(format!("{}_z.npy", stem.display()));
     let json_path = stem.with_extension("json");
     crate::imageio::save_image(&crate::imageio::grid(&r.images), &png)?;
+    if r.images.len() > 1 {
+        for (i, img) in r.images.iter().enumerate() {
+            crate::imageio::save_image(img, &PathBuf::from(format!("{}_{i}.png", stem.display())))?;
+        }
+    }
     let batch = r.images.len();
     let z = Tensor::from_vec(r.z.clone(), (batch, r.info.z_dim), &Device::Cpu)?;
     crate::imageio::save_npy(&z, &z_path)?;
