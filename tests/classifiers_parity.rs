@@ -150,3 +150,40 @@ fn eigencam_projection_matches_numpy_svd_up_to_its_sign() {
         assert!(cam.map.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
+
+#[test]
+fn the_fast_no_gradient_path_equals_the_differentiable_one() {
+    // Random weights: both paths of every stage (strided/7×7 stem, bottlenecks, downsamples).
+    let x = intervene::noise::normal_noise(4, 1, 3 * 96 * 96, &Device::Cpu).unwrap().reshape((1, 3, 96, 96)).unwrap();
+    for cfg in [ResNetConfig::resnet18(), ResNetConfig::resnet50()] {
+        let m = ResNet::new(intervene::bench::RandomWeights::var_builder(9, &Device::Cpu), &cfg).unwrap();
+        let mut h = x.clone();
+        for i in 0..m.stage_names().len() {
+            let slow = m.run_stage(i, &h).unwrap();
+            let fast = m.run_stage_nograd(i, &h).unwrap();
+            let scale = slow.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+            let d = max_abs_diff(&fast, &slow);
+            assert!(
+                d <= 1e-5 * scale,
+                "{} stage {}: {d} (scale {scale})",
+                if cfg.bottleneck { "resnet50" } else { "resnet18" },
+                m.stage_names()[i]
+            );
+            h = slow;
+        }
+    }
+    let m = intervene::models::mobilenet_v2::MobileNetV2::new(
+        intervene::bench::RandomWeights::var_builder(2, &Device::Cpu),
+        1000,
+    )
+    .unwrap();
+    let mut h = x.clone();
+    for i in 0..m.stage_names().len() {
+        let slow = m.run_stage(i, &h).unwrap();
+        let fast = m.run_stage_nograd(i, &h).unwrap();
+        let scale = slow.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+        let d = max_abs_diff(&fast, &slow);
+        assert!(d <= 1e-5 * scale, "mobilenet_v2 stage {}: {d} (scale {scale})", m.stage_names()[i]);
+        h = slow;
+    }
+}

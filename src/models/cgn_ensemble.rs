@@ -65,6 +65,9 @@ impl super::classifier::Staged for CgnEnsemble {
     fn run_stage(&self, i: usize, x: &Tensor) -> Result<Tensor> {
         self.backbone.run_stage(i, x)
     }
+    fn run_stage_nograd(&self, i: usize, x: &Tensor) -> Result<Tensor> {
+        self.backbone.run_stage_nograd(i, x)
+    }
     fn pooled(&self, x: &Tensor) -> Result<Tensor> {
         self.backbone.pooled(x)
     }

@@ -27,7 +27,12 @@ pub trait Staged {
         self.stage_index(name)
     }
 
-    /// Runs stages `[from, to)`.
+    /// Runs stage `i` where no gradient is needed (a faster CPU path where the model has one).
+    fn run_stage_nograd(&self, i: usize, x: &Tensor) -> Result<Tensor> {
+        self.run_stage(i, x)
+    }
+
+    /// Runs stages `[from, to)` (differentiable).
     fn run_range(&self, from: usize, to: usize, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for i in from..to {
@@ -36,10 +41,19 @@ pub trait Staged {
         Ok(h)
     }
 
+    /// Runs stages `[from, to)` without gradients.
+    fn run_range_nograd(&self, from: usize, to: usize, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for i in from..to {
+            h = self.run_stage_nograd(i, &h)?;
+        }
+        Ok(h)
+    }
+
     /// Logits of an input.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let n = self.stage_names().len();
-        let h = self.run_range(0, n, x)?;
+        let h = self.run_range_nograd(0, n, x)?;
         self.head(&self.pooled(&h)?)
     }
 
@@ -47,7 +61,7 @@ pub trait Staged {
     /// the backward pass stops at that activation (nothing before it is differentiated).
     fn activation_and_gradient(&self, x: &Tensor, layer: usize, class: Option<usize>) -> Result<ActGrad> {
         let n = self.stage_names().len();
-        let act = self.run_range(0, layer + 1, x)?.detach();
+        let act = self.run_range_nograd(0, layer + 1, x)?.detach();
         let var = Var::from_tensor(&act)?;
         let rest = self.run_range(layer + 1, n, var.as_tensor())?;
         let logits = self.head(&self.pooled(&rest)?)?;

@@ -14,6 +14,12 @@ struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm,
     relu6: bool,
+    /// BN folded into the convolution, for the no-gradient path ([`crate::ops::strided`]).
+    fast_w: Vec<f32>,
+    fast_b: Vec<f32>,
+    k: usize,
+    stride: usize,
+    depthwise: bool,
 }
 
 impl ConvBn {
@@ -31,7 +37,32 @@ impl ConvBn {
         let cfg = Conv2dConfig { padding: (k - 1) / 2, stride, groups, ..Default::default() };
         let conv = candle_nn::conv2d_no_bias(cin, cout, k, cfg, vb_conv)?;
         let bn = candle_nn::batch_norm(cout, candle_nn::BatchNormConfig { eps: 1e-5, ..Default::default() }, vb_bn)?;
-        Ok(Self { conv, bn, relu6 })
+        let (g, beta) =
+            bn.weight_and_bias().ok_or_else(|| candle_core::Error::Msg("batch norm without affine".into()))?;
+        let scale = (g / (bn.running_var() + bn.eps())?.sqrt()?)?;
+        let fast_b = (beta - (bn.running_mean() * &scale)?)?.to_vec1::<f32>()?;
+        let fast_w = conv.weight().broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?.flatten_all()?.to_vec1::<f32>()?;
+        let depthwise = groups > 1;
+        if depthwise && (groups != cin || cin != cout) {
+            candle_core::bail!("only depthwise grouped convolutions are supported (groups {groups}, {cin} → {cout})");
+        }
+        Ok(Self { conv, bn, relu6, fast_w, fast_b, k, stride, depthwise })
+    }
+
+    /// conv → BN → ReLU6 on the no-gradient path, `residual` added before the activation.
+    fn forward_fast(&self, x: &[f32], dims: [usize; 4], residual: Option<&[f32]>) -> Result<(Vec<f32>, [usize; 4])> {
+        use crate::ops::strided::{conv, ConvSpec, Epilogue};
+        let spec = ConvSpec {
+            weight: &self.fast_w,
+            bias: &self.fast_b,
+            out_channels: self.fast_b.len(),
+            kernel: self.k,
+            stride: self.stride,
+            padding: (self.k - 1) / 2,
+            depthwise: self.depthwise,
+        };
+        conv(x, dims, &spec, residual, if self.relu6 { Epilogue::Relu6 } else { Epilogue::None })
+            .map_err(candle_core::Error::wrap)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -52,6 +83,25 @@ enum Feature {
 }
 
 impl Feature {
+    fn forward_fast(&self, x: &Tensor) -> Result<Tensor> {
+        let (n0, n1, n2, n3) = x.dims4()?;
+        let dims = [n0, n1, n2, n3];
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let (out, od) = match self {
+            Feature::Conv(conv) => conv.forward_fast(&xv, dims, None)?,
+            Feature::Inverted { layers, residual } => {
+                let (mut h, mut hd) = (xv.clone(), dims);
+                let last = layers.len() - 1;
+                for (i, l) in layers.iter().enumerate() {
+                    let res = if i == last && *residual { Some(xv.as_slice()) } else { None };
+                    (h, hd) = l.forward_fast(&h, hd, res)?;
+                }
+                (h, hd)
+            }
+        };
+        Tensor::from_vec(out, (od[0], od[1], od[2], od[3]), x.device())
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Feature::Conv(c) => c.forward(x),
@@ -121,6 +171,14 @@ impl super::classifier::Staged for MobileNetV2 {
 
     fn run_stage(&self, i: usize, x: &Tensor) -> Result<Tensor> {
         match self.features.get(i) {
+            Some(f) => f.forward(x),
+            None => candle_core::bail!("MobileNetV2 has no stage {i}"),
+        }
+    }
+
+    fn run_stage_nograd(&self, i: usize, x: &Tensor) -> Result<Tensor> {
+        match self.features.get(i) {
+            Some(f) if x.device().is_cpu() => f.forward_fast(x),
             Some(f) => f.forward(x),
             None => candle_core::bail!("MobileNetV2 has no stage {i}"),
         }

@@ -9,8 +9,8 @@
 //! children (`backbone.0` = conv1, `backbone.1` = bn1, `backbone.4..7` = layer1..4), the layout
 //! of the CGN classifier ensemble ([`super::cgn_ensemble`]).
 
-use candle_core::{Module as _, ModuleT as _, Result, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_core::{Module as _, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
 
 /// Depth and width of a ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,19 +73,73 @@ impl TrunkKeys {
     }
 }
 
-fn bn(vb: VarBuilder, c: usize) -> Result<BatchNorm> {
-    candle_nn::batch_norm(c, candle_nn::BatchNormConfig { eps: 1e-5, ..Default::default() }, vb)
-}
-
 fn conv(vb: VarBuilder, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv2d> {
     candle_nn::conv2d_no_bias(cin, cout, k, Conv2dConfig { padding: k / 2, stride, ..Default::default() }, vb)
+}
+
+/// conv → eval-mode BN folded into one biased convolution: `w·γ/σ`, `β − μ·γ/σ`
+/// (σ = √(var + eps)). Saves the batch norm's passes over every activation.
+fn conv_bn(vb_conv: VarBuilder, vb_bn: VarBuilder, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv2d> {
+    let c = conv(vb_conv, cin, cout, k, stride)?;
+    let g = vb_bn.get(cout, "weight")?;
+    let b = vb_bn.get(cout, "bias")?;
+    let mean = vb_bn.get(cout, "running_mean")?;
+    let var = vb_bn.get(cout, "running_var")?;
+    let scale = (g / (var + 1e-5)?.sqrt()?)?;
+    let w = c.weight().broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
+    let bias = (b - (mean * &scale)?)?;
+    Ok(Conv2d::new(w, Some(bias), *c.config()))
+}
+
+/// A folded convolution as plain vectors, for the no-gradient CPU path ([`crate::ops::strided`]).
+#[derive(Debug, Clone)]
+struct FastConv {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    o: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl FastConv {
+    fn from(c: &Conv2d) -> Result<Self> {
+        let (o, _, k, _) = c.weight().dims4()?;
+        let b = match c.bias() {
+            Some(b) => b.to_vec1::<f32>()?,
+            None => vec![0.0; o],
+        };
+        let cfg = c.config();
+        Ok(Self { w: c.weight().flatten_all()?.to_vec1::<f32>()?, b, o, k, stride: cfg.stride, padding: cfg.padding })
+    }
+
+    fn run(&self, x: &[f32], dims: [usize; 4], residual: Option<&[f32]>, relu: bool) -> Result<(Vec<f32>, [usize; 4])> {
+        let spec = crate::ops::strided::ConvSpec {
+            weight: &self.w,
+            bias: &self.b,
+            out_channels: self.o,
+            kernel: self.k,
+            stride: self.stride,
+            padding: self.padding,
+            depthwise: false,
+        };
+        let epi = if relu { crate::ops::strided::Epilogue::Relu } else { crate::ops::strided::Epilogue::None };
+        crate::ops::strided::conv(x, dims, &spec, residual, epi).map_err(candle_core::Error::wrap)
+    }
+}
+
+fn dims4(t: &Tensor) -> Result<[usize; 4]> {
+    let (a, b, c, d) = t.dims4()?;
+    Ok([a, b, c, d])
 }
 
 /// A BasicBlock or Bottleneck.
 #[derive(Debug, Clone)]
 struct Block {
-    convs: Vec<(Conv2d, BatchNorm)>,
-    downsample: Option<(Conv2d, BatchNorm)>,
+    convs: Vec<Conv2d>,
+    downsample: Option<Conv2d>,
+    fast: Vec<FastConv>,
+    fast_down: Option<FastConv>,
 }
 
 impl Block {
@@ -93,36 +147,55 @@ impl Block {
         let cout = if bottleneck { planes * 4 } else { planes };
         let convs = if bottleneck {
             vec![
-                (conv(vb.pp("conv1"), cin, planes, 1, 1)?, bn(vb.pp("bn1"), planes)?),
-                (conv(vb.pp("conv2"), planes, planes, 3, stride)?, bn(vb.pp("bn2"), planes)?),
-                (conv(vb.pp("conv3"), planes, cout, 1, 1)?, bn(vb.pp("bn3"), cout)?),
+                conv_bn(vb.pp("conv1"), vb.pp("bn1"), cin, planes, 1, 1)?,
+                conv_bn(vb.pp("conv2"), vb.pp("bn2"), planes, planes, 3, stride)?,
+                conv_bn(vb.pp("conv3"), vb.pp("bn3"), planes, cout, 1, 1)?,
             ]
         } else {
             vec![
-                (conv(vb.pp("conv1"), cin, planes, 3, stride)?, bn(vb.pp("bn1"), planes)?),
-                (conv(vb.pp("conv2"), planes, planes, 3, 1)?, bn(vb.pp("bn2"), planes)?),
+                conv_bn(vb.pp("conv1"), vb.pp("bn1"), cin, planes, 3, stride)?,
+                conv_bn(vb.pp("conv2"), vb.pp("bn2"), planes, planes, 3, 1)?,
             ]
         };
         let downsample = if stride != 1 || cin != cout {
             let d = vb.pp("downsample");
-            Some((conv(d.pp("0"), cin, cout, 1, stride)?, bn(d.pp("1"), cout)?))
+            Some(conv_bn(d.pp("0"), d.pp("1"), cin, cout, 1, stride)?)
         } else {
             None
         };
-        Ok(Self { convs, downsample })
+        let fast = convs.iter().map(FastConv::from).collect::<Result<_>>()?;
+        let fast_down = downsample.as_ref().map(FastConv::from).transpose()?;
+        Ok(Self { convs, downsample, fast, fast_down })
+    }
+
+    /// The same block on the no-gradient CPU path.
+    fn forward_fast(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = dims4(x)?;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let skip = match &self.fast_down {
+            Some(d) => d.run(&xv, dims, None, false)?.0,
+            None => xv.clone(),
+        };
+        let (mut h, mut hd) = (xv, dims);
+        let last = self.fast.len() - 1;
+        for (i, c) in self.fast.iter().enumerate() {
+            let res = if i == last { Some(skip.as_slice()) } else { None };
+            (h, hd) = c.run(&h, hd, res, true)?;
+        }
+        Tensor::from_vec(h, (hd[0], hd[1], hd[2], hd[3]), x.device())
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
-        for (i, (c, b)) in self.convs.iter().enumerate() {
-            h = b.forward_t(&c.forward(&h)?, false)?;
+        for (i, c) in self.convs.iter().enumerate() {
+            h = c.forward(&h)?;
             if i < last {
                 h = h.relu()?;
             }
         }
         let skip = match &self.downsample {
-            Some((c, b)) => b.forward_t(&c.forward(x)?, false)?,
+            Some(c) => c.forward(x)?,
             None => x.clone(),
         };
         (h + skip)?.relu()
@@ -133,7 +206,7 @@ impl Block {
 #[derive(Debug, Clone)]
 pub struct ResNetTrunk {
     conv1: Conv2d,
-    bn1: BatchNorm,
+    fast_conv1: FastConv,
     blocks: Vec<Block>,
     names: Vec<String>,
     pub cfg: ResNetConfig,
@@ -141,14 +214,7 @@ pub struct ResNetTrunk {
 
 impl ResNetTrunk {
     pub fn new(vb: VarBuilder, cfg: &ResNetConfig, keys: TrunkKeys) -> Result<Self> {
-        let conv1 = candle_nn::conv2d_no_bias(
-            3,
-            64,
-            7,
-            Conv2dConfig { padding: 3, stride: 2, ..Default::default() },
-            vb.pp(keys.conv1()),
-        )?;
-        let bn1 = bn(vb.pp(keys.bn1()), 64)?;
+        let conv1 = conv_bn(vb.pp(keys.conv1()), vb.pp(keys.bn1()), 3, 64, 7, 2)?;
         let mut blocks = Vec::new();
         let mut names = vec!["maxpool".to_string()];
         let mut cin = 64;
@@ -161,7 +227,8 @@ impl ResNetTrunk {
                 cin = if cfg.bottleneck { planes * 4 } else { planes };
             }
         }
-        Ok(Self { conv1, bn1, blocks, names, cfg: *cfg })
+        let fast_conv1 = FastConv::from(&conv1)?;
+        Ok(Self { conv1, fast_conv1, blocks, names, cfg: *cfg })
     }
 
     pub fn stage_names(&self) -> Vec<String> {
@@ -170,13 +237,30 @@ impl ResNetTrunk {
 
     pub fn run_stage(&self, i: usize, x: &Tensor) -> Result<Tensor> {
         if i == 0 {
-            let h = self.bn1.forward_t(&self.conv1.forward(x)?, false)?.relu()?;
+            let h = self.conv1.forward(x)?.relu()?;
             // maxpool 3×3, stride 2, padding 1 (−∞ padding: pad with a very negative value).
             let h = h.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
             return h.max_pool2d_with_stride(3, 2);
         }
         match self.blocks.get(i - 1) {
             Some(b) => b.forward(x),
+            None => candle_core::bail!("ResNet has {} stages, asked for {i}", self.names.len()),
+        }
+    }
+
+    /// [`Self::run_stage`] on the no-gradient CPU path (same numbers to float rounding).
+    pub fn run_stage_nograd(&self, i: usize, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            return self.run_stage(i, x);
+        }
+        if i == 0 {
+            let (h, d) = self.fast_conv1.run(&x.flatten_all()?.to_vec1::<f32>()?, dims4(x)?, None, true)?;
+            let h = Tensor::from_vec(h, (d[0], d[1], d[2], d[3]), x.device())?;
+            let h = h.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
+            return h.max_pool2d_with_stride(3, 2);
+        }
+        match self.blocks.get(i - 1) {
+            Some(b) => b.forward_fast(x),
             None => candle_core::bail!("ResNet has {} stages, asked for {i}", self.names.len()),
         }
     }
@@ -218,6 +302,9 @@ impl super::classifier::Staged for ResNet {
     }
     fn run_stage(&self, i: usize, x: &Tensor) -> Result<Tensor> {
         self.trunk.run_stage(i, x)
+    }
+    fn run_stage_nograd(&self, i: usize, x: &Tensor) -> Result<Tensor> {
+        self.trunk.run_stage_nograd(i, x)
     }
     fn pooled(&self, x: &Tensor) -> Result<Tensor> {
         self.trunk.pooled(x)

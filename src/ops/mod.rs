@@ -8,6 +8,8 @@
 //! - run 1×1 convolutions as plain GEMMs,
 //! and call the `gemm` crate directly (the same GEMM candle uses).
 //!
+//! [`strided`] serves the classifiers: any kernel/stride/padding, depthwise, BN folded.
+//!
 //! Layout everywhere: NCHW, f32, contiguous.
 
 mod attention;
@@ -15,6 +17,7 @@ mod conv;
 mod few_outputs;
 mod pointwise;
 mod softmax;
+pub mod strided;
 
 pub use attention::{self_attention, AttnArgs};
 pub use conv::{conv2d, conv_flops, Conv2dArgs, Residual};
