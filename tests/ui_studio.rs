@@ -246,3 +246,40 @@ fn the_explain_pane_follows_the_frame_and_explains_image_files() {
     });
     assert!(h.state().error().is_none(), "{:?}", h.state().error());
 }
+
+#[test]
+fn the_gpu_heatmap_shows_exactly_the_cpu_overlay() {
+    let mut state = StudioState::default();
+    state.explain.enabled = true;
+    state.explain.alpha = 0.4;
+    state.show_perf = false;
+    let mut h = Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
+    step_until(&mut h, "the explanation", |a| a.explained().is_some_and(|e| !e.is_empty()) && !a.explain_busy());
+    h.run_steps(3);
+    let shot = h.render().expect("a wgpu frame");
+    let ppp = h.ctx.pixels_per_point();
+    let app = h.state();
+    let e = &app.explained().unwrap()[0];
+    let cpu = intervene::explain::cam::overlay_alpha(&e.heat.image, &e.heat.map, 0.4);
+    let rect = app.explain_rects[0];
+    let (w, hh) = (e.heat.width, e.heat.height);
+    assert!(rect.width() * ppp >= w as f32, "one screen pixel per image pixel at least");
+    let (mut worst, mut off) = (0i32, 0usize);
+    for y in 0..hh {
+        for x in 0..w {
+            let sx = ((rect.min.x + (x as f32 + 0.5) * rect.width() / w as f32) * ppp) as u32;
+            let sy = ((rect.min.y + (y as f32 + 0.5) * rect.height() / hh as f32) * ppp) as u32;
+            let gpu = shot.get_pixel(sx, sy);
+            for c in 0..3 {
+                let d = (gpu[c] as i32 - cpu[(y * w + x) * 3 + c] as i32).abs();
+                worst = worst.max(d);
+                off += usize::from(d != 0);
+            }
+        }
+    }
+    eprintln!("GPU vs CPU overlay: worst {worst}, {off} of {} values differ", w * hh * 3);
+    assert!(worst <= 1 && off * 1000 <= w * hh * 3, "worst {worst}, {off} values differ");
+}

@@ -189,14 +189,27 @@ pub fn resize_bilinear_cv2(x: &[f32], h: usize, w: usize, oh: usize, ow: usize) 
 /// pytorch-grad-cam's `show_cam_on_image`: `0.5·jet(map) + 0.5·img`, divided by its max,
 /// as RGB u8. `img` is RGB u8 `(h, w, 3)`; the map `(h, w)` in [0, 1].
 pub fn overlay(img: &[u8], map: &[f32]) -> Vec<u8> {
+    overlay_alpha(img, map, 0.5)
+}
+
+/// The blend before the final scaling: `alpha·jet(map) + (1 − alpha)·img` in [0, 1] per channel,
+/// and its maximum (the divisor of the final step).
+pub fn blend(img: &[u8], map: &[f32], alpha: f32) -> (Vec<f32>, f32) {
     let mut f: Vec<f32> = Vec::with_capacity(img.len());
     for (px, &m) in img.chunks(3).zip(map) {
         let (r, g, b) = jet((m * 255.0) as u8);
         for (c, &v) in [r, g, b].iter().zip(px) {
-            f.push(0.5 * (*c as f32 / 255.0) + 0.5 * (v as f32 / 255.0));
+            f.push(alpha * (*c as f32 / 255.0) + (1.0 - alpha) * (v as f32 / 255.0));
         }
     }
     let mx = f.iter().copied().fold(0f32, f32::max).max(1e-12);
+    (f, mx)
+}
+
+/// [`overlay`] with the heatmap weight `alpha` (GenInt's figures use 0.4). `shaders/heatmap.wgsl`
+/// draws the same pixels on the GPU.
+pub fn overlay_alpha(img: &[u8], map: &[f32], alpha: f32) -> Vec<u8> {
+    let (f, mx) = blend(img, map, alpha);
     f.iter().map(|v| (255.0 * v / mx) as u8).collect()
 }
 

@@ -63,6 +63,10 @@ pub struct StudioApp {
     explain_shown_id: u64,
     pub(super) explained: Option<Vec<Explained>>,
     pub(super) explain_textures: Vec<egui::TextureHandle>,
+    /// Bumped with every new explanation (the GPU overlay re-uploads then).
+    pub(super) explain_version: u64,
+    /// Where the Explain columns were drawn last frame.
+    pub explain_rects: [egui::Rect; 2],
     /// The image file being explained, decoded (path, pixels).
     pub(super) explain_file: Option<(String, Arc<crate::imageio::RgbImage>)>,
 }
@@ -103,6 +107,7 @@ impl StudioApp {
         let mut app = Self::with_state(cc.egui_ctx.clone(), state, cpu);
         if let Some(rs) = &cc.wgpu_render_state {
             super::gpu_compose::install(rs);
+            super::gpu_heatmap::install(rs);
             app.gpu_compose = true;
         }
         app
@@ -166,6 +171,8 @@ impl StudioApp {
             explain_shown_id: 0,
             explained: None,
             explain_textures: Vec::new(),
+            explain_version: 0,
+            explain_rects: [egui::Rect::NOTHING; 2],
             explain_file: None,
         }
     }
@@ -354,6 +361,7 @@ impl StudioApp {
                         })
                         .collect();
                     self.explained = Some(v);
+                    self.explain_version += 1;
                 }
                 Err(e) => self.report_error("explain failed", format!("{e:#}")),
             }

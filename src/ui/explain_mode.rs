@@ -38,12 +38,14 @@ pub struct ExplainState {
     pub slots: [ExplainSlot; 2],
     /// Explain this image file instead of the generated frame.
     pub image_file: Option<String>,
+    /// Heatmap weight of the overlay (pytorch-grad-cam 0.5; GenInt's figures 0.4).
+    pub alpha: f32,
 }
 
 impl Default for ExplainState {
     fn default() -> Self {
         let second = ExplainSlot { method: "gradcam++".into(), ..Default::default() };
-        Self { enabled: false, two: false, slots: [ExplainSlot::default(), second], image_file: None }
+        Self { enabled: false, two: false, slots: [ExplainSlot::default(), second], image_file: None, alpha: 0.5 }
     }
 }
 
@@ -65,6 +67,8 @@ pub struct Explained {
     /// Every layer with its output shape, for the picker.
     pub layers: Vec<(String, Vec<usize>)>,
     pub arch: Arch,
+    /// The classifier's input image (RGB u8) and the CAM, for the GPU overlay.
+    pub heat: Arc<super::gpu_heatmap::HeatmapInput>,
 }
 
 /// Worker-side cache of opened classifiers and their layer tables.
@@ -143,6 +147,12 @@ impl ExplainRenderer {
             let rgb = px.unwrap_or_default();
             out.push(Explained {
                 overlay: RgbImage { width: w, height: h, pixels: overlay(&rgb, &cam.map) },
+                heat: Arc::new(super::gpu_heatmap::HeatmapInput {
+                    width: w,
+                    height: h,
+                    image: rgb.clone(),
+                    map: cam.map.clone(),
+                }),
                 top5,
                 target: ag.class,
                 layer: m.stage_names()[layer].clone(),

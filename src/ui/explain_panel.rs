@@ -28,6 +28,7 @@ impl StudioApp {
         egui::CollapsingHeader::new("Explain").default_open(self.state.explain.enabled).show(ui, |ui| {
             ui.checkbox(&mut self.state.explain.enabled, "Explain the image (CAM)");
             ui.checkbox(&mut self.state.explain.two, "Two classifiers side by side");
+            ui.add(egui::Slider::new(&mut self.state.explain.alpha, 0.0..=1.0).text("Heatmap weight"));
             ui.horizontal(|ui| {
                 match &self.state.explain.image_file {
                     Some(p) => {
@@ -106,8 +107,26 @@ impl StudioApp {
             for (k, r) in results.iter().enumerate() {
                 ui.vertical(|ui| {
                     ui.strong(format!("{:?} · {} · {}", r.arch, self.state.explain.slots[k].method, r.layer));
-                    if let Some(tex) = self.explain_textures.get(k) {
-                        ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(side, side)));
+                    let (rect, _) = ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+                    self.explain_rects[k.min(1)] = rect;
+                    let alpha = self.state.explain.alpha;
+                    if self.gpu_compose {
+                        let (_, max) = crate::explain::cam::blend(&r.heat.image, &r.heat.map, alpha);
+                        let cb = super::gpu_heatmap::HeatmapCallback {
+                            input: r.heat.clone(),
+                            version: self.explain_version,
+                            slot: k,
+                            alpha,
+                            max,
+                        };
+                        ui.painter().add(eframe::egui_wgpu::Callback::new_paint_callback(rect, cb));
+                    } else if let Some(tex) = self.explain_textures.get(k) {
+                        ui.painter().image(
+                            tex.id(),
+                            rect,
+                            egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                            egui::Color32::WHITE,
+                        );
                     }
                     for (i, (c, name, p)) in r.top5.iter().enumerate() {
                         let mark = if *c == r.target { "  (CAM target)" } else { "" };

@@ -22,14 +22,30 @@ pub struct ComposeResources {
     version: u64,
 }
 
-/// Creates the pipeline; call once with the app's render state. Returns false without wgpu.
-pub fn install(rs: &egui_wgpu::RenderState) {
+/// A uniform buffer at binding 0 and `textures` unfilterable float textures at 1.., drawn by a
+/// full-viewport triangle (`vs_main` / `fs_main` of `source`): shared by the WGSL pipelines.
+pub(super) fn fullscreen_pipeline(
+    rs: &egui_wgpu::RenderState,
+    label: &str,
+    source: &str,
+    textures: u32,
+) -> (wgpu::RenderPipeline, wgpu::BindGroupLayout) {
     let device = &rs.device;
     let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("cgn-compose"),
-        source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
     });
-    let tex = |binding| wgpu::BindGroupLayoutEntry {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    entries.extend((1..=textures).map(|binding| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::FRAGMENT,
         ty: wgpu::BindingType::Texture {
@@ -38,32 +54,16 @@ pub fn install(rs: &egui_wgpu::RenderState) {
             multisampled: false,
         },
         count: None,
-    };
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("cgn-compose"),
-        entries: &[
-            wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::FRAGMENT,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            },
-            tex(1),
-            tex(2),
-            tex(3),
-        ],
-    });
+    }));
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("cgn-compose"),
+        label: Some(label),
         bind_group_layouts: &[Some(&layout)],
         immediate_size: 0,
     });
     let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-        label: Some("cgn-compose"),
+        label: Some(label),
         layout: Some(&pipeline_layout),
         vertex: wgpu::VertexState {
             module: &shader,
@@ -83,16 +83,24 @@ pub fn install(rs: &egui_wgpu::RenderState) {
         multiview_mask: None,
         cache: None,
     });
-    let uniforms = (0..4)
-        .map(|_| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("cgn-compose-params"),
-                size: 32,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })
-        .collect();
+    (pipeline, layout)
+}
+
+/// A uniform buffer of `size` bytes.
+pub(super) fn uniform_buffer(device: &wgpu::Device, size: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("intervene-params"),
+        size,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Creates the pipeline; call once with the app's render state.
+pub fn install(rs: &egui_wgpu::RenderState) {
+    let device = &rs.device;
+    let (pipeline, layout) = fullscreen_pipeline(rs, "cgn-compose", SHADER, 3);
+    let uniforms = (0..4).map(|_| uniform_buffer(device, 32)).collect();
     rs.renderer.write().callback_resources.insert(ComposeResources {
         pipeline,
         layout,
@@ -118,6 +126,23 @@ fn upload(
     channels: usize,
     data: &[f32],
 ) -> wgpu::TextureView {
+    upload_f32(device, queue, p.width, p.height, channels, data)
+}
+
+/// An unfilterable float texture from planar data: 1 channel → R32Float, 3 (CHW) → Rgba32Float.
+pub(super) fn upload_f32(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    width: usize,
+    height: usize,
+    channels: usize,
+    data: &[f32],
+) -> wgpu::TextureView {
+    struct Dims {
+        width: usize,
+        height: usize,
+    }
+    let p = Dims { width, height };
     let size = wgpu::Extent3d { width: p.width as u32, height: p.height as u32, depth_or_array_layers: 1 };
     let format = if channels == 1 { wgpu::TextureFormat::R32Float } else { wgpu::TextureFormat::Rgba32Float };
     let texture = device.create_texture(&wgpu::TextureDescriptor {

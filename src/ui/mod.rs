@@ -9,6 +9,7 @@
 //! | [`cgn_mode`] | counterfactual mode: CGN requests/renderer, export job, interpolation sheet |
 //! | [`cgn_panel`] | counterfactual mode panels (class pickers, mask shaping, views, jobs) |
 //! | [`gpu_compose`] | the WGSL compositing pipeline (egui-wgpu paint callbacks) |
+//! | [`gpu_heatmap`] | the WGSL CAM overlay (jet + α blend) |
 //! | [`explain_mode`] | the Explain pane's worker: cached classifiers, CAMs, top-5 |
 //! | [`explain_panel`] | the Explain pane (one or two classifiers beside the image, layer picker) |
 //! | [`perf`] | performance pane (render ms, FPS, frame-time plot, device, model size) |
@@ -25,6 +26,7 @@ pub mod controls;
 pub mod explain_mode;
 pub mod explain_panel;
 pub mod gpu_compose;
+pub mod gpu_heatmap;
 pub mod pca_job;
 pub mod perf;
 pub mod render;
