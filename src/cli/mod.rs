@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod pca;
 pub mod selftest;
 pub mod steer;
+pub mod sweep;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
 /// sets, and see why classifiers decide.
@@ -56,6 +57,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Write a random-weight BigGAN-deep for a config (demos, tests, benchmarks).
     InitBiggan(init_biggan::InitBigganArgs),
+    /// GenInt's intervention-strategy sweep: log P(x|z) over truncation, top-k and scale (CSV).
+    Sweep(sweep::SweepArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family).
@@ -117,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Cgn(a)) => cgn::run(a),
         Some(Command::Data(a)) => data::run(a),
         Some(Command::Export(a)) => export::run(a),
+        Some(Command::Sweep(a)) => sweep::run(a),
         Some(Command::InitBiggan(a)) => init_biggan::run(a),
         Some(Command::Pca(a)) => pca::run(a),
         Some(Command::Bench(a)) => bench::run(a),

@@ -1,0 +1,205 @@
+//! GenInt's intervention-strategy sweep (Mao et al., Figure 6): how log P(x|z) changes with the
+//! truncation t, the number k of top components interventions draw from, and the scale s of
+//! their offset ranges. Each setting generates a dictionary of intervened images of one class
+//! the way `gen_intervene_data_withfix_seed.py` does (per seed: 5 distinct components among the
+//! top k, each offset ~ U[s·min, s·max] of GenInt's reference range, centred edits on every
+//! latent slot), embeds it with a classifier's penultimate features, and scores the real images
+//! of that class against it ([`super::bound`]). One knob moves at a time around a base setting
+//! (the paper's best: t = 1, k = 60, s = 100 %), giving three curves.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{Device, Tensor};
+
+use super::bound::{estimate, Variant};
+use crate::models::biggan::BigGan;
+use crate::models::classifier::{Arch, Opened};
+use crate::noise::Rng;
+use crate::steer::edit::genint_range;
+use crate::steer::{Components, Edit, EditMode, Steerer};
+
+/// Which knob a point varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Knob {
+    Truncation,
+    TopK,
+    Scale,
+}
+
+/// What to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub class: usize,
+    /// Generated images per setting (the dictionary).
+    pub per_setting: usize,
+    pub truncations: Vec<f64>,
+    pub top_ks: Vec<usize>,
+    pub scales: Vec<f64>,
+    /// The base setting the other knobs keep: (t, k, s).
+    pub base: (f64, usize, f64),
+    /// Components per intervened sample (GenInt: 5).
+    pub components_per_sample: usize,
+    pub seed: u64,
+    pub variant: Variant,
+}
+
+/// One evaluated setting.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SweepPoint {
+    pub knob: Knob,
+    pub truncation: f64,
+    pub top_k: usize,
+    pub scale: f64,
+    pub estimate: f64,
+}
+
+impl SweepConfig {
+    /// Every (knob, t, k, s) to evaluate, in order.
+    pub fn settings(&self) -> Vec<(Knob, f64, usize, f64)> {
+        let (t0, k0, s0) = self.base;
+        let mut v: Vec<_> = self.truncations.iter().map(|&t| (Knob::Truncation, t, k0, s0)).collect();
+        v.extend(self.top_ks.iter().map(|&k| (Knob::TopK, t0, k, s0)));
+        v.extend(self.scales.iter().map(|&s| (Knob::Scale, t0, k0, s)));
+        v
+    }
+}
+
+/// GenInt's range of a component; components past the published table get ±12 (its typical width).
+fn range(c: usize) -> (f32, f32) {
+    genint_range(c).unwrap_or((-12.0, 12.0))
+}
+
+/// The intervention of sample `seed`: `m` distinct components among the top `k`, offsets drawn in
+/// the scaled ranges, applied to every latent slot.
+pub fn intervention(seed: u64, k: usize, m: usize, scale: f64, slots: usize) -> Vec<Edit> {
+    let mut rng = Rng::new(seed ^ 0x6E_1A7E);
+    let mut pool: Vec<usize> = (0..k).collect();
+    let m = m.min(k);
+    for i in 0..m {
+        let j = i + rng.below((k - i) as u64) as usize;
+        pool.swap(i, j);
+    }
+    pool[..m]
+        .iter()
+        .map(|&c| {
+            let (lo, hi) = range(c);
+            let u = rng.uniform() as f32;
+            let offset = (lo + u * (hi - lo)) * scale as f32;
+            Edit { component: c, start: 0, end: slots, strength: offset }
+        })
+        .collect()
+}
+
+/// Penultimate features of images (RGB u8) through a classifier, preprocessed as `intervene cam`.
+pub fn image_features(c: &Opened, images: &[crate::imageio::RgbImage]) -> anyhow::Result<(Vec<f32>, usize)> {
+    let n = c.model.stage_names().len();
+    let mut out = Vec::new();
+    let mut f = 0;
+    for chunk in images.chunks(16) {
+        let xs = chunk
+            .iter()
+            .map(|img| {
+                let im = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone())
+                    .ok_or_else(|| anyhow::anyhow!("image buffer has the wrong size"))?;
+                let (x, _) = if c.arch == Arch::MnistCnn {
+                    crate::cli::cam::preprocess_small_rgb(&im, 32)?
+                } else {
+                    crate::cli::cam::preprocess_rgb(&im)?
+                };
+                Ok(x)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let pooled = c.model.pooled(&c.model.run_range_nograd(0, n, &Tensor::cat(&xs, 0)?)?)?;
+        f = pooled.dim(1)?;
+        out.extend(pooled.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok((out, f))
+}
+
+/// Runs the sweep. `real` are the real images' features `[n, f]`; `progress(done, total)` is
+/// called after every setting; `cancel` is polled between samples.
+pub fn run(
+    model: &BigGan,
+    comps: &Components,
+    classifier: &Opened,
+    real: &[f32],
+    cfg: &SweepConfig,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Vec<SweepPoint>> {
+    let settings = cfg.settings();
+    let slots = model.cfg.num_latents();
+    let nc = model.cfg.num_classes;
+    let cv = crate::classes::one_hot(&[cfg.class.min(nc - 1)], nc, &Device::Cpu)?;
+    let mut steerer = Steerer::new(model.clone());
+    let mut out = Vec::with_capacity(settings.len());
+    for (i, &(knob, t, k, s)) in settings.iter().enumerate() {
+        let k = k.clamp(1, comps.num_components());
+        let mut images = Vec::with_capacity(cfg.per_setting);
+        for j in 0..cfg.per_setting {
+            if cancel.load(Ordering::Relaxed) {
+                anyhow::bail!("cancelled");
+            }
+            let seed = cfg.seed + j as u64;
+            let z = crate::noise::truncated_noise(seed, 1, model.cfg.z_dim, t, &Device::Cpu)?;
+            steerer.set_base(&z, &cv, t)?;
+            let edits = intervention(seed, k, cfg.components_per_sample, s, slots);
+            let x = steerer.render(comps, &edits, EditMode::Centred)?;
+            images.extend(crate::imageio::images_from_tensor(&x)?);
+        }
+        let (d, f) = image_features(classifier, &images)?;
+        let b = estimate(real, &d, f, cfg.variant)?;
+        out.push(SweepPoint { knob, truncation: t, top_k: k, scale: s, estimate: b.estimate });
+        progress(i + 1, settings.len());
+    }
+    Ok(out)
+}
+
+/// The best point of each curve.
+pub fn best_per_knob(points: &[SweepPoint]) -> Vec<&SweepPoint> {
+    [Knob::Truncation, Knob::TopK, Knob::Scale]
+        .iter()
+        .filter_map(|k| points.iter().filter(|p| p.knob == *k).max_by(|a, b| a.estimate.total_cmp(&b.estimate)))
+        .collect()
+}
+
+/// CSV: `knob,truncation,top_k,scale,log_p,best`.
+pub fn to_csv(points: &[SweepPoint]) -> String {
+    let best = best_per_knob(points);
+    let mut s = String::from("knob,truncation,top_k,scale,log_p,best\n");
+    for p in points {
+        let is_best = best.iter().any(|b| std::ptr::eq(*b, p));
+        let knob = match p.knob {
+            Knob::Truncation => "truncation",
+            Knob::TopK => "top_k",
+            Knob::Scale => "scale",
+        };
+        s.push_str(&format!("{knob},{},{},{},{},{}\n", p.truncation, p.top_k, p.scale, p.estimate, u8::from(is_best)));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interventions_draw_distinct_components_in_scaled_ranges() {
+        for seed in 0..200 {
+            let e = intervention(seed, 60, 5, 0.5, 11);
+            assert_eq!(e.len(), 5);
+            let mut cs: Vec<usize> = e.iter().map(|x| x.component).collect();
+            cs.sort();
+            cs.dedup();
+            assert_eq!(cs.len(), 5, "distinct");
+            for x in &e {
+                let (lo, hi) = range(x.component);
+                assert!(x.component < 60 && (x.start, x.end) == (0, 11));
+                assert!(x.strength >= 0.5 * lo - 1e-4 && x.strength <= 0.5 * hi + 1e-4, "{x:?}");
+            }
+        }
+        assert_eq!(intervention(3, 2, 5, 1.0, 11).len(), 2, "at most k components");
+        assert_eq!(intervention(7, 60, 5, 1.0, 11), intervention(7, 60, 5, 1.0, 11), "deterministic");
+    }
+}
