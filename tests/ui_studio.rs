@@ -283,3 +283,34 @@ fn the_gpu_heatmap_shows_exactly_the_cpu_overlay() {
     eprintln!("GPU vs CPU overlay: worst {worst}, {off} of {} values differ", w * hh * 3);
     assert!(worst <= 1 && off * 1000 <= w * hh * 3, "worst {worst}, {off} values differ");
 }
+
+#[test]
+fn the_strategy_sweep_runs_from_the_window_and_plots_three_curves() {
+    let real = std::env::temp_dir().join(format!("intervene-ui-sweep-real-{}", std::process::id()));
+    std::fs::create_dir_all(&real).unwrap();
+    for i in 0..2u32 {
+        image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6 + i * 50) as u8, (y * 5) as u8, 90]))
+            .save(real.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let mut state = StudioState::default();
+    state.pca_samples = 600;
+    state.sweep_real = Some(real.display().to_string());
+    state.sweep_per_setting = 2;
+    let mut h = harness(state);
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    h.get_by_label("Compute PCA").click();
+    step_until(&mut h, "the PCA job", |a| a.components().is_some() && !a.job_running());
+    h.get_by_label("Strategy sweep, log P(x|z)").click();
+    h.run_steps(2);
+    h.get_by_label("Run sweep").click();
+    step_until(&mut h, "the sweep", |a| a.sweep_points().is_some() || a.error().is_some());
+    assert!(h.state().error().is_none(), "{:?}", h.state().error());
+    let nc = h.state().components().unwrap().num_components();
+    let ks = [1, 5, 10, 20, 40, 60, 80].iter().filter(|k| **k <= nc).count();
+    let points = h.state().sweep_points().unwrap();
+    assert_eq!(points.len(), 5 + ks + 6, "5 truncations, the top-k values the file allows, 6 scales");
+    assert!(points.iter().all(|p| p.estimate.is_finite()));
+    // The window with the curves is up.
+    let _ = h.get_by_label("Save CSV");
+}

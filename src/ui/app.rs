@@ -67,6 +67,8 @@ pub struct StudioApp {
     pub(super) explain_version: u64,
     /// Where the Explain columns were drawn last frame.
     pub explain_rects: [egui::Rect; 2],
+    pub(super) sweep: Option<super::sweep_panel::SweepJob>,
+    pub(super) sweep_points: Option<Vec<crate::explain::sweep::SweepPoint>>,
     /// The image file being explained, decoded (path, pixels).
     pub(super) explain_file: Option<(String, Arc<crate::imageio::RgbImage>)>,
 }
@@ -82,6 +84,8 @@ pub enum DialogKind {
     Classifier(usize),
     /// An image to explain.
     ImageFile,
+    /// Real images for the strategy sweep.
+    RealDir,
 }
 
 impl StudioApp {
@@ -174,12 +178,24 @@ impl StudioApp {
             explain_version: 0,
             explain_rects: [egui::Rect::NOTHING; 2],
             explain_file: None,
+            sweep: None,
+            sweep_points: None,
         }
     }
 
     /// The explanations on screen (one per classifier column).
     pub fn explained(&self) -> Option<&[Explained]> {
         self.explained.as_deref()
+    }
+
+    /// The sweep's points once it finished.
+    pub fn sweep_points(&self) -> Option<&[crate::explain::sweep::SweepPoint]> {
+        self.sweep_points.as_deref()
+    }
+
+    /// Whether a sweep runs.
+    pub fn sweep_running(&self) -> bool {
+        self.sweep.is_some()
     }
 
     /// Whether an explanation is being computed.
@@ -298,6 +314,7 @@ impl StudioApp {
         }
         self.poll_jobs();
         self.poll_cgn_jobs();
+        self.poll_sweep();
         self.cpu_textures.clear();
         if self.state.cgn_mode {
             if let Some(done) = self.cgn_worker.poll() {
@@ -422,6 +439,7 @@ impl StudioApp {
                     s.classifier = path.display().to_string();
                 }
             }
+            DialogKind::RealDir => self.state.sweep_real = Some(path.display().to_string()),
             DialogKind::ImageFile => {
                 self.state.explain.enabled = true;
                 self.state.explain.image_file = Some(path.display().to_string());
@@ -474,6 +492,7 @@ impl StudioApp {
                     .set_title("Open classifier weights")
                     .add_filter("weights", &["pth", "pt", "bin", "safetensors"])
                     .pick_file(),
+                DialogKind::RealDir => d.set_title("Folder of real images (or class subfolders)").pick_folder(),
                 DialogKind::ImageFile => {
                     d.set_title("Open an image to explain").add_filter("images", &["png", "jpg", "jpeg"]).pick_file()
                 }
@@ -557,9 +576,11 @@ impl StudioApp {
             }
         });
         if self.worker.busy(self.shown_id)
+            || self.explain_busy()
             || self.job_running()
             || self.dialog.is_some()
             || self.screenshot_rx.is_some()
+            || self.sweep.is_some()
         {
             ui.ctx().request_repaint_after(Duration::from_millis(16));
         }
@@ -592,6 +613,9 @@ impl eframe::App for StudioApp {
         });
         if self.state.show_perf {
             egui::Panel::bottom("performance").default_size(150.0).show(ui, |ui| self.perf_ui(ui));
+        }
+        if !cgn {
+            self.sweep_window(&ui.ctx().clone());
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if cgn {

@@ -16,6 +16,7 @@
 //! | [`render`] | the worker-side renderer (model cache + steering cache) |
 //! | [`pca_job`] | background PCA / component loading |
 //! | [`capture`] | saving frames so the CLI regenerates them bit for bit |
+//! | [`sweep_panel`] | GenInt's strategy sweep as a job, its three curves |
 //! | [`worker`] | the newest-wins render thread |
 
 pub mod app;
@@ -32,6 +33,7 @@ pub mod perf;
 pub mod render;
 pub mod state;
 pub mod steering;
+pub mod sweep_panel;
 pub mod worker;
 
 pub use app::StudioApp;

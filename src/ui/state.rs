@@ -48,6 +48,9 @@ pub struct StudioState {
     pub cgn_mode: bool,
     pub cgn: super::cgn_mode::CgnState,
     pub explain: super::explain_mode::ExplainState,
+    /// Real images for the strategy sweep.
+    pub sweep_real: Option<String>,
+    pub sweep_per_setting: usize,
 }
 
 impl Default for StudioState {
@@ -73,6 +76,8 @@ impl Default for StudioState {
             cgn_mode: false,
             cgn: Default::default(),
             explain: Default::default(),
+            sweep_real: None,
+            sweep_per_setting: 50,
         }
     }
 }

@@ -32,6 +32,7 @@ impl StudioApp {
             ui.label(format!("{active} active"));
         });
         self.saved_ui(ui, num_latents);
+        self.sweep_ui(ui);
         ui.separator();
         let n = comps.num_components().min(MAX_SLIDERS);
         egui::ScrollArea::vertical().id_salt("sliders").show(ui, |ui| {
