@@ -187,3 +187,28 @@ fn the_fast_no_gradient_path_equals_the_differentiable_one() {
         h = slow;
     }
 }
+
+#[test]
+fn mnist_cnn_matches_the_numpy_reference() {
+    let dir = fixture("mnist-cnn-random");
+    let opened =
+        intervene::models::classifier::open(dir.join("weights.safetensors").to_str().unwrap(), None, &Device::Cpu)
+            .unwrap();
+    assert_eq!(opened.arch, intervene::models::classifier::Arch::MnistCnn, "detected from the keys");
+    let g = candle_core::safetensors::load(dir.join("golden.safetensors"), &Device::Cpu).unwrap();
+    let m = &opened.model;
+    let x = &g["input"];
+    let last = m.run_range(0, m.default_cam_stage() + 1, x).unwrap();
+    assert_eq!(m.stage_names()[m.default_cam_stage()], "model.8");
+    let d = max_abs_diff(&last, &g["last_conv"]);
+    assert!(d < 1e-4, "last conv {d}");
+    let n = m.stage_names().len();
+    let pooled = m.pooled(&m.run_range(0, n, x).unwrap()).unwrap();
+    assert!(max_abs_diff(&pooled, &g["pooled"]) < 1e-4);
+    let logp = m.head(&pooled).unwrap();
+    let d = max_abs_diff(&logp, &g["log_probs"]);
+    eprintln!("mnist-cnn: log-probs max |Δ| {d:.2e}");
+    assert!(d < 1e-4, "log-probs {d}");
+    // The no-gradient path agrees too.
+    assert!(max_abs_diff(&m.logits(x).unwrap(), &g["log_probs"]) < 1e-4);
+}
