@@ -134,32 +134,48 @@ pub fn images_by_class(
     Ok(out)
 }
 
-/// Pooled (penultimate) features of image files, `[n, F]` row-major, preprocessed as `cam` does.
+/// Pooled (penultimate) features of image files, `[n, F]` row-major, preprocessed as `cam` does
+/// (read 16 at a time).
 pub fn features(opened: &crate::models::classifier::Opened, files: &[PathBuf]) -> anyhow::Result<(Vec<f32>, usize)> {
-    use crate::models::classifier::Arch;
-    let m = &opened.model;
-    let n = m.stage_names().len();
     let mut out = Vec::new();
     let mut f = 0;
     for chunk in files.chunks(16) {
-        let xs = chunk
+        let imgs = chunk
             .iter()
             .map(|p| {
                 let img = image::open(p).with_context(|| format!("cannot read image {}", p.display()))?.to_rgb8();
-                let (x, _) = if opened.arch == Arch::MnistCnn {
-                    super::cam::preprocess_small_rgb(&img, 32)?
-                } else {
-                    super::cam::preprocess_rgb(&img)?
-                };
-                Ok(x)
+                let (w, h) = (img.width() as usize, img.height() as usize);
+                Ok(crate::imageio::RgbImage { width: w, height: h, pixels: img.into_raw() })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let x = candle_core::Tensor::cat(&xs, 0)?;
-        let pooled = m.pooled(&m.run_range(0, n, &x)?)?;
-        f = pooled.dim(1)?;
-        out.extend(pooled.flatten_all()?.to_vec1::<f32>()?);
+        let (v, fd) = crate::explain::sweep::image_features(opened, &imgs)?;
+        out.extend(v);
+        f = fd;
     }
     Ok((out, f))
+}
+
+/// The real images of `class` in `dir`: its class subfolder when `dir` has class subfolders (or
+/// is an export folder), else every image directly in `dir`.
+pub fn real_images(dir: &std::path::Path, class: usize, num_classes: usize) -> anyhow::Result<Vec<PathBuf>> {
+    if let Ok(mut by) = images_by_class(dir, num_classes) {
+        if let Some(v) = by.remove(&class) {
+            return Ok(v);
+        }
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+            matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
+        })
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        bail!("no real images of class {class} in {}", dir.display());
+    }
+    Ok(v)
 }
 
 fn from_images(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::explain::bound::Variant;
@@ -74,27 +74,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     comps.check_z_dim(model.cfg.z_dim)?;
     let class = crate::classes::resolve(&a.class, model.cfg.num_classes).map_err(anyhow::Error::msg)?;
     let clf = crate::models::classifier::open(&a.classifier, None, &device)?;
-    // Real images: the class's subfolder if there is one, else every image of the folder.
-    let files = match super::bound::images_by_class(&a.real, clf.num_classes.max(model.cfg.num_classes)) {
-        Ok(mut by) if by.contains_key(&class) => by.remove(&class).unwrap_or_default(),
-        _ => {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(&a.real)
-                .with_context(|| format!("cannot read {}", a.real.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-                        Some("png" | "jpg" | "jpeg")
-                    )
-                })
-                .collect();
-            v.sort();
-            v
-        }
-    };
-    if files.is_empty() {
-        bail!("no real images of class {class} in {}", a.real.display());
-    }
+    let files = super::bound::real_images(&a.real, class, clf.num_classes.max(model.cfg.num_classes))?;
     let (real, _) = super::bound::features(&clf, &files)?;
     let cfg = SweepConfig {
         class,

@@ -78,18 +78,7 @@ impl StudioApp {
                 let device = candle_core::Device::Cpu;
                 let m = crate::models::biggan::load::load(&model, &device)?;
                 let clf = crate::models::classifier::open(&classifier, None, &device)?;
-                let files = match crate::cli::bound::images_by_class(std::path::Path::new(&real), clf.num_classes) {
-                    Ok(mut by) if by.contains_key(&class) => by.remove(&class).unwrap_or_default(),
-                    _ => {
-                        let mut v: Vec<PathBuf> = std::fs::read_dir(&real)?
-                            .filter_map(|e| e.ok().map(|e| e.path()))
-                            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "jpg" | "jpeg")))
-                            .collect();
-                        v.sort();
-                        v
-                    }
-                };
-                anyhow::ensure!(!files.is_empty(), "no real images of class {class} in {real}");
+                let files = crate::cli::bound::real_images(std::path::Path::new(&real), class, clf.num_classes)?;
                 let (q, _) = crate::cli::bound::features(&clf, &files)?;
                 sweep::run(&m, &comps, &clf, &q, &cfg, &c2, &mut |d, _| d2.store(d, Ordering::Relaxed))
             };
