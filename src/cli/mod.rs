@@ -61,9 +61,9 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
-    /// Explain a classifier's decision on an image (GradCAM family).
+    /// Explain a classifier's decision on an image (GradCAM family, EigenCAM).
     Cam(cam::CamArgs),
-    /// Estimate log P(x|z) (GenInt's causal-bound proxy) from precomputed features.
+    /// Estimate log P(x|z) (GenInt's causal-bound proxy) from image folders and a classifier, or from features.
     Bound(bound::BoundArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
     Inspect(inspect::InspectArgs),
