@@ -97,6 +97,9 @@ impl StudioApp {
         if let Some(c) = args.components {
             state.components = Some(c);
         }
+        if args.explain {
+            state.explain.enabled = true;
+        }
         if let Some(c) = args.cgn {
             state.cgn_mode = true;
             if !c.is_empty() {

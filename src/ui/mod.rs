@@ -50,6 +50,9 @@ pub struct GuiArgs {
     /// Open in the counterfactual (CGN) mode, optionally on this CGN checkpoint.
     #[arg(long, value_name = "CGN", num_args = 0..=1, default_missing_value = "")]
     pub cgn: Option<String>,
+    /// Open with the Explain pane on (CAMs of the frame with the bundled MobileNetV2).
+    #[arg(long)]
+    pub explain: bool,
     /// Run networks on the CPU even when a GPU is available.
     #[arg(long)]
     pub cpu: bool,
