@@ -73,6 +73,53 @@ fn conv3(cin: usize, cout: usize, bias: bool, vb: VarBuilder) -> Result<Conv2d> 
     }
 }
 
+/// conv3×3 → eval-mode BN, kept as candle modules (other devices) and folded into one biased
+/// convolution for the CPU path ([`crate::ops::strided`]): `w·γ/σ`, `(b − μ)·γ/σ + β`.
+#[derive(Debug, Clone)]
+struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm,
+    fast_w: Vec<f32>,
+    fast_b: Vec<f32>,
+}
+
+impl ConvBn {
+    fn new(cin: usize, cout: usize, bias: bool, vb_conv: VarBuilder, vb_bn: VarBuilder) -> Result<Self> {
+        let conv = conv3(cin, cout, bias, vb_conv)?;
+        let bn = bn(cout, vb_bn)?;
+        let (g, beta) =
+            bn.weight_and_bias().ok_or_else(|| candle_core::Error::Msg("batch norm without affine".into()))?;
+        let scale = (g / (bn.running_var() + bn.eps())?.sqrt()?)?;
+        let cb = match conv.bias() {
+            Some(b) => b.clone(),
+            None => Tensor::zeros(cout, DType::F32, g.device())?,
+        };
+        let fast_b = (((cb - bn.running_mean())? * &scale)? + beta)?.to_vec1::<f32>()?;
+        let fast_w = conv.weight().broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self { conv, bn, fast_w, fast_b })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            return self.bn.forward_t(&self.conv.forward(x)?, false);
+        }
+        let (b, c, h, w) = x.dims4()?;
+        let spec = crate::ops::strided::ConvSpec {
+            weight: &self.fast_w,
+            bias: &self.fast_b,
+            out_channels: self.fast_b.len(),
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            depthwise: false,
+        };
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let (y, d) = crate::ops::strided::conv(&xv, [b, c, h, w], &spec, None, crate::ops::strided::Epilogue::None)
+            .map_err(candle_core::Error::wrap)?;
+        Tensor::from_vec(y, (d[0], d[1], d[2], d[3]), x.device())
+    }
+}
+
 /// Per-sample, per-channel normalisation over H×W (biased variance, eps 1e-5, no affine).
 pub fn instance_norm(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
@@ -98,10 +145,8 @@ fn lrelu(x: &Tensor) -> Result<Tensor> {
 #[derive(Debug, Clone)]
 pub struct ShapeMechanism {
     l0: Linear,
-    c4: Conv2d,
-    bn5: BatchNorm,
-    c9: Conv2d,
-    bn10: BatchNorm,
+    c4: ConvBn,
+    c9: ConvBn,
     ch: usize,
     init_sz: usize,
 }
@@ -111,10 +156,8 @@ impl ShapeMechanism {
         let (ch, s) = (2 * cfg.ngf, cfg.init_sz());
         Ok(Self {
             l0: candle_nn::linear(cfg.inp_dim(), ch * s * s, vb.pp("0"))?,
-            c4: conv3(ch, cfg.ngf, false, vb.pp("4"))?,
-            bn5: bn(cfg.ngf, vb.pp("5"))?,
-            c9: conv3(cfg.ngf, 1, false, vb.pp("9"))?,
-            bn10: bn(1, vb.pp("10"))?,
+            c4: ConvBn::new(ch, cfg.ngf, false, vb.pp("4"), vb.pp("5"))?,
+            c9: ConvBn::new(cfg.ngf, 1, false, vb.pp("9"), vb.pp("10"))?,
             ch,
             init_sz: s,
         })
@@ -125,9 +168,9 @@ impl ShapeMechanism {
         let b = inp.dim(0)?;
         let h = self.l0.forward(inp)?.reshape((b, self.ch, self.init_sz, self.init_sz))?;
         let h = up2(&instance_norm(&h)?)?;
-        let h = lrelu(&self.bn5.forward_t(&self.c4.forward(&h)?, false)?)?;
+        let h = lrelu(&self.c4.forward(&h)?)?;
         let h = up2(&instance_norm(&h)?)?;
-        let h = lrelu(&self.bn10.forward_t(&self.c9.forward(&h)?, false)?)?;
+        let h = lrelu(&self.c9.forward(&h)?)?;
         instance_norm(&h)
     }
 }
@@ -137,12 +180,9 @@ impl ShapeMechanism {
 #[derive(Debug, Clone)]
 pub struct TextureMechanism {
     l0: Linear,
-    c3: Conv2d,
-    bn4: BatchNorm,
-    c7: Conv2d,
-    bn8: BatchNorm,
-    c10: Conv2d,
-    bn11: BatchNorm,
+    c3: ConvBn,
+    c7: ConvBn,
+    c10: ConvBn,
     ch: usize,
     init_sz: usize,
 }
@@ -152,12 +192,9 @@ impl TextureMechanism {
         let (ch, s) = (2 * cfg.ngf, cfg.init_sz());
         Ok(Self {
             l0: candle_nn::linear(cfg.inp_dim(), ch * s * s, vb.pp("0"))?,
-            c3: conv3(ch, ch, false, vb.pp("3"))?,
-            bn4: bn(ch, vb.pp("4"))?,
-            c7: conv3(ch, cfg.ngf, false, vb.pp("7"))?,
-            bn8: bn(cfg.ngf, vb.pp("8"))?,
-            c10: conv3(cfg.ngf, 3, true, vb.pp("10"))?,
-            bn11: bn(3, vb.pp("11"))?,
+            c3: ConvBn::new(ch, ch, false, vb.pp("3"), vb.pp("4"))?,
+            c7: ConvBn::new(ch, cfg.ngf, false, vb.pp("7"), vb.pp("8"))?,
+            c10: ConvBn::new(cfg.ngf, 3, true, vb.pp("10"), vb.pp("11"))?,
             ch,
             init_sz: s,
         })
@@ -167,9 +204,9 @@ impl TextureMechanism {
     pub fn forward_pretanh(&self, inp: &Tensor) -> Result<Tensor> {
         let b = inp.dim(0)?;
         let h = self.l0.forward(inp)?.reshape((b, self.ch, self.init_sz, self.init_sz))?;
-        let h = lrelu(&self.bn4.forward_t(&self.c3.forward(&up2(&h)?)?, false)?)?;
-        let h = lrelu(&self.bn8.forward_t(&self.c7.forward(&up2(&h)?)?, false)?)?;
-        self.bn11.forward_t(&self.c10.forward(&h)?, false)
+        let h = lrelu(&self.c3.forward(&up2(&h)?)?)?;
+        let h = lrelu(&self.c7.forward(&up2(&h)?)?)?;
+        self.c10.forward(&h)
     }
 }
 
