@@ -54,15 +54,16 @@ pub struct CamArgs {
     pub logits: Option<PathBuf>,
 }
 
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
+use crate::preprocess::{IMAGENET_MEAN as MEAN, IMAGENET_STD as STD};
 
 pub fn run(a: CamArgs) -> anyhow::Result<()> {
     let opened = classifier::open(&a.classifier, a.arch, &Device::Cpu)?;
     let (model, num_classes) = (&opened.model, opened.num_classes);
     let (x, rgb) = match (&a.image, &a.input) {
-        (Some(p), _) if opened.arch == Arch::MnistCnn => preprocess_small(p, 32)?,
-        (Some(p), _) => preprocess(p)?,
+        (Some(p), _) => {
+            let (x, px) = opened.arch.preprocess(&open_rgb(p)?)?;
+            (x, Some(px))
+        }
         (None, Some(p)) => (crate::imageio::load_npy(p)?, None),
         (None, None) if a.layers => {
             (Tensor::zeros((1, 3, opened.arch.input_size(), opened.arch.input_size()), DType::F32, &Device::Cpu)?, None)
@@ -121,57 +122,15 @@ pub fn run(a: CamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// MNIST-scale input: resize to `side`×`side` (bilinear) and scale to [−1, 1].
-fn preprocess_small(path: &std::path::Path, side: u32) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
-    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
-    preprocess_small_rgb(&img, side)
-}
-
-/// [`preprocess_small`] of an image in memory.
-pub fn preprocess_small_rgb(img: &image::RgbImage, side: u32) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
-    let r = image::imageops::resize(img, side, side, image::imageops::FilterType::Triangle);
-    let px = r.into_raw();
-    let n = (side * side) as usize;
-    let mut v = vec![0f32; 3 * n];
-    for (i, p) in px.chunks(3).enumerate() {
-        for ch in 0..3 {
-            v[ch * n + i] = p[ch] as f32 / 127.5 - 1.0;
-        }
-    }
-    Ok((Tensor::from_vec(v, (1, 3, side as usize, side as usize), &Device::Cpu)?, Some(px)))
+/// Reads an image file as RGB, naming the file on failure.
+fn open_rgb(path: &std::path::Path) -> anyhow::Result<image::RgbImage> {
+    Ok(image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8())
 }
 
 /// A [−1, 1] tensor back to RGB u8.
 fn to_rgb_signed(x: &Tensor) -> anyhow::Result<Vec<u8>> {
     let imgs = crate::imageio::images_from_tensor(x)?;
     Ok(imgs.into_iter().next().map(|i| i.pixels).unwrap_or_default())
-}
-
-/// torchvision's `Resize(256)` (antialiased bilinear, shorter side 256) + `CenterCrop(224)` +
-/// `ToTensor` + `Normalize(ImageNet mean, std)`. Returns the tensor and the cropped RGB pixels.
-/// The resize uses a triangle filter like PIL's; PIL's 8-bit intermediate rounding is not
-/// reproduced bit for bit.
-pub fn preprocess(path: &std::path::Path) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
-    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_rgb8();
-    preprocess_rgb(&img)
-}
-
-/// [`preprocess`] of an image in memory.
-pub fn preprocess_rgb(img: &image::RgbImage) -> anyhow::Result<(Tensor, Option<Vec<u8>>)> {
-    let (w0, h0) = (img.width() as f64, img.height() as f64);
-    let (nw, nh) =
-        if w0 <= h0 { (256, (256.0 * h0 / w0).floor() as u32) } else { ((256.0 * w0 / h0).floor() as u32, 256) };
-    let r = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
-    let (top, left) = (((nh as f64 - 224.0) / 2.0).round() as u32, ((nw as f64 - 224.0) / 2.0).round() as u32);
-    let crop = image::imageops::crop_imm(&r, left, top, 224, 224).to_image();
-    let px = crop.into_raw();
-    let mut v = vec![0f32; 3 * 224 * 224];
-    for (i, p) in px.chunks(3).enumerate() {
-        for ch in 0..3 {
-            v[ch * 224 * 224 + i] = (p[ch] as f32 / 255.0 - MEAN[ch]) / STD[ch];
-        }
-    }
-    Ok((Tensor::from_vec(v, (1, 3, 224, 224), &Device::Cpu)?, Some(px)))
 }
 
 /// Back from a normalised tensor to RGB u8 for the overlay.

@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 
 use super::bound::{estimate, Variant};
 use crate::models::biggan::BigGan;
-use crate::models::classifier::{Arch, Opened};
+use crate::models::classifier::Opened;
 use crate::noise::Rng;
 use crate::steer::edit::genint_range;
 use crate::steer::{Components, Edit, EditMode, Steerer};
@@ -102,11 +102,7 @@ pub fn image_features(c: &Opened, images: &[crate::imageio::RgbImage]) -> anyhow
             .map(|img| {
                 let im = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone())
                     .ok_or_else(|| anyhow::anyhow!("image buffer has the wrong size"))?;
-                let (x, _) = if c.arch == Arch::MnistCnn {
-                    crate::cli::cam::preprocess_small_rgb(&im, 32)?
-                } else {
-                    crate::cli::cam::preprocess_rgb(&im)?
-                };
+                let (x, _) = c.arch.preprocess(&im)?;
                 Ok(x)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -138,6 +138,17 @@ impl Arch {
             224
         }
     }
+
+    /// The input pipeline the architecture expects (see [`crate::preprocess`]): torchvision's
+    /// ImageNet evaluation transform, or the MNIST CNN's 32×32 [−1, 1]. Returns the
+    /// `[1, 3, side, side]` tensor and the RGB pixels it shows.
+    pub fn preprocess(self, img: &image::RgbImage) -> anyhow::Result<(candle_core::Tensor, Vec<u8>)> {
+        if self == Self::MnistCnn {
+            crate::preprocess::small(img, 32)
+        } else {
+            crate::preprocess::imagenet(img)
+        }
+    }
 }
 
 /// An opened classifier.
