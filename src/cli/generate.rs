@@ -52,12 +52,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
-    if a.out.is_none() && a.raw.is_none() {
-        bail!("nothing to write: give --out IMG.png and/or --raw OUT.npy");
-    }
-    if !(a.truncation > 0.0 && a.truncation <= 1.0) {
-        bail!("--truncation must lie in (0, 1], got {}", a.truncation);
-    }
+    check_outputs_and_truncation(a.out.as_deref(), a.raw.as_deref(), a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let z = latents(&model, a.z.as_deref(), a.seed, a.batch, a.truncation)?;
@@ -65,6 +60,22 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let class_vec = class_vectors(&model, &a.classes, a.class_vector.as_deref(), b)?;
     let out = model.forward(&z, &class_vec, a.truncation)?;
     write_outputs(&out, a.out.as_deref(), a.raw.as_deref())
+}
+
+/// The checks every generator command makes before loading anything: something to write, and
+/// a truncation the BigGAN statistics are defined for.
+pub(crate) fn check_outputs_and_truncation(
+    out: Option<&std::path::Path>,
+    raw: Option<&std::path::Path>,
+    truncation: f64,
+) -> anyhow::Result<()> {
+    if out.is_none() && raw.is_none() {
+        bail!("nothing to write: give --out IMG.png and/or --raw OUT.npy");
+    }
+    if !(truncation > 0.0 && truncation <= 1.0) {
+        bail!("--truncation must lie in (0, 1], got {truncation}");
+    }
+    Ok(())
 }
 
 /// Builds the `(b, num_classes)` class matrix from --class / --class-vector.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 
 use crate::models::biggan::load;
 use crate::steer::{Components, Edit, EditMode, Steerer};
@@ -55,12 +55,7 @@ pub struct SteerArgs {
 }
 
 pub fn run(a: SteerArgs) -> anyhow::Result<()> {
-    if a.out.is_none() && a.raw.is_none() {
-        bail!("nothing to write: give --out IMG.png and/or --raw OUT.npy");
-    }
-    if !(a.truncation > 0.0 && a.truncation <= 1.0) {
-        bail!("--truncation must lie in (0, 1], got {}", a.truncation);
-    }
+    super::generate::check_outputs_and_truncation(a.out.as_deref(), a.raw.as_deref(), a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let comps = Components::load(&a.components)?;
