@@ -85,8 +85,11 @@ fn clip8(acc: i32) -> u8 {
 pub fn pil_resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (w0, h0) = (img.width() as usize, img.height() as usize);
     let (w1, h1) = (width as usize, height as usize);
-    if (w0, h0) == (w1, h1) || w1 == 0 || h1 == 0 || w0 == 0 || h0 == 0 {
-        return if (w0, h0) == (w1, h1) { img.clone() } else { RgbImage::new(width, height) };
+    if (w0, h0) == (w1, h1) {
+        return img.clone();
+    }
+    if w1 == 0 || h1 == 0 || w0 == 0 || h0 == 0 {
+        return RgbImage::new(width, height);
     }
     let src = img.as_raw();
     let (dh, dw) = (h0 as i64 - h1 as i64, w0 as i64 - w1 as i64);
@@ -168,14 +171,7 @@ pub fn imagenet(img: &RgbImage) -> anyhow::Result<(Tensor, Vec<u8>)> {
     let (top, left) = center_crop_origin(nw, nh, 224, 224);
     let crop = image::imageops::crop_imm(&r, left, top, 224, 224).to_image();
     let px = crop.into_raw();
-    let n = 224 * 224;
-    let mut v = vec![0f32; 3 * n];
-    for (i, p) in px.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            v[c * n + i] = (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-        }
-    }
-    Ok((Tensor::from_vec(v, (1, 3, 224, 224), &Device::Cpu)?, px))
+    Ok((normalised_chw(&px, 224, IMAGENET_MEAN, IMAGENET_STD)?, px))
 }
 
 /// MNIST-scale input: `Resize((side, side))` (PIL bilinear), `ToTensor()`, then the CGN scripts'
@@ -183,12 +179,18 @@ pub fn imagenet(img: &RgbImage) -> anyhow::Result<(Tensor, Vec<u8>)> {
 pub fn small(img: &RgbImage, side: u32) -> anyhow::Result<(Tensor, Vec<u8>)> {
     anyhow::ensure!(img.width() > 0 && img.height() > 0, "the image is empty (0×0)");
     let px = pil_resize_bilinear(img, side, side).into_raw();
+    Ok((normalised_chw(&px, side, [0.5; 3], [0.5; 3])?, px))
+}
+
+/// `ToTensor()` + `Normalize(mean, std)` of square RGB u8 pixels (row-major, 3 bytes a pixel):
+/// `[1, 3, side, side]` with (x/255 − mean)/std in f32, the order torchvision computes it in.
+fn normalised_chw(px: &[u8], side: u32, mean: [f32; 3], std: [f32; 3]) -> anyhow::Result<Tensor> {
     let n = (side * side) as usize;
     let mut v = vec![0f32; 3 * n];
     for (i, p) in px.chunks_exact(3).enumerate() {
         for c in 0..3 {
-            v[c * n + i] = (p[c] as f32 / 255.0 - 0.5) / 0.5;
+            v[c * n + i] = (p[c] as f32 / 255.0 - mean[c]) / std[c];
         }
     }
-    Ok((Tensor::from_vec(v, (1, 3, side as usize, side as usize), &Device::Cpu)?, px))
+    Ok(Tensor::from_vec(v, (1, 3, side as usize, side as usize), &Device::Cpu)?)
 }

@@ -59,8 +59,11 @@ fn check_photo(name: &str) {
         "{} is missing: run `bash tools/setup.sh data` (the README test command does) or set INTERVENE_DATA",
         photo.display()
     );
-    let g = candle_core::safetensors::load(fixture(&format!("gradcam-mobilenet-v2/golden_{name}.safetensors")), &Device::Cpu)
-        .unwrap();
+    let g = candle_core::safetensors::load(
+        fixture(&format!("gradcam-mobilenet-v2/golden_{name}.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap();
     let (x, px) = imagenet(&rgb(&photo)).unwrap();
     let want_px = g["image_u8"].flatten_all().unwrap().to_vec1::<u8>().unwrap();
     let bad = px.iter().zip(&want_px).filter(|(a, b)| a != b).count();

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::explain::cam::{compute, overlay, Method};
 use crate::models::classifier::{self, Arch};
+use crate::preprocess::{IMAGENET_MEAN as MEAN, IMAGENET_STD as STD};
 
 /// Explain a classifier's decision on one image with a class activation map.
 ///
@@ -53,8 +54,6 @@ pub struct CamArgs {
     #[arg(long, value_name = "LOGITS.npy", help_heading = "Output")]
     pub logits: Option<PathBuf>,
 }
-
-use crate::preprocess::{IMAGENET_MEAN as MEAN, IMAGENET_STD as STD};
 
 pub fn run(a: CamArgs) -> anyhow::Result<()> {
     let opened = classifier::open(&a.classifier, a.arch, &Device::Cpu)?;

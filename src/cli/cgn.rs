@@ -170,9 +170,7 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
             if a.shift.is_some() {
                 bail!("--shift applies to the MNIST CGN's texture shift; the ImageNet CGN has none");
             }
-            if !(a.truncation > 0.0 && a.truncation <= 1.0) {
-                bail!("--truncation must lie in (0, 1], got {}", a.truncation);
-            }
+            super::check_truncation(a.truncation)?;
             let zd = m.f_shape.cfg.z_dim;
             let u = match u_file {
                 Some(u) => u.to_dtype(DType::F32)?.to_device(&device)?,

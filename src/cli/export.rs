@@ -86,9 +86,7 @@ fn cgn(a: ExportCgnArgs) -> anyhow::Result<()> {
     if a.n == 0 || a.cf_per_shape == 0 {
         bail!("--n and --cf-per-shape must be at least 1");
     }
-    if !(a.truncation > 0.0 && a.truncation <= 1.0) {
-        bail!("--truncation must lie in (0, 1], got {}", a.truncation);
-    }
+    super::check_truncation(a.truncation)?;
     let shard = a.shard.or_else(Shard::from_env).unwrap_or_default();
     let device = crate::device::select(a.cpu);
     let model = CgnModel::open(&a.model, &device)?;

@@ -52,7 +52,8 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
-    check_outputs_and_truncation(a.out.as_deref(), a.raw.as_deref(), a.truncation)?;
+    check_outputs(a.out.as_deref(), a.raw.as_deref())?;
+    super::check_truncation(a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let z = latents(&model, a.z.as_deref(), a.seed, a.batch, a.truncation)?;
@@ -62,23 +63,14 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     write_outputs(&out, a.out.as_deref(), a.raw.as_deref())
 }
 
-/// The checks every generator command makes before loading anything: something to write, and
-/// a truncation the BigGAN statistics are defined for.
-pub(crate) fn check_outputs_and_truncation(
-    out: Option<&std::path::Path>,
-    raw: Option<&std::path::Path>,
-    truncation: f64,
-) -> anyhow::Result<()> {
+/// `generate` and `steer` refuse to run a network whose output nobody asked for.
+pub(crate) fn check_outputs(out: Option<&std::path::Path>, raw: Option<&std::path::Path>) -> anyhow::Result<()> {
     if out.is_none() && raw.is_none() {
         bail!("nothing to write: give --out IMG.png and/or --raw OUT.npy");
-    }
-    if !(truncation > 0.0 && truncation <= 1.0) {
-        bail!("--truncation must lie in (0, 1], got {truncation}");
     }
     Ok(())
 }
 
-/// Builds the `(b, num_classes)` class matrix from --class / --class-vector.
 /// z `[B, z_dim]` from `--z Z.npy`, else truncated noise from `--seed` (row i from seed + i).
 pub fn latents(
     model: &BigGan,

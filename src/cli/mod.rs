@@ -72,6 +72,15 @@ pub enum Command {
 }
 
 /// Parses the command line and runs the job; errors print as `intervene: {:#}`.
+/// `--truncation` as every BigGAN-based command takes it: the batch-norm statistics are only
+/// defined on (0, 1]. Checked before any model is loaded.
+pub(crate) fn check_truncation(truncation: f64) -> anyhow::Result<()> {
+    if !(truncation > 0.0 && truncation <= 1.0) {
+        anyhow::bail!("--truncation must lie in (0, 1], got {truncation}");
+    }
+    Ok(())
+}
+
 pub fn main() -> ExitCode {
     // `intervene … | head` should end quietly, as other Unix tools do, not panic on EPIPE.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.

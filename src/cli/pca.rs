@@ -55,9 +55,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 pub fn run(a: PcaArgs) -> anyhow::Result<()> {
-    if !(a.truncation > 0.0 && a.truncation <= 1.0) {
-        bail!("--truncation must lie in (0, 1], got {}", a.truncation);
-    }
+    super::check_truncation(a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let class = crate::classes::resolve(&a.class, model.cfg.num_classes).map_err(anyhow::Error::msg)?;

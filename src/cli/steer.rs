@@ -55,7 +55,8 @@ pub struct SteerArgs {
 }
 
 pub fn run(a: SteerArgs) -> anyhow::Result<()> {
-    super::generate::check_outputs_and_truncation(a.out.as_deref(), a.raw.as_deref(), a.truncation)?;
+    super::generate::check_outputs(a.out.as_deref(), a.raw.as_deref())?;
+    super::check_truncation(a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let comps = Components::load(&a.components)?;

@@ -105,7 +105,7 @@ impl ExplainRenderer {
         for slot in &req.slots {
             let (opened, layers) = self.classifier(&slot.classifier)?;
             let m = &opened.model;
-            let (x, px) = opened.arch.preprocess(&img)?;
+            let (x, rgb) = opened.arch.preprocess(&img)?;
             let (_, _, h, w) = x.dims4()?;
             let layer = if slot.layer.is_empty() {
                 m.default_cam_stage()
@@ -140,7 +140,6 @@ impl ExplainRenderer {
                 }
             };
             let top5 = idx.iter().take(5).map(|&k| (k, name(k), e[k] / z)).collect();
-            let rgb = px;
             out.push(Explained {
                 overlay: RgbImage { width: w, height: h, pixels: overlay(&rgb, &cam.map) },
                 heat: Arc::new(super::gpu_heatmap::HeatmapInput {
