@@ -8,6 +8,7 @@
 //! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM convolutions, buffer reuse) |
 //! | [`models`] | network runtimes, one model per file: BigGAN-deep, MobileNetV2 (as named stages for CAMs) |
 //! | [`device`] | choosing CPU or CUDA |
+//! | [`counterfactual`] | CGN frames: separate shape/texture/background classes, soft interpolation, sheets |
 //! | [`composite`] | CGN compositing with live mask shaping (CPU mirror of `shaders/compose.wgsl`) |
 //! | [`jobs`] | resumable, shardable jobs (progress, cancel, atomic files) and the exports built on them |
 //! | [`steer`] | GANSpace PCA for BigGAN, component files, latent edits, cached re-rendering |
@@ -24,12 +25,14 @@ pub mod checkpoint;
 pub mod classes;
 pub mod cli;
 pub mod composite;
+pub mod counterfactual;
 pub mod data;
 pub mod device;
 pub mod explain;
 pub mod imageio;
 pub mod jobs;
 pub mod models;
+pub mod named;
 pub mod noise;
 pub mod ops;
 pub mod preprocess;
