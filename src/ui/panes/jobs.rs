@@ -35,7 +35,8 @@ impl JobsPane {
         let entries = ctx.board.entries();
         ui.horizontal(|ui| {
             let active = entries.iter().filter(|e| e.phase.is_active()).count();
-            ui.label(format!("{} jobs, {active} queued or running", entries.len()));
+            let n = entries.len();
+            ui.label(format!("{n} job{}, {active} queued or running", if n == 1 { "" } else { "s" }));
             if ui.button("Clear finished").clicked() {
                 ctx.commands.push(Command::ClearFinishedJobs);
             }
@@ -67,7 +68,7 @@ impl JobsPane {
                 commands.push(Command::Cancel(e.spec.name.clone()));
             }
             let selected = self.selected.as_deref() == Some(e.spec.name.as_str());
-            if ui.selectable_label(selected, format!("{} · {}", e.spec.kind, e.spec.name)).clicked() {
+            if ui.selectable_label(selected, &e.spec.name).on_hover_text(e.spec.kind).clicked() {
                 self.selected = Some(e.spec.name.clone());
             }
         });
