@@ -15,8 +15,12 @@
 //! | module | job |
 //! |---|---|
 //! | [`cgn_export`] | counterfactual data sets from a CGN (`intervene export cgn`) |
+//! | [`genint_export`] | GenInt's intervened data sets from BigGAN (`intervene export genint`) |
+//! | [`image_sink`] | image encoding and atomic writes (files, WebDataset shards) on a writer thread |
 
 pub mod cgn_export;
+pub mod genint_export;
+pub mod image_sink;
 
 use std::path::Path;
 use std::str::FromStr;
