@@ -11,6 +11,8 @@ use crate::jobs::cgn_export::{CgnExport, Layout, Settings};
 use crate::jobs::{self, Control, Shard};
 use crate::models::cgn::CgnModel;
 
+pub mod genint;
+
 /// Export data sets (resumable, shardable across a cluster's job scheduler).
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -23,6 +25,8 @@ pub struct ExportArgs {
 pub enum ExportWhat {
     /// A counterfactual data set from a CGN (one mask per shape draw, K texture/background draws).
     Cgn(ExportCgnArgs),
+    /// GenInt's intervened data set from BigGAN (ImageFolder or WebDataset, JSONL manifest, replay).
+    Genint(genint::ExportGenintArgs),
 }
 
 /// `intervene export cgn`.
@@ -71,6 +75,7 @@ pub struct ExportCgnArgs {
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     match a.what {
         ExportWhat::Cgn(c) => cgn(c),
+        ExportWhat::Genint(g) => genint::run(g),
     }
 }
 
@@ -139,4 +144,36 @@ fn cgn(a: ExportCgnArgs) -> anyhow::Result<()> {
         eprintln!("other shards are still missing; labels.csv is written by the run that completes the set");
     }
     Ok(())
+}
+
+/// Runs `job` with a progress bar (units) and Ctrl-C wired to its control.
+fn with_progress<T>(unit: &str, job: impl FnOnce(&Control) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let control = Control::new();
+    let _ = CANCEL.set(control.cancel_flag());
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("[{{bar:40}}] {{pos}}/{{len}} units  {{msg}}  eta {{eta}} ({unit})"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (c, b, stop) = (control.clone(), bar.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let (d, t) = c.progress();
+                b.set_length(t);
+                b.set_position(d);
+                b.set_message(format!("{:.2}/s", c.rate()));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+    };
+    let r = job(&control);
+    stop.store(true, Ordering::SeqCst);
+    let _ = ticker.join();
+    bar.finish_and_clear();
+    r
 }

@@ -132,7 +132,7 @@ impl OpenTar {
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
         h.set_cksum();
-        self.builder.append(&h, bytes).with_context(|| format!("cannot write {}", self.tmp.display()))
+        self.builder.append(&h, bytes).with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     fn finish(self) -> anyhow::Result<()> {
