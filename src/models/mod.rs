@@ -1,5 +1,6 @@
 //! Network runtimes, one model per file (or folder for the larger ones).
 
+pub mod adain;
 pub mod biggan;
 pub mod cgn;
 pub mod cgn_ensemble;
@@ -12,3 +13,4 @@ pub mod mnist_cnn;
 pub mod mobilenet_v2;
 pub mod resnet;
 pub mod u2net;
+pub mod vgg19;
