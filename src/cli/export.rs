@@ -12,6 +12,7 @@ use crate::jobs::{self, Control, Shard};
 use crate::models::cgn::CgnModel;
 
 pub mod genint;
+pub mod transfer;
 
 /// Export data sets (resumable, shardable across a cluster's job scheduler).
 #[derive(clap::Args, Debug)]
@@ -27,6 +28,8 @@ pub enum ExportWhat {
     Cgn(ExportCgnArgs),
     /// GenInt's intervened data set from BigGAN (ImageFolder or WebDataset, JSONL manifest, replay).
     Genint(genint::ExportGenintArgs),
+    /// GenInt's transfer step: AdaIN style transfer of intervened images onto real ones.
+    Transfer(transfer::ExportTransferArgs),
 }
 
 /// `intervene export cgn`.
@@ -76,6 +79,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     match a.what {
         ExportWhat::Cgn(c) => cgn(c),
         ExportWhat::Genint(g) => genint::run(g),
+        ExportWhat::Transfer(t) => transfer::run(t),
     }
 }
 

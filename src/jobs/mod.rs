@@ -16,11 +16,13 @@
 //! |---|---|
 //! | [`cgn_export`] | counterfactual data sets from a CGN (`intervene export cgn`) |
 //! | [`genint_export`] | GenInt's intervened data sets from BigGAN (`intervene export genint`) |
+//! | [`transfer`] | GenInt's transfer step: AdaIN of intervened images onto real ones (`intervene export transfer`) |
 //! | [`image_sink`] | image encoding and atomic writes (files, WebDataset shards) on a writer thread |
 
 pub mod cgn_export;
 pub mod genint_export;
 pub mod image_sink;
+pub mod transfer;
 
 use std::path::Path;
 use std::str::FromStr;
