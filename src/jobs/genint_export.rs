@@ -275,6 +275,8 @@ pub struct GenintExport {
     components: Option<Components>,
     sink: Option<Sink>,
     control: Control,
+    /// Encode and write on a second thread.
+    pub background: bool,
 }
 
 impl GenintExport {
@@ -312,7 +314,7 @@ impl GenintExport {
                 );
             }
         }
-        Ok(Self { settings, out, model, components, sink: None, control })
+        Ok(Self { settings, out, model, components, sink: None, control, background: true })
     }
 
     /// Item `i`.
@@ -400,7 +402,7 @@ impl GenintExport {
 
     fn sink(&mut self) -> anyhow::Result<&mut Sink> {
         if self.sink.is_none() {
-            self.sink = Some(Sink::new(true)?);
+            self.sink = Some(Sink::new(self.background)?);
         }
         self.sink.as_mut().context("no sink")
     }
@@ -518,7 +520,24 @@ pub fn run(
     resume: bool,
     control: &Control,
 ) -> anyhow::Result<Report> {
+    run_with_writer(model, components, settings, out, shard, resume, true, control)
+}
+
+/// [`run`] with the choice of encoding and writing on a second thread (`background`, the
+/// default) or between batches on the rendering thread (for measurements).
+#[allow(clippy::too_many_arguments)]
+pub fn run_with_writer(
+    model: BigGan,
+    components: Option<Components>,
+    settings: Settings,
+    out: &Path,
+    shard: Shard,
+    resume: bool,
+    background: bool,
+    control: &Control,
+) -> anyhow::Result<Report> {
     let mut job = GenintExport::new(model, components, settings, out.to_path_buf(), control.clone())?;
+    job.background = background;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
     // Shards share the folder by design: an existing manifest with the same settings is theirs.
     super::claim_directory(out, &serde_json::to_value(&job.settings)?, resume || shard.count > 1)
