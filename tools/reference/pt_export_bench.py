@@ -18,7 +18,7 @@ Prints one JSON line: images, seconds, images_per_s, ms_per_image, mean PNG size
 Requirements: torch, pytorch-pretrained-biggan==0.1.1, scipy, numpy, pillow
 (`pip install torch pytorch-pretrained-biggan scipy numpy pillow`).
 
-Usage: python tools/reference/pt_export_bench.py --res 128 --batch 8 --images 32 --out /tmp/pt-export
+Usage: python tools/reference/pt_export_bench.py --model /tmp/bench-biggan-128 --batch 8 --images 32
 """
 import argparse
 import json
@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 import torch
+import PIL.Image  # noqa: F401 (convert_to_images uses PIL.Image without importing it)
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 from pytorch_pretrained_biggan.utils import convert_to_images, truncated_noise_sample
 
@@ -40,17 +41,20 @@ RANGES = [(-3, 3), (-4, 2), (-3, 3), (-4, 3), (-3, 5), (-4, 4), (-5, 5), (-5, 5)
           (-8, 10), (-10, 7), (-10, 10), (-8, 8), (-10, 10), (-10, 10), (-5, 10), (-10, 8)]
 
 
-def model(res, variant):
-    cfg = BigGANConfig(output_dim=res, z_dim=128, class_embed_dim=128, channel_width=128, num_classes=1000,
-                       layers=L128 if res == 128 else L256, attention_layer_position=8, eps=1e-4, n_stats=51)
-    m = BigGAN(cfg).eval()
-    for mod in m.modules():  # random running stats: keep the numbers finite
-        for name in ("running_means", "running_vars"):
-            if hasattr(mod, name):
-                getattr(mod, name).data.uniform_(0.5, 1.5)
-        if mod.__class__.__name__ == "BigGANBatchNorm" and getattr(mod, "weight", None) is not None:
-            mod.weight.data.fill_(1.0)
-            mod.bias.data.zero_()
+def model(res, variant, path):
+    if path:
+        m = BigGAN.from_pretrained(path).eval()
+    else:
+        cfg = BigGANConfig(output_dim=res, z_dim=128, class_embed_dim=128, channel_width=128, num_classes=1000,
+                           layers=L128 if res == 128 else L256, attention_layer_position=8, eps=1e-4, n_stats=51)
+        m = BigGAN(cfg).eval()
+        for mod in m.modules():  # random running stats: keep the numbers finite
+            for name in ("running_means", "running_vars"):
+                if hasattr(mod, name):
+                    getattr(mod, name).data.uniform_(0.5, 1.5)
+            if mod.__class__.__name__ == "BigGANBatchNorm" and getattr(mod, "weight", None) is not None:
+                mod.weight.data.fill_(1.0)
+                mod.bias.data.zero_()
     if variant == "tuned":
         for mod in m.modules():
             if hasattr(mod, "weight_orig"):
@@ -75,6 +79,8 @@ def model(res, variant):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", help="a model folder (config.json + pytorch_model.bin), e.g. from make_bench_biggan.py; "
+                    "default: random weights in memory (their images are NaN: PNGs are unrealistically small)")
     ap.add_argument("--res", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--images", type=int, default=32, help="timed images (after one warm-up batch)")
@@ -86,7 +92,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     rng = np.random.RandomState(0)
-    m = model(a.res, a.variant)
+    m = model(a.res, a.variant, a.model)
+    res = m.config.output_dim
     # 20 random unit latent directions and a mean, standing in for a GANSpace file.
     comps = rng.randn(20, 128)
     comps /= np.linalg.norm(comps, axis=1, keepdims=True)
@@ -121,7 +128,7 @@ def main():
     dt = time.perf_counter() - t0
     sizes = [os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out)]
     print(json.dumps({
-        "tool": "pytorch", "variant": a.variant, "res": a.res, "batch": a.batch, "images": done, "seconds": dt,
+        "tool": "pytorch", "variant": a.variant, "res": res, "model": a.model or "random", "batch": a.batch, "images": done, "seconds": dt,
         "images_per_s": done / dt, "ms_per_image": 1000 * dt / done, "png_kb": sum(sizes) / len(sizes) / 1024,
         "threads": a.threads, "torch": torch.__version__,
         "jemalloc": "jemalloc" in os.environ.get("LD_PRELOAD", ""),

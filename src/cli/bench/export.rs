@@ -16,9 +16,13 @@ use crate::steer::Components;
 /// Export-loop timing.
 #[derive(clap::Args, Debug)]
 pub struct ExportBench {
-    /// Configuration: deep-128, deep-256, deep-512 or a config.json path.
+    /// Configuration of a random-weight model: deep-128, deep-256, deep-512 or a config.json path.
     #[arg(long, value_name = "NAME", default_value = "deep-128")]
     pub config: String,
+    /// A model to load instead (folder, weights file or hub name), e.g. the one
+    /// `tools/reference/make_bench_biggan.py` writes for both this and the PyTorch peer.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    pub model: Option<String>,
     /// Images per forward.
     #[arg(long, value_name = "B", default_value_t = 8, value_parser = crate::cli::export::genint::positive)]
     pub batch: usize,
@@ -71,8 +75,12 @@ fn random_components(z_dim: usize) -> Components {
 
 pub fn run(a: ExportBench, config: fn(&str) -> anyhow::Result<BigGanConfig>) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
-    let cfg = config(&a.config)?;
-    let model = BigGan::new(RandomWeights::var_builder(1, &device), &cfg)?;
+    let model = match &a.model {
+        Some(m) => crate::models::biggan::load::load(m, &device)?,
+        None => BigGan::new(RandomWeights::var_builder(1, &device), &config(&a.config)?)?,
+    };
+    let cfg = model.cfg.clone();
+    let name = a.model.clone().unwrap_or_else(|| format!("{} (random weights)", a.config));
     let comps = random_components(cfg.z_dim);
     let root = a.out.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("intervene-bench-export-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&root);
@@ -112,7 +120,7 @@ pub fn run(a: ExportBench, config: fn(&str) -> anyhow::Result<BigGanConfig>) -> 
     }
     let _ = std::fs::remove_dir_all(&root);
     let o = serde_json::json!({
-        "tool": "intervene", "config": a.config, "res": cfg.output_dim, "batch": a.batch, "images": n, "seconds": secs,
+        "tool": "intervene", "model": name, "res": cfg.output_dim, "batch": a.batch, "images": n, "seconds": secs,
         "images_per_s": n as f64 / secs, "ms_per_image": 1000.0 * secs / n as f64,
         "png_kb": bytes as f64 / n.max(1) as f64 / 1024.0, "writer": if a.inline_writes { "inline" } else { "thread" },
         "format": a.format.extension(), "threads": rayon::current_num_threads(), "device": crate::device::describe(&device),
@@ -121,8 +129,7 @@ pub fn run(a: ExportBench, config: fn(&str) -> anyhow::Result<BigGanConfig>) -> 
         println!("{o}");
     } else {
         println!(
-            "export {} batch {}: {n} images in {secs:.2} s = {:.2} images/s ({:.1} ms/image, {:.1} KiB/image, writes on {})  [{}]",
-            a.config,
+            "export {name} batch {}: {n} images in {secs:.2} s = {:.2} images/s ({:.1} ms/image, {:.1} KiB/image, writes on {})  [{}]",
             a.batch,
             n as f64 / secs,
             1000.0 * secs / n as f64,
