@@ -5,6 +5,8 @@ use anyhow::bail;
 use crate::bench::{peak_rss_mib, time_median_ms, RandomWeights};
 use crate::models::biggan::{BigGan, BigGanConfig};
 
+mod export;
+
 /// Measure speed and memory (random weights in memory; no model files needed).
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -23,6 +25,8 @@ pub enum BenchWhat {
     Cam(CamBench),
     /// CGN: one studio frame (three mechanisms, soft classes, batch 1) for a CGN checkpoint.
     Cgn(CgnBench),
+    /// The GenInt export loop (BigGAN forward + PNG write, the real job): images/s.
+    Export(export::ExportBench),
 }
 
 /// CAM timing.
@@ -103,6 +107,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Steer(b) => steer(b),
         BenchWhat::Cgn(b) => cgn(b),
         BenchWhat::Cam(b) => cam(b),
+        BenchWhat::Export(b) => export::run(b, config),
     }
 }
 
