@@ -12,6 +12,7 @@
 //! | [`jobs`] | resumable, shardable jobs (progress, cancel, atomic files) and the exports built on them |
 //! | [`steer`] | GANSpace PCA for BigGAN, component files, latent edits, cached re-rendering |
 //! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
+//! | [`npy`] | NumPy `.npy` / `.npz` reading (hostile-header safe) and writing (numpy's exact layout) |
 //! | [`preprocess`] | classifier input pipelines, torchvision's to the bit (PIL's antialiased bilinear resize) |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
 //! | [`explain`] | why a classifier decides (GradCAM family) and GenInt's log P(x|z) estimate |
@@ -31,6 +32,7 @@ pub mod imageio;
 pub mod jobs;
 pub mod models;
 pub mod noise;
+pub mod npy;
 pub mod ops;
 pub mod preprocess;
 pub mod steer;

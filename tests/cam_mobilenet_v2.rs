@@ -105,6 +105,58 @@ fn coffee_matches_pytorch_grad_cam() {
     check_image("coffee");
 }
 
+/// HiResCAM and LayerCAM against pytorch-grad-cam 1.5.7's own classes
+/// (tests/fixtures/cam-family-mobilenet-v2/README.md): the default layer `features.18` and
+/// `features.13`, whose spatially varying gradient and negative activations are where the two
+/// methods differ from GradCAM and from each other; top-1 and rank-500 targets.
+#[test]
+fn hirescam_and_layercam_match_pytorch_grad_cam() {
+    let family = candle_core::safetensors::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cam-family-mobilenet-v2/golden.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let m = model();
+    let mut checked = 0;
+    let mut report = Vec::new();
+    for image in ["chelsea", "coffee"] {
+        let g = candle_core::safetensors::load(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/fixtures/gradcam-mobilenet-v2/golden_{image}.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        for layer_name in ["features.18", "features.13"] {
+            let layer = m.stage_index(layer_name).unwrap();
+            for target in ["top1", "rank500"] {
+                let key = format!("{image}.{layer_name}.{target}");
+                let Some(class) = family.get(&format!("{key}.target_class")) else { continue };
+                let class = class.to_vec1::<i64>().unwrap()[0] as usize;
+                let ag = m.activation_and_gradient(&g["input"], layer, Some(class)).unwrap();
+                let (_, c, h, w) = ag.act.dims4().unwrap();
+                let (act, grad) = (v(&ag.act), v(&ag.grad));
+                if let Some(want) = family.get(&format!("{image}.{layer_name}.act")).filter(|_| target == "top1") {
+                    assert!(max_diff(&act, &v(want)) <= 1e-4, "{key}: act");
+                    let gw = v(&family[&format!("{image}.{layer_name}.grad")]);
+                    let d = max_diff(&grad, &gw);
+                    assert!(d <= 1e-5, "{key}: grad differs by {d}");
+                }
+                for (method, name) in [(Method::HiResCam, "hirescam"), (Method::LayerCam, "layercam")] {
+                    let cam = compute(method, &act, &grad, c, h, w, 224, 224);
+                    let raw = max_diff(&cam.cam_raw, &v(&family[&format!("{key}.{name}.cam_raw")]));
+                    let map = max_diff(&cam.map, &v(&family[&format!("{key}.{name}.map")]));
+                    report.push(format!("{key}.{name} raw {raw:.1e} map {map:.1e}"));
+                    assert!(raw <= 1e-4, "{key} {name}: cam_raw differs by {raw}");
+                    assert!(map <= 1e-4, "{key} {name}: map differs by {map}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert_eq!(checked, 12, "every golden case was compared");
+}
+
 /// The `intervene cam` contract: --input tensor, --class, --raw map and --logits files.
 #[test]
 fn cam_cli_writes_the_reference_map() {
