@@ -7,6 +7,9 @@ do not depend on image decoding or resizing. Each case runs the library's own cl
 and also records the raw per-layer map before any normalisation (`get_cam_image` on the
 activations and gradients the same call captured).
 
+Also stored: the reference's activation and gradients at `features.13`, and for each spatial site of
+`features.14`'s expand convolution the smallest |pre-activation| of its ReLU6 over the channels.
+
 Layers: `features.18` (the default CAM layer; its gradient is spatially uniform, so HiResCAM
 equals GradCAM there) and `features.13` (96×14×14, spatially varying gradients: HiResCAM and
 LayerCAM differ from GradCAM). Targets: the top-1 class and the class at rank 500 (negative
@@ -62,9 +65,21 @@ for image, layers in CASES.items():
                 out[f"{key}.cam_raw"] = raw.astype(np.float32)
                 out[f"{key}.map"] = final.astype(np.float32)
                 cam.activations_and_grads.release()
-            if tname == "top1" and layer_idx == 13:
+            if layer_idx == 13:
+                # The reference's own activation and gradient: the CAM formulas are checked on
+                # these exactly, apart from the network's backward (see the README on ReLU6 ties).
                 out[f"{image}.features.13.act"] = act[0].astype(np.float32)
-                out[f"{image}.features.13.grad"] = grad[0].astype(np.float32)
+                out[f"{image}.features.13.{tname}.grad"] = grad[0].astype(np.float32)
+            if layer_idx == 13 and tname == "top1":
+                # Pre-activations of the expand ReLU6 that follows the layer: how close each
+                # spatial site comes to the kink at 0 (a float-rounding coin flip for the gradient).
+                store = {}
+                hook = model.features[14].conv[0][1].register_forward_hook(lambda mod, i, o: store.update(bn=o.detach().clone()))
+                with torch.no_grad():
+                    model(x)
+                hook.remove()
+                bn = store["bn"][0]
+                out[f"{image}.features.14.expand_preact_min_abs"] = bn.abs().amin(dim=0).numpy().astype(np.float32)
 meta = {
     "torch": torch.__version__,
     "torchvision": torchvision.__version__,
