@@ -15,6 +15,7 @@
 //! | [`npy`] | NumPy `.npy` / `.npz` reading (hostile-header safe) and writing (numpy's exact layout) |
 //! | [`preprocess`] | classifier input pipelines, torchvision's to the bit (PIL's antialiased bilinear resize) |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
+//! | [`fetch`] | `intervene fetch`: known real weights by name, resumable verified downloads, mirrors |
 //! | [`explain`] | why a classifier decides (GradCAM family) and GenInt's log P(x|z) estimate |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
 //! | [`cli`] | the command-line front end (clap) |
@@ -28,6 +29,7 @@ pub mod composite;
 pub mod data;
 pub mod device;
 pub mod explain;
+pub mod fetch;
 pub mod imageio;
 pub mod jobs;
 pub mod models;

@@ -11,10 +11,12 @@
 //! against the bytes actually present *before* anything is allocated from it, so a hostile
 //! header gives an error, never a panic, a wrapped size or a multi-gigabyte allocation.
 //!
-//! Why not the `npyz` crate (issue 11 §8 asked): npyz 0.9 multiplies the shape without an
-//! overflow check when it parses the header (`NpyHeader::from_parts`), so the hostile headers
-//! of the tests below panic in debug builds and wrap in release builds before a caller can
-//! check anything; and its `.npz` support pins `zip` 0.6 next to our `zip` 9. What we need is
+//! Why not the `npyz` crate (issue 11 §8 asked): npyz 0.8.4, the current release, multiplies
+//! the shape without an overflow check when it parses the header, before a caller can look at
+//! it. Fed the first hostile header of the tests below (shape `(2³², 2³²)`), it panics with
+//! "attempt to multiply with overflow" in a debug build and, in a release build, wraps to 0 and
+//! returns an empty array as if the file were valid (checked with a scratch program on
+//! 2026-11-29). Its `.npz` support also pins `zip` 0.6 next to our `zip` 9. What we need is
 //! small (float arrays, C order), so the reader stays here, with the checks.
 
 use std::io::{Read, Write};
