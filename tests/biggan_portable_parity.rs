@@ -5,27 +5,24 @@
 //! level on ≤ 0.1 % of the pixels, intermediates atol 1e-4·max(1, max|ref|).
 //!
 //! The fused CPU kernels are switched off for this whole test binary with
-//! `INTERVENE_PORTABLE=1`, set before any model runs (each test calls [`portable`] first; the
-//! variable is the documented switch, read by `models::biggan::fast`).
+//! `ops::set_backend(Backend::Portable)` before any model runs (each test calls [`portable`]
+//! first; the choice is process-wide).
 //!
 //! `INTERVENE_TEST_DEVICE=cuda` runs the same checks on the GPU (a `--features cuda` build;
 //! tools/gpu-check.sh does this on a lent CUDA machine).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use intervene::models::biggan::{BigGan, BigGanConfig, Resume};
+use intervene::ops::{backend, set_backend, Backend};
 
-/// Selects the portable path for this process (once, before the first forward).
+/// Selects the portable path for this process, before the first forward.
 fn portable() {
-    static SET: Once = Once::new();
-    // SAFETY (edition 2021 `set_var`): every test calls this before it starts any thread of
-    // its own, and the `Once` makes the write happen exactly once.
-    SET.call_once(|| std::env::set_var("INTERVENE_PORTABLE", "1"));
-    assert_eq!(std::env::var("INTERVENE_PORTABLE").as_deref(), Ok("1"));
+    set_backend(Backend::Portable);
+    assert_eq!(backend(), Backend::Portable);
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -9,12 +9,16 @@
 //! | [`components`] | GANSpace's `.npz` component files |
 //! | [`edit`] | additive (GANSpace) and centred (GenInt) edits of the per-layer latents; GenInt's ranges |
 //! | [`session`] | [`Steerer`]: re-rendering under changing edits from cached stage activations |
+//! | [`render`] | a studio frame: model cache + steering cache behind one request type |
+//! | [`pca_job`] | the PCA as a job (progress, cancel, atomic file), shared by `intervene pca` and the window |
 
 pub mod components;
 pub mod edit;
 pub mod ipca;
 pub mod linalg;
 pub mod pca;
+pub mod pca_job;
+pub mod render;
 pub mod session;
 
 pub use components::{Components, ComponentsError};

@@ -1,5 +1,6 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod formula;
 pub mod http_server;
 pub mod pickle_writer;
