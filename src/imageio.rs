@@ -73,16 +73,20 @@ pub fn save_image(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write image {}", path.display()))
 }
 
-/// Writes `t` as `.npy` atomically.
+/// Writes `t` as a float32 `.npy` (numpy's own header layout) atomically.
 pub fn save_npy(t: &Tensor, path: &Path) -> anyhow::Result<()> {
-    write_atomically(path, |tmp| t.write_npy(tmp).map_err(anyhow::Error::from))
+    let shape = t.dims().to_vec();
+    let data = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let arr = crate::npy::NpyArray::new(shape, data).context("tensor data does not fill its shape")?;
+    write_atomically(path, |tmp| std::fs::write(tmp, crate::npy::npy_bytes(&arr)).map_err(anyhow::Error::from))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Reads a `.npy` as f32.
+/// Reads a float32/float64 `.npy` as an f32 tensor on the CPU (header sizes checked, see
+/// [`crate::npy`]).
 pub fn load_npy(path: &Path) -> anyhow::Result<Tensor> {
-    let t = Tensor::read_npy(path).with_context(|| format!("cannot read {} as .npy", path.display()))?;
-    Ok(t.to_dtype(DType::F32)?)
+    let a = crate::npy::load_npy(path).with_context(|| format!("cannot read {} as .npy", path.display()))?;
+    Ok(Tensor::from_vec(a.data, a.shape, &candle_core::Device::Cpu)?)
 }
 
 /// Runs `write` on a temporary sibling of `path`, then renames it into place, so a killed

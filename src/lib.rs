@@ -21,8 +21,10 @@
 //! | [`explain`] | CAMs, the explanation pipeline, GenInt's log P(x|z) and the strategy sweep |
 //! | [`data`] | MNIST / Fashion-MNIST and the colored, double-colored and wildlife variants |
 //! | [`imageio`] | tensors ⇄ images and `.npy` files, grids, atomic writes |
+//! | [`npy`] | NumPy `.npy` / `.npz` reading (hostile-header safe) and writing (numpy's exact layout) |
 //! | [`preprocess`] | classifier input pipelines, torchvision's to the bit (PIL's antialiased bilinear resize) |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
+//! | [`fetch`] | `intervene fetch`: known real weights by name, resumable verified downloads, mirrors |
 //! | [`named`] | engine enums chosen by name (the faces turn them into choices) |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
 //! | [`cli`] | the command-line face |
@@ -38,11 +40,13 @@ pub mod counterfactual;
 pub mod data;
 pub mod device;
 pub mod explain;
+pub mod fetch;
 pub mod imageio;
 pub mod jobs;
 pub mod models;
 pub mod named;
 pub mod noise;
+pub mod npy;
 pub mod ops;
 pub mod preprocess;
 pub mod steer;

@@ -1,10 +1,12 @@
-//! BigGAN-deep configuration facts from ANCHORS.md §1: presets, FLOP counts, parameter counts.
+//! BigGAN-deep configuration facts of the released models (pytorch-pretrained-BigGAN's hub
+//! configs): presets, FLOP counts, parameter counts.
 
 use candle_core::Device;
 use intervene::bench::RandomWeights;
 use intervene::models::biggan::{BigGan, BigGanConfig};
 
-/// "Useful GFLOP" per image (only the 3 RGB channels of conv_to_rgb), ANCHORS.md §1 table.
+/// "Useful GFLOP" per image: multiply–adds × 2 over every layer of the released configs,
+/// counting only the 3 RGB channels of conv_to_rgb that the model keeps.
 #[test]
 fn flops_match_the_reference_table() {
     for (cfg, want) in

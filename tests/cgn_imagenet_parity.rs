@@ -75,7 +75,7 @@ fn case2_inputs(g: &HashMap<String, Tensor>) -> (Tensor, [Tensor; 3], f64) {
 }
 
 fn check(report: &mut Vec<String>, name: &str, got: &Tensor, want: &Tensor) {
-    let d = max_abs_diff(got, want);
+    let d = max_abs_diff(&got.to_device(&Device::Cpu).unwrap(), want);
     report.push(format!("{name} {d:.2e}"));
     assert!(d <= 1e-4, "{name} differs by {d}");
 }
@@ -97,6 +97,19 @@ fn truncation_interpolation_matches_reference() {
     eprintln!("CGN extra case (t = 0.375) max abs error: {}", report.join(", "));
 }
 
+/// The CPU, or the GPU when `INTERVENE_TEST_DEVICE=cuda` (tools/gpu-check.sh: one CGN-ImageNet
+/// render on a lent CUDA machine, checked against the same goldens).
+fn device() -> Device {
+    match std::env::var("INTERVENE_TEST_DEVICE").as_deref() {
+        Ok("cuda") => {
+            let d = intervene::device::select(false);
+            assert!(d.is_cuda(), "INTERVENE_TEST_DEVICE=cuda but no CUDA device (build with --features cuda)");
+            d
+        }
+        _ => Device::Cpu,
+    }
+}
+
 /// Case 2: all four generators and both U²-Net passes through `CgnImageNet::forward`, with
 /// the key report of the whole `cgn.pth` layout (278 M formula values, 1.3 GB peak; about 20 s
 /// on 2 cores in the test profile).
@@ -104,10 +117,13 @@ fn truncation_interpolation_matches_reference() {
 fn full_cgn_matches_reference() {
     let t0 = Instant::now();
     let g = golden("cgn_imagenet.safetensors");
-    let (u, [y_shape, y_texture, y_background], t) = case2_inputs(&g);
+    let (u, ys, t) = case2_inputs(&g);
+    let dev = device();
+    let u = u.to_device(&dev).unwrap();
+    let [y_shape, y_texture, y_background] = ys.map(|y| y.to_device(&dev).unwrap());
     let w = weights(&cgn_dict(), "");
     let cfg = CgnImageNetConfig::default();
-    let (model, keys) = cgn_imagenet::build_tracked(w, &cfg, &Device::Cpu).unwrap();
+    let (model, keys) = cgn_imagenet::build_tracked(w, &cfg, &dev).unwrap();
     assert!(keys.is_clean(), "every cgn.pth key is used and none is missing: {keys}");
     let t1 = Instant::now();
     let opts = CgnOptions { ground_truth: true, background_mask: true };
@@ -121,6 +137,13 @@ fn full_cgn_matches_reference() {
     check(&mut report, "background", &out.background, &g["background"]);
     check(&mut report, "background_mask", out.background_mask.as_ref().unwrap(), &g["background_mask"]);
     check(&mut report, "x_gen", &out.x_gen, &g["x_gen"]);
+    // What `intervene cgn --parts` writes, in the authors' order, x_gt first (issue 11 §7).
+    let parts = out.named_parts();
+    let names: Vec<&str> = parts.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["x_gt", "mask", "foreground", "background", "composite"]);
+    for ((_, t), key) in parts.iter().zip(["x_gt", "mask", "foreground", "background", "x_gen"]) {
+        check(&mut report, &format!("parts/{key}"), t, &g[key]);
+    }
     eprintln!("CGN full max abs errors: {}", report.join(", "));
     eprintln!("CGN full test: {:.1} s", t0.elapsed().as_secs_f64());
 }

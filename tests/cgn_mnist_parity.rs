@@ -200,7 +200,7 @@ fn checkpoint_has_the_authors_key_layout() {
         .filter(|(k, _)| !k.ends_with("num_batches_tracked") && !k.contains("running_"))
         .map(|(_, t)| t.elem_count())
         .sum();
-    assert_eq!(params, 659_992, "ANCHORS §5: 659,992 parameters");
+    assert_eq!(params, 659_992, "the authors' MNIST CGN has 659,992 parameters");
     assert!(cgn_mnist::is_cgn_mnist(&map));
 }
 

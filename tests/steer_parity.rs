@@ -1,6 +1,6 @@
 //! `intervene pca` and `intervene steer` on the tiny BigGAN fixture, checked against edits the
 //! test computes itself from the `.npz` arrays (GANSpace additive and GenInt centred semantics,
-//! ANCHORS.md §2–3), and the file layout GANSpace reads.
+//! as src/steer/edit.rs states them), and the file layout GANSpace reads.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,14 @@ need_rust() {
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 }
 
+# tools/test.sh ends with `cargo clippy`; the minimal rustup profile has no clippy.
+need_clippy() {
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  cargo clippy --version >/dev/null 2>&1 && return 0
+  say "adding the clippy component"
+  rustup component add clippy
+}
+
 # Runtime libraries loaded by winit/wgpu at start-up, plus software Vulkan/GL for machines without a GPU driver.
 gui_libs=(libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 libwayland-client0 libwayland-cursor0 libwayland-egl1
           libvulkan1 mesa-vulkan-drivers libegl1 libegl-mesa0 libgl1-mesa-dri)
@@ -96,7 +104,7 @@ PY
 
 case "$mode" in
   app)  apt_install "${gui_libs[@]}"; need_rust ;;
-  test) apt_install "${gui_libs[@]}" pkg-config; need_rust; fetch_data ;;
+  test) apt_install "${gui_libs[@]}" pkg-config; need_rust; need_clippy; fetch_data ;;
   data) fetch_data ;;
   *) echo "usage: tools/setup.sh app|test|data" >&2; exit 2 ;;
 esac

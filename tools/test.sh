@@ -8,6 +8,10 @@ bash tools/setup.sh test
 # Headless UI tests render through wgpu on a software driver (lavapipe).
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}; chmod 700 "$XDG_RUNTIME_DIR"
 export INTERVENE_DATA=${INTERVENE_DATA:-$repo/.data}
-# Benchmarks run once as smoke tests first, so the run ends on the test runner's summary lines.
+# Benchmarks run once as smoke tests first.
 cargo test --locked --benches 2>&1
 cargo test --locked --lib --bins --tests 2>&1
+# The cluster build: no window, no egui/wgpu (`--no-default-features`).
+cargo build --locked --no-default-features --lib --bins 2>&1
+# Lints last, on every target, warnings as errors: keep it clean in every file you touch.
+cargo clippy --locked --all-targets -- -D warnings 2>&1

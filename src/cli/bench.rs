@@ -52,6 +52,9 @@ pub struct CgnBench {
     /// Timed runs (the median is reported).
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = super::values::positive)]
     pub runs: usize,
+    /// One JSON object on stdout (model, frame_ms, frame_ms_best, runs).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Steering-cache timing: edits that start in the last third of the latent slots.
@@ -163,6 +166,7 @@ fn cam(a: CamBench) -> anyhow::Result<()> {
 fn cgn(a: CgnBench) -> anyhow::Result<()> {
     use crate::counterfactual::{CgnRenderer, CgnRequest, SoftClass};
     let mut r = CgnRenderer::default();
+    let model_name = a.model.clone();
     let mut k = 0u64;
     let mut req = move || {
         k += 1;
@@ -181,7 +185,11 @@ fn cgn(a: CgnBench) -> anyhow::Result<()> {
         Ok(())
     })?;
     let best = all.iter().copied().fold(f64::INFINITY, f64::min);
-    println!("cgn frame: {ms:.2} ms median (best {best:.2}) per render of the three parts  [CPU]");
+    if a.json {
+        println!("{}", serde_json::json!({"model": model_name, "frame_ms": ms, "frame_ms_best": best, "runs": a.runs}));
+    } else {
+        println!("cgn frame: {ms:.2} ms median (best {best:.2}) per render of the three parts  [CPU]");
+    }
     Ok(())
 }
 

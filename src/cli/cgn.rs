@@ -11,16 +11,19 @@ use anyhow::{bail, Context as _};
 use candle_core::{DType, Tensor};
 
 use crate::imageio;
-use crate::models::cgn::CgnModel;
+use crate::models::cgn::{CgnKind, CgnModel};
 use crate::models::cgn_imagenet::CgnOptions;
 use crate::models::cgn_mnist::{self, Parts, Shifts};
 
 /// Generate counterfactual images from a CGN: choose the class of the shape, the texture and
 /// the background separately.
 ///
-/// The noise u ~ N(0, 1) comes from --seed (row i from seed + i) or from --u. Like the original
-/// generator, textures are torus-shifted by a random offset per image (seeded by --seed) unless
-/// --shift or --no-shift is given; the mask is never shifted.
+/// The noise u comes from --seed (row i from seed + i; N(0, 1) for the MNIST CGN, truncated
+/// normal × truncation for the ImageNet CGN) or from --u. Like the original MNIST generator,
+/// textures are torus-shifted by a random offset per image (seeded by --seed) unless --shift
+/// or --no-shift is given; the mask is never shifted. The ImageNet CGN has no texture shift
+/// (both flags are refused there); with --parts it also writes the pretrained generator's image
+/// of the shape class, x_gt, when the checkpoint holds biggan_GT.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Example: intervene cgn --model double_colored.pth --shape 3 --texture 0,1,2,3 --background 7 --batch 4 --out cf.png --parts parts/"
@@ -41,30 +44,34 @@ pub struct CgnArgs {
     /// Seed of the noise u (and of the random texture shifts).
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Noise")]
     pub seed: u64,
-    /// Noise vectors, float32 [B, 32] `.npy` (instead of drawing them from --seed).
+    /// Noise vectors u, float32 `.npy` of shape [B, z]: z = 32 for the MNIST CGN, 128 for the
+    /// ImageNet CGN (instead of drawing them from --seed). Used exactly as given: for the
+    /// ImageNet CGN, u must already be scaled by the truncation (as the authors'
+    /// `get_noise_vec` does); --truncation then only selects the batch-norm statistics.
     #[arg(long, value_name = "U.npy", help_heading = "Noise")]
     pub u: Option<PathBuf>,
     /// Number of samples [default: the longest class list, or the rows of --u].
     #[arg(long, value_name = "B", help_heading = "Noise", value_parser = super::values::positive)]
     pub batch: Option<usize>,
     /// Shift both textures of every sample by DX columns and DY rows (each 0..=32) instead of a
-    /// random shift.
+    /// random shift (MNIST CGN only).
     #[arg(long, value_name = "DX,DY", conflicts_with = "no_shift", help_heading = "Texture shift")]
     pub shift: Option<String>,
-    /// Do not shift the textures.
+    /// Do not shift the textures (MNIST CGN only; the ImageNet CGN has no texture shift).
     #[arg(long, help_heading = "Texture shift")]
     pub no_shift: bool,
     /// Image to write: the composites (a grid when B > 1; PNG/JPEG by extension).
     #[arg(long, value_name = "IMG.png", help_heading = "Output")]
     pub out: PathBuf,
     /// Also write mask/foreground/background/composite as float32 NCHW `.npy` (mask in [0, 1],
-    /// the rest in [−1, 1]) and PNG grids, plus the noise u.npy and the shifts, into DIR.
+    /// the rest in [−1, 1]) and PNG grids, plus the noise u.npy and the shifts, into DIR; for an
+    /// ImageNet CGN whose checkpoint holds biggan_GT, also x_gt (its image of the shape class).
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub parts: Option<PathBuf>,
-    /// Run on the CPU even when a GPU is available.
     /// Truncation of the noise and the BN tables (ImageNet CGN only; the authors use 0.5).
     #[arg(long, value_name = "T", default_value_t = 0.5, help_heading = "Noise", value_parser = super::values::truncation)]
     pub truncation: f64,
+    /// Run on the CPU even when a GPU is available.
     #[arg(long, help_heading = "Device")]
     pub cpu: bool,
 }
@@ -117,7 +124,18 @@ fn parse_shift(s: &str) -> anyhow::Result<(usize, usize)> {
 /// Runs `intervene cgn`.
 pub fn run(a: CgnArgs) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
-    let model = CgnModel::open(&a.model, &device)?;
+    // The kind comes from the keys, so flags that do not apply are refused before the (slow,
+    // for the ImageNet CGN 1 GB) model build.
+    let map = crate::checkpoint::load(&a.model)?;
+    let kind = CgnKind::detect(&map).ok_or_else(|| crate::models::cgn::not_a_cgn(&a.model, map.len()))?;
+    if let CgnKind::ImageNet { .. } = kind {
+        if a.shift.is_some() || a.no_shift {
+            let flag = if a.no_shift { "--no-shift" } else { "--shift" };
+            bail!("{flag} applies to the MNIST CGN's texture shift; the ImageNet CGN has none (leave the flag out)");
+        }
+    }
+    // biggan_GT (a fourth 224 MB generator) is only built when --parts will write its x_gt.
+    let model = CgnModel::from_tensors(map, kind, &a.model, &device, a.parts.is_some())?;
     let n = model.num_classes();
     let (ys, yt, yb) = (
         parse_classes(&a.shape, "shape", n)?,
@@ -167,9 +185,6 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
             }
         }
         CgnModel::ImageNet(m) => {
-            if a.shift.is_some() {
-                bail!("--shift applies to the MNIST CGN's texture shift; the ImageNet CGN has none");
-            }
             let zd = m.f_shape.cfg.z_dim;
             let u = match u_file {
                 Some(u) => u.to_dtype(DType::F32)?.to_device(&device)?,
@@ -182,16 +197,11 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
             let nc = m.f_shape.cfg.num_classes;
             let oh =
                 |v: &[u32]| crate::classes::one_hot(&v.iter().map(|&c| c as usize).collect::<Vec<_>>(), nc, &device);
-            let out = m.forward(&u, &oh(&ys)?, &oh(&yt)?, &oh(&yb)?, a.truncation, CgnOptions::default())?;
+            let opts = CgnOptions { ground_truth: a.parts.is_some() && m.biggan_gt.is_some(), ..CgnOptions::default() };
+            let out = m.forward(&u, &oh(&ys)?, &oh(&yt)?, &oh(&yb)?, a.truncation, opts)?;
             save_grid(&out.x_gen, &a.out)?;
             if let Some(dir) = &a.parts {
-                let parts = [
-                    ("mask", &out.mask),
-                    ("foreground", &out.foreground),
-                    ("background", &out.background),
-                    ("composite", &out.x_gen),
-                ];
-                write_plain_parts(&parts, &u, &[&ys, &yt, &yb], a.truncation, dir)?;
+                write_plain_parts(&out.named_parts(), &u, &[&ys, &yt, &yb], a.truncation, dir)?;
             }
         }
     }
@@ -206,7 +216,7 @@ fn save_grid(t: &Tensor, path: &Path) -> anyhow::Result<()> {
 
 /// `--parts` for models without a texture shift: float32 NCHW `.npy` + PNG per part.
 fn write_plain_parts(
-    parts: &[(&str, &Tensor); 4],
+    parts: &[(&str, &Tensor)],
     u: &Tensor,
     labels: &[&Vec<u32>; 3],
     truncation: f64,

@@ -54,8 +54,10 @@ pub fn run<T>(unit: &str, job: impl FnOnce(&Control) -> anyhow::Result<T>) -> an
     let control = Control::new();
     cancel_on_ctrlc(&control);
     let bar = ProgressBar::new(0);
+    // Downloads count bytes: show them as sizes (MiB, GiB) rather than raw counts.
+    let counts = if unit == "bytes" { "{bytes}/{total_bytes}".to_string() } else { format!("{{pos}}/{{len}} {unit}") };
     bar.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} [{{bar:36}}] {{pos}}/{{len}} {unit}  {{msg}}  eta {{eta}}"))
+        ProgressStyle::with_template(&format!("{{spinner}} [{{bar:36}}] {counts}  {{msg}}  eta {{eta}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
@@ -97,7 +99,11 @@ fn draw(c: &Control, bar: &ProgressBar, unit: &str, next_log: &mut usize) {
     bar.set_length(p.total);
     bar.set_position(p.done);
     let status = c.status();
-    let rate = if p.computed > 0 { format!("{:.1} {unit}/s", p.rate_per_sec()) } else { String::new() };
+    let rate = match (p.computed > 0, unit) {
+        (false, _) => String::new(),
+        (true, "bytes") => format!("{}/s", indicatif::HumanBytes(p.rate_per_sec() as u64)),
+        (true, _) => format!("{:.1} {unit}/s", p.rate_per_sec()),
+    };
     bar.set_message(match (status.is_empty(), rate.is_empty()) {
         (true, _) => rate,
         (false, true) => status,

@@ -11,6 +11,7 @@ pub mod cam;
 pub mod cgn;
 pub mod data;
 pub mod export;
+pub mod fetch;
 pub mod generate;
 pub mod init_biggan;
 pub mod inspect;
@@ -63,6 +64,8 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Measure speed and memory (random weights, no files needed).
     Bench(bench::BenchArgs),
+    /// Download the real BigGAN-deep weights by name (verified, resumable; --list shows what is on disk).
+    Fetch(fetch::FetchArgs),
     /// Explain a classifier's decision on an image (GradCAM family, EigenCAM).
     Cam(cam::CamArgs),
     /// Estimate log P(x|z) (GenInt's causal-bound proxy) from image folders and a classifier, or from features.
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::InitBiggan(a)) => init_biggan::run(a),
         Some(Command::Pca(a)) => pca::run(a),
         Some(Command::Bench(a)) => bench::run(a),
+        Some(Command::Fetch(a)) => fetch::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bound(a)) => bound::run(a),
         Some(Command::Cam(a)) => cam::run(a),

@@ -14,7 +14,7 @@
 //! - **double-colored**: background `PALETTE[k]`, digit `PALETTE[(k − 6) mod 10]`
 //!   ([`object_color_index`]), each plus its own per-image jitter `N(0, 0.01)` per channel.
 //!   0.01 is the **standard deviation**: the reference draws `torch.normal(0, 0.01, (3,1,1))`,
-//!   whose second argument is the std (ANCHORS writes σ² only for colored's 0.02).
+//!   whose second argument is the std (only colored's 0.02 is stated as a variance, σ²).
 //! - **wildlife**: digit texture `striped(k)`, background `veined(k)` (procedural, see
 //!   [`super::textures`]); each image takes an independent random 32×32 crop of each
 //!   150×150 texture after 3 px reflect padding (torchvision's `RandomCrop(32, padding=3,

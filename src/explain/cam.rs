@@ -128,7 +128,9 @@ pub fn eigen_projection(act: &[f32], c: usize, hw: usize) -> Vec<f32> {
                 g.data[j * hw + i] = d;
             }
         }
-        let (vals, vecs) = sym_eig(&g);
+        // faer's solver only fails on non-finite input, which the NaN → 0 step above excludes;
+        // a map of zeros is the safe answer all the same.
+        let (vals, vecs) = sym_eig(&g).unwrap_or_else(|_| (vec![0.0; hw], Mat::zeros(hw, hw)));
         let s1 = vals.first().copied().unwrap_or(0.0).max(0.0).sqrt();
         vecs.row(0).iter().map(|u| u * s1).collect()
     } else {
@@ -146,7 +148,7 @@ pub fn eigen_projection(act: &[f32], c: usize, hw: usize) -> Vec<f32> {
                 g.data[b * c + a] = g.data[a * c + b];
             }
         }
-        let (_, vecs) = sym_eig(&g);
+        let (_, vecs) = sym_eig(&g).unwrap_or_else(|_| (vec![0.0; c], Mat::zeros(c, c)));
         let v = vecs.row(0);
         (0..hw).map(|i| (0..c).map(|k| x[i * c + k] * v[k]).sum()).collect()
     };

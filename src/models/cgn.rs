@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use candle_core::Device;
 
+use crate::checkpoint::TensorMap;
+
 use super::cgn_imagenet::{self, CgnImageNet, CgnImageNetConfig};
 use super::cgn_mnist::{self, CgnMnist};
 
@@ -21,31 +23,67 @@ pub enum CgnModel {
     ImageNet(Box<CgnImageNet>),
 }
 
+/// The kind of CGN a checkpoint holds, told by its keys alone (nothing is built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgnKind {
+    Mnist,
+    /// `ground_truth`: the checkpoint also holds `biggan_GT` (the pretrained generator).
+    ImageNet {
+        ground_truth: bool,
+    },
+}
+
+impl CgnKind {
+    /// The kind of the checkpoint's tensors; `None` when they are no CGN this version runs.
+    pub fn detect(map: &TensorMap) -> Option<Self> {
+        if cgn_mnist::is_cgn_mnist(map) {
+            return Some(Self::Mnist);
+        }
+        let has = |p: &str| map.keys().any(|k| k.starts_with(p));
+        (has("f_shape.generator.") && has("u2net.")).then(|| Self::ImageNet { ground_truth: has("biggan_GT.") })
+    }
+}
+
+/// The error for a checkpoint that is no CGN (`n` tensors found in it).
+pub fn not_a_cgn(path: &Path, n: usize) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: not a CGN checkpoint this version can run (an MNIST CGN has label_emb.weight [10, 10] and \
+         f_shape.0.weight [4096, 42]; an ImageNet CGN has f_shape.generator.* and u2net.* keys; {n} tensors found)",
+        path.display()
+    )
+}
+
 impl CgnModel {
-    /// Opens a checkpoint and recognises its kind by the keys.
+    /// Opens a checkpoint and recognises its kind by the keys (an ImageNet CGN without its
+    /// `biggan_GT`, which only `x_gt` needs).
     pub fn open(path: &Path, device: &Device) -> anyhow::Result<Self> {
         let map = crate::checkpoint::load(path)?;
-        if cgn_mnist::is_cgn_mnist(&map) {
-            return Ok(CgnModel::Mnist(cgn_mnist::from_tensors(map, path, device)?));
-        }
-        if map.keys().any(|k| k.starts_with("f_shape.generator.")) && map.keys().any(|k| k.starts_with("u2net.")) {
-            let cfg = CgnImageNetConfig {
-                with_ground_truth: map.keys().any(|k| k.starts_with("biggan_GT.")),
-                ..CgnImageNetConfig::default()
-            };
-            let (m, report) = cgn_imagenet::build_tracked(map, &cfg, device)
-                .with_context(|| format!("{}: cannot build the ImageNet CGN", path.display()))?;
-            if !report.is_clean() {
-                tracing::warn!("{}: {report}", path.display());
+        let kind = CgnKind::detect(&map).ok_or_else(|| not_a_cgn(path, map.len()))?;
+        Self::from_tensors(map, kind, path, device, false)
+    }
+
+    /// Builds the model of `kind` from a checkpoint's tensors (`path` names it in messages).
+    /// `ground_truth`: also build an ImageNet CGN's `biggan_GT` when the checkpoint has it.
+    pub fn from_tensors(
+        map: TensorMap,
+        kind: CgnKind,
+        path: &Path,
+        device: &Device,
+        ground_truth: bool,
+    ) -> anyhow::Result<Self> {
+        match kind {
+            CgnKind::Mnist => Ok(CgnModel::Mnist(cgn_mnist::from_tensors(map, path, device)?)),
+            CgnKind::ImageNet { ground_truth: has_gt } => {
+                let cfg =
+                    CgnImageNetConfig { with_ground_truth: has_gt && ground_truth, ..CgnImageNetConfig::default() };
+                let (m, report) = cgn_imagenet::build_tracked(map, &cfg, device)
+                    .with_context(|| format!("{}: cannot build the ImageNet CGN", path.display()))?;
+                if !report.is_clean() {
+                    tracing::warn!("{}: {report}", path.display());
+                }
+                Ok(CgnModel::ImageNet(Box::new(m)))
             }
-            return Ok(CgnModel::ImageNet(Box::new(m)));
         }
-        bail!(
-            "{}: not a CGN checkpoint this version can run (an MNIST CGN has label_emb.weight [10, 10] and \
-             f_shape.0.weight [4096, 42]; an ImageNet CGN has f_shape.generator.* and u2net.* keys; {} tensors found)",
-            path.display(),
-            map.len()
-        )
     }
 
     /// Opens a checkpoint path, a folder in the bundled `models/` by name, or the compiled-in

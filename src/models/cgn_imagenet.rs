@@ -65,6 +65,21 @@ pub struct CgnOutput {
     pub x_gen: Tensor,
 }
 
+impl CgnOutput {
+    /// The images one generation wrote out, named as `intervene cgn --parts` names its files:
+    /// `x_gt` (when computed), `mask`, `foreground`, `background`, `composite` (= `x_gen`).
+    pub fn named_parts(&self) -> Vec<(&'static str, &Tensor)> {
+        let mut parts: Vec<(&'static str, &Tensor)> = self.x_gt.iter().map(|t| ("x_gt", t)).collect();
+        parts.extend([
+            ("mask", &self.mask),
+            ("foreground", &self.foreground),
+            ("background", &self.background),
+            ("composite", &self.x_gen),
+        ]);
+        parts
+    }
+}
+
 /// The ImageNet CGN.
 #[derive(Debug, Clone)]
 pub struct CgnImageNet {

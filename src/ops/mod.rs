@@ -39,15 +39,13 @@ impl From<OpsError> for candle_core::Error {
     }
 }
 
-/// An output buffer of `n` floats whose every element the caller overwrites before reading
-/// (the kernels write whole outputs): skips the zeroing pass over up to 32 MB per activation.
+/// A zeroed output buffer of `n` floats for the kernels to write into.
+///
+/// Zeroed, not uninitialised: a `Vec<f32>` whose elements were never written is undefined
+/// behaviour to hand out as `&mut [f32]`, whatever the kernels then do. The zeroing is nearly
+/// free: `vec![0.0; n]` asks the allocator for zeroed memory (`calloc`), and buffers at or above
+/// the mmap threshold (4 MB, [`crate::bench::tune_allocator`]) come from fresh kernel pages
+/// that are zero already, so only the smaller, recycled buffers get a `memset`.
 pub fn output_buffer(n: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(n);
-    // SAFETY: f32 has no invalid bit patterns, and every caller (conv2d,
-    // self_attention) writes all `n` elements before any read.
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(n)
-    };
-    v
+    vec![0.0; n]
 }

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use super::npz::{self, NpyArray, NpzError};
+use crate::npy::{self as npz, NpyArray, NpzError};
 
 /// The keys of a component file, in GANSpace's order.
 pub const KEYS: [&str; 8] =

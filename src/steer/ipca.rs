@@ -28,7 +28,7 @@
 //! Signs: each component is flipped so its largest-magnitude entry is positive (sklearn's
 //! `svd_flip` on V), so results are deterministic.
 
-use super::linalg::{matmul, mgs_rows, top_eig, Mat};
+use super::linalg::{matmul, orthonormalize_rows, top_eig, LinalgError, Mat};
 use crate::noise::Rng;
 
 /// Why a chunk could not be fitted.
@@ -42,6 +42,8 @@ pub enum IpcaError {
     TooManyComponents { components: usize, dim: usize },
     #[error("incremental PCA: the data contain NaN or infinite values")]
     NotFinite,
+    #[error("incremental PCA: {0}")]
+    Linalg(#[from] LinalgError),
 }
 
 /// Streaming PCA state.
@@ -57,8 +59,8 @@ pub struct IncrementalPca {
     components: Mat<f32>,
     singular_values: Vec<f64>,
     rng: Rng,
-    /// Subspace iterations of the last chunk (0 = solved by Jacobi).
-    pub last_iterations: usize,
+    /// Whether the last chunk's eigenpairs came from Krylov–Schur (false: the dense solver).
+    pub last_iterative: bool,
     /// Whether the last chunk's eigen-solve met its tolerance.
     pub last_converged: bool,
 }
@@ -79,7 +81,7 @@ impl IncrementalPca {
             components: Mat::zeros(0, dim),
             singular_values: Vec::new(),
             rng: Rng::new(seed),
-            last_iterations: 0,
+            last_iterative: false,
             last_converged: true,
         })
     }
@@ -142,14 +144,14 @@ impl IncrementalPca {
         }
         self.n_seen += n as u64;
 
-        let (values, comps) = self.top_right_singular(&y, c);
+        let (values, comps) = self.top_right_singular(&y, c)?;
         self.singular_values = values;
         self.components = comps;
         Ok(())
     }
 
     /// Top `c` right singular vectors (rows, f32) and singular values of `y`.
-    fn top_right_singular(&mut self, y: &Mat<f32>, c: usize) -> (Vec<f64>, Mat<f32>) {
+    fn top_right_singular(&mut self, y: &Mat<f32>, c: usize) -> Result<(Vec<f64>, Mat<f32>), LinalgError> {
         let (m, d) = (y.rows, y.cols);
         let prev = self.components.rows;
         let mut comps = Mat::<f64>::zeros(c, d);
@@ -158,8 +160,8 @@ impl IncrementalPca {
             // Gram of the feature side: eigenvectors are V directly.
             let g = to_f64(&matmul(y, true, y, false).unwrap_or_else(|| Mat::zeros(d, d)));
             let warm = (prev > 0).then(|| to_f64(&self.components));
-            let top = top_eig(&g, c, warm.as_ref(), &mut self.rng);
-            self.last_iterations = top.iterations;
+            let top = top_eig(&g, c, warm.as_ref(), &mut self.rng)?;
+            self.last_iterative = top.iterative;
             self.last_converged = top.converged;
             for i in 0..c {
                 s[i] = top.values.get(i).copied().unwrap_or(0.0).max(0.0).sqrt();
@@ -175,8 +177,8 @@ impl IncrementalPca {
                 (0..prev).for_each(|i| w.data[i * m + i] = 1.0);
                 w
             });
-            let top = top_eig(&g, c, warm.as_ref(), &mut self.rng);
-            self.last_iterations = top.iterations;
+            let top = top_eig(&g, c, warm.as_ref(), &mut self.rng)?;
+            self.last_iterative = top.iterative;
             self.last_converged = top.converged;
             let u = Mat { rows: top.vectors.rows, cols: m, data: top.vectors.data.iter().map(|&v| v as f32).collect() };
             let v = matmul(&u, false, y, false).unwrap_or_else(|| Mat::zeros(u.rows, d));
@@ -196,7 +198,7 @@ impl IncrementalPca {
             }
         }
         if !orthonormal(&comps, 1e-5) {
-            mgs_rows(&mut comps, &mut self.rng);
+            orthonormalize_rows(&mut comps);
         }
         for i in 0..c {
             let row = comps.row_mut(i);
@@ -205,7 +207,7 @@ impl IncrementalPca {
                 row.iter_mut().for_each(|x| *x = -*x);
             }
         }
-        (s, Mat { rows: c, cols: d, data: comps.data.iter().map(|&v| v as f32).collect() })
+        Ok((s, Mat { rows: c, cols: d, data: comps.data.iter().map(|&v| v as f32).collect() }))
     }
 
     /// Number of components kept.

@@ -7,7 +7,6 @@
 //! | [`ipca`] | incremental PCA over row chunks (memory bounded by one chunk) |
 //! | [`linalg`] | GEMM wrappers, symmetric eigensolvers, Cholesky |
 //! | [`components`] | GANSpace's `.npz` component files |
-//! | [`npz`] | `.npy` / `.npz` reading and writing |
 //! | [`edit`] | additive (GANSpace) and centred (GenInt) edits of the per-layer latents; GenInt's ranges |
 //! | [`session`] | [`Steerer`]: re-rendering under changing edits from cached stage activations |
 //! | [`render`] | a studio frame: model cache + steering cache behind one request type |
@@ -17,7 +16,6 @@ pub mod components;
 pub mod edit;
 pub mod ipca;
 pub mod linalg;
-pub mod npz;
 pub mod pca;
 pub mod pca_job;
 pub mod render;

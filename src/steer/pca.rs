@@ -201,9 +201,9 @@ pub fn compute(
         ipca.partial_fit(&buf, rows)?;
         converged &= ipca.last_converged;
         tracing::debug!(
-            "ipca chunk {done}..{}: {} solver iterations{}",
+            "ipca chunk {done}..{}: {} eigensolver{}",
             done + rows,
-            ipca.last_iterations,
+            if ipca.last_iterative { "Krylov–Schur" } else { "dense" },
             if ipca.last_converged { "" } else { " (not converged)" }
         );
         done += rows;

@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod formula;
+pub mod http_server;
 pub mod pickle_writer;

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Independent NumPy reference of the MNIST counterfactual generator (CGN, Sauer & Geiger 2021).
 
-Written from the architecture description (shared/reference/ANCHORS.md §5 and the cgn-mnist
-fixture README), not from the Rust code and not from the authors' code. Evaluates in float64.
+Written from the CGN paper's MNIST architecture (as listed below), not from the Rust code and not from the authors' code. Evaluates in float64.
 
     inp     = cat(u, label_emb.weight[y])                                # [B, 42]
     f_shape : Linear 42→4096 → [B,64,8,8] → IN → up2 → conv3 64→32 (no bias) → BN → LReLU(.2)

@@ -1,6 +1,6 @@
 """Independent NumPy (float64) reference of the CGN paper's MNIST classifier
 (autonomousvision/counterfactual_generative_networks, mnists/models/classifier.py, as described
-in ANCHORS.md §5): BN(3) -> Conv5x5 3->32 p2 -> ReLU -> MaxPool(3,2,1) -> Conv3x3 32->32 p1 -> ReLU
+as listed here): BN(3) -> Conv5x5 3->32 p2 -> ReLU -> MaxPool(3,2,1) -> Conv3x3 32->32 p1 -> ReLU
 -> Conv3x3 s2 32->64 p1 -> ReLU -> Conv3x3 64->64 p1 -> ReLU -> AvgPool(7) -> Linear(64,10) -> LogSoftmax.
 Writes random weights with the authors' key names, inputs and golden outputs.
 

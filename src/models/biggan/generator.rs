@@ -1,7 +1,7 @@
 //! BigGAN-deep (Brock, Donahue & Simonyan, 2019, "Large Scale GAN Training for High Fidelity
 //! Natural Image Synthesis"), as ported by huggingface/pytorch-pretrained-BigGAN (`model.py`).
 //!
-//! Parity quirks reproduced (ANCHORS.md §1): NHWC reshape of `gen_z`, f64 truncation with the
+//! Parity quirks reproduced (listed in tests/fixtures/biggan-deep-tiny-128/README.md): NHWC reshape of `gen_z`, f64 truncation with the
 //! reversed statistics mix, skip-path channel drop, attention without 1/√d, conv_to_rgb sliced
 //! to 3 channels (we only compute those 3).
 //!

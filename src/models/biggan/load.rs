@@ -26,9 +26,8 @@ pub struct ModelFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("no BigGAN model found for '{query}'. Looked in:\n{looked}\nA model is a folder with config.json and pytorch_model.bin (or model.safetensors). \
-The real weights (biggan-deep-128/256/512) come from the pytorch-pretrained-BigGAN release: download `biggan-deep-256-pytorch_model.bin` and \
-`biggan-deep-256-config.json` into one folder, rename them to pytorch_model.bin and config.json, and pass that folder to --model \
-(or put it under $INTERVENE_MODELS/biggan-deep-256/).")]
+The real weights (biggan-deep-128/256/512) come from the pytorch-pretrained-BigGAN release: `intervene fetch biggan-deep-256` downloads \
+and verifies them into the folder searched here (`intervene fetch --list` shows what is on disk; offline machines: --from a mirror).")]
     NotFound { query: String, looked: String },
     #[error(transparent)]
     Config(#[from] super::config::ConfigError),
@@ -44,11 +43,19 @@ pub fn search_roots() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("INTERVENE_MODELS") {
         roots.extend(std::env::split_paths(&p));
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        roots.push(PathBuf::from(home).join(".pytorch_pretrained_biggan"));
-    }
+    roots.push(python_cache_dir());
     roots.push(crate::bundled_models_dir());
     roots
+}
+
+/// pytorch-pretrained-BigGAN's cache folder, as the Python package computes it:
+/// `$PYTORCH_PRETRAINED_BIGGAN_CACHE`, else `~/.pytorch_pretrained_biggan` (`intervene fetch`
+/// stores models here by default, so both find one copy).
+pub fn python_cache_dir() -> PathBuf {
+    match std::env::var_os("PYTORCH_PRETRAINED_BIGGAN_CACHE") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".pytorch_pretrained_biggan"),
+    }
 }
 
 /// Finds the config and weights for `query` (a path or a hub name).
@@ -98,7 +105,7 @@ fn from_path(p: &Path, looked: &mut Vec<String>) -> Option<ModelFiles> {
 /// The Python package caches `{name}-pytorch_model.bin` / `{name}-config.json` under hashed file
 /// names, each with a `<hash>.json` sidecar that records its URL.
 fn from_python_cache(root: &Path, name: &str, looked: &mut Vec<String>) -> Option<ModelFiles> {
-    if !root.ends_with(".pytorch_pretrained_biggan") {
+    if root != python_cache_dir() && !root.ends_with(".pytorch_pretrained_biggan") {
         return None;
     }
     looked.push(format!("{} (cache entries for {name})", root.display()));
