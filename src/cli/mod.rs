@@ -10,14 +10,17 @@ pub mod bound;
 pub mod cam;
 pub mod cgn;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod init_biggan;
 pub mod inspect;
+pub mod job;
 pub mod pca;
 pub mod selftest;
 pub mod steer;
 pub mod sweep;
+pub mod train;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
 /// sets, and see why classifiers decide.
@@ -63,6 +66,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family, EigenCAM).
     Cam(cam::CamArgs),
+    /// Train models: `train classifier` (GenInt's objective on image folders).
+    Train(train::TrainArgs),
+    /// Accuracy of a classifier on labelled image folders (top-1/5, per class, confusion).
+    Eval(eval::EvalArgs),
     /// Estimate log P(x|z) (GenInt's causal-bound proxy) from image folders and a classifier, or from features.
     Bound(bound::BoundArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
@@ -136,6 +143,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bound(a)) => bound::run(a),
         Some(Command::Cam(a)) => cam::run(a),
+        Some(Command::Train(a)) => train::run(a),
+        Some(Command::Eval(a)) => eval::run(a),
         Some(Command::Selftest(a)) => selftest::run(a),
     }
 }

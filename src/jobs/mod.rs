@@ -17,6 +17,7 @@
 //! | [`cgn_export`] | counterfactual data sets from a CGN (`intervene export cgn`) |
 
 pub mod cgn_export;
+pub mod control;
 
 use std::path::Path;
 use std::str::FromStr;
