@@ -1,9 +1,10 @@
 //! One training-mode forward/backward of each trainable architecture against PyTorch
-//! (`tests/fixtures/train-goldens/nets.safetensors`, made by `tools/reference/train_goldens.py`
+//! (`tests/fixtures/train-goldens/nets.safetensors`, made in float64 by `tools/reference/train_goldens.py`
 //! with torchvision's `resnet18` / `mobilenet_v2` and the CGN repo's MNIST CNN): the loss, the
 //! logits, every parameter's gradient (MNIST CNN in full; the others by sum, L2 norm and first
-//! values) and the batch-norm running statistics after the step. Weights come from a formula of
-//! the key name (mirrored from the script), so no weight file is shipped.
+//! values) and the batch-norm running statistics after the step. Weights come from the repo's
+//! formula-weight stream of the key name (`models::formula`, mirrored in the script), so no weight
+//! file is shipped.
 
 use std::collections::HashMap;
 
@@ -15,23 +16,26 @@ fn goldens() -> HashMap<String, Tensor> {
     candle_core::safetensors::load(p, &Device::Cpu).expect("nets goldens")
 }
 
-const PHI: f64 = 0.7548776662466927;
+/// The script's `signed(key, n)`: the repo's formula-weight stream (salt 0).
+fn signed(key: &str, n: usize) -> Vec<f32> {
+    use intervene::models::formula::{key_seed, signed};
+    let seed = key_seed(key, 0);
+    (0..n as u64).map(|i| signed(seed, i)).collect()
+}
 
-/// The script's `formula(key, shape, is_bn)`.
+/// The script's `formula(key, shape, is_bn)` (all steps single f32 operations, as numpy's).
 fn formula(key: &str, shape: &[usize], is_bn: bool) -> Tensor {
     let n: usize = shape.iter().product::<usize>().max(1);
-    let h = key.bytes().map(|b| b as u64).sum::<u64>() % 97;
     let leaf = key.rsplit('.').next().unwrap();
-    let v: Vec<f32> = (0..n)
-        .map(|i| {
-            let s = (i as f64 * PHI + h as f64 * 0.1).sin();
-            (match leaf {
-                "running_mean" => 0.0,
-                "running_var" => 1.0,
-                "weight" if is_bn => 1.0 + 0.2 * s,
-                "bias" => 0.1 * s,
-                _ => s * 2.0 / ((n / shape[0]) as f64).sqrt(),
-            }) as f32
+    let scale = (6.0f64 / (n / shape[0]) as f64).sqrt() as f32;
+    let v: Vec<f32> = signed(key, n)
+        .into_iter()
+        .map(|v| match leaf {
+            "running_mean" => 0.0,
+            "running_var" => 1.0,
+            "weight" if is_bn => 1.0 + 0.2 * v,
+            "bias" => 0.1 * v,
+            _ => v * scale,
         })
         .collect();
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
@@ -57,8 +61,7 @@ fn formula_net(arch: TrainArch) -> Net {
 
 fn input(shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|i| (i as f64 * PHI + 3.0).sin() as f32).collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    Tensor::from_vec(signed("input", n), shape, &Device::Cpu).unwrap()
 }
 
 fn vec(t: &Tensor) -> Vec<f32> {
@@ -69,7 +72,8 @@ fn check(name: &str, arch: TrainArch, batch: usize, full: bool) {
     let g = goldens();
     let mut net = formula_net(arch);
     net.set_dropout(0.0);
-    let x = input(&[batch, 3, 32, 32]);
+    let side = if arch == TrainArch::MnistCnn { 32 } else { 64 };
+    let x = input(&[batch, 3, side, side]);
     let y: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
     let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
     let logits = net.forward(&x, Mode { train: true, seed: 0 }).unwrap();
@@ -83,6 +87,7 @@ fn check(name: &str, arch: TrainArch, batch: usize, full: bool) {
     }
     let grads = loss.backward().unwrap();
     let mut checked = 0;
+    let mut bad = Vec::new();
     for (k, v) in net.vars() {
         let gv = vec(grads.get(v.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient for {k}")));
         if full {
@@ -93,15 +98,25 @@ fn check(name: &str, arch: TrainArch, batch: usize, full: bool) {
         } else {
             let norm = gv.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
             let want_norm = vec(&g[&format!("{name}.gnorm.{k}")])[0] as f64;
-            assert!((norm - want_norm).abs() <= 2e-3 * want_norm + 1e-7, "{name} {k}: |g| {norm} vs {want_norm}");
+            // Gradients that vanish in exact arithmetic (a BN bias feeding a BN) are f32 noise: floor 1e-4.
+            if (norm - want_norm).abs() > 2e-3 * want_norm + 1e-4 {
+                bad.push(format!("{k}: |g| {norm} vs {want_norm}"));
+            }
             let head = vec(&g[&format!("{name}.ghead.{k}")]);
             let hs = head.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (a, b) in gv.iter().zip(&head) {
-                assert!((a - b).abs() <= 3e-3 * hs + 1e-7, "{name} {k}: head {a} vs {b}");
+                // 1.5 %: a ReLU input within f32 rounding of zero decides differently in f32 and
+                // f64 (ResNet-18 here: layer3.0's output, channel 179, is 8e-6 in f64) and moves
+                // the gradients upstream of it by ~1e-3; structural errors are far larger.
+                if (a - b).abs() > 1.5e-2 * hs + 1e-5 {
+                    bad.push(format!("{k}: head {a} vs {b}"));
+                    break;
+                }
             }
         }
         checked += 1;
     }
+    assert!(bad.is_empty(), "{name}: {} mismatches:\n{}", bad.len(), bad.join("\n"));
     assert!(checked >= 10);
     let sd: HashMap<String, Tensor> = net.params.state_dict().unwrap().into_iter().collect();
     let prefix = format!("{name}.state.");
@@ -123,12 +138,12 @@ fn mnist_cnn_step_matches_pytorch() {
 
 #[test]
 fn resnet18_step_matches_torchvision() {
-    check("resnet18", TrainArch::ResNet18, 2, false);
+    check("resnet18", TrainArch::ResNet18, 4, false);
 }
 
 #[test]
 fn mobilenet_v2_step_matches_torchvision() {
-    check("mobilenet_v2", TrainArch::MobileNetV2, 2, false);
+    check("mobilenet_v2", TrainArch::MobileNetV2, 4, false);
 }
 
 #[test]

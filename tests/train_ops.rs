@@ -3,7 +3,7 @@
 //! forward values and every gradient of dense / strided / 1×1 / depthwise convolutions (both
 //! the per-sample and the grouped-sample GEMM paths), max pooling with padding and ties, average
 //! pooling whose windows do not tile the input, and training-mode batch norm with and without a
-//! fused ReLU. Also: finite differences of the convolution, no kernel gradient for a frozen
+//! fused ReLU, and the generators' LeakyReLU, nearest ×2 upsampling and instance norm. Also: finite differences of the convolution, no kernel gradient for a frozen
 //! weight, and the same numbers with one and two threads.
 
 use std::collections::HashMap;
@@ -169,6 +169,26 @@ fn batch_norm_matches_pytorch() {
         close(&format!("{n} dx"), grads.get(x.as_tensor()).unwrap(), &t("dx"), 5e-6);
         close(&format!("{n} dgamma"), grads.get(ga.as_tensor()).unwrap(), &t("dg"), 5e-6);
         close(&format!("{n} dbeta"), grads.get(be.as_tensor()).unwrap(), &t("db"), 5e-6);
+    }
+}
+
+#[test]
+fn generator_pointwise_ops_match_pytorch() {
+    use intervene::train::ops::pointwise;
+    let g = goldens();
+    type Op = fn(&Tensor) -> candle_core::Result<Tensor>;
+    let cases: [(&str, Op); 3] = [
+        ("lrelu", |x| pointwise::leaky_relu(x, 0.2)),
+        ("up2", pointwise::upsample2),
+        ("inorm", |x| pointwise::instance_norm(x, 1e-5)),
+    ];
+    for (n, f) in cases {
+        let t = |s: &str| g[&format!("{n}.{s}")].clone();
+        let x = Var::from_tensor(&t("x")).unwrap();
+        let y = f(x.as_tensor()).unwrap();
+        close(&format!("{n} y"), &y, &t("y"), 2e-6);
+        let grads = (y * t("dy")).unwrap().sum_all().unwrap().backward().unwrap();
+        close(&format!("{n} dx"), grads.get(x.as_tensor()).unwrap(), &t("dx"), 5e-6);
     }
 }
 

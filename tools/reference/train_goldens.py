@@ -6,7 +6,7 @@ Requirements: tools/reference/requirements-train.txt (torch 2.x CPU, torchvision
 
 Writes
 - ops.safetensors: convolutions (dense, strided, 1x1, depthwise; grouped-sample paths), max/avg
-  pooling, training-mode batch norm (+ReLU). Inputs are float32; references are computed in
+  pooling, training-mode batch norm (+ReLU), LeakyReLU, nearest x2 upsampling, instance norm. Inputs are float32; references are computed in
   float64 from those float32 values by torch autograd.
 - optim.safetensors: SGD (momentum, weight decay), Adam (weight decay), Adadelta in float32,
   parameters after each of 6 steps; LR schedules (StepLR, CosineAnnealingLR) per epoch.
@@ -108,6 +108,22 @@ def bn_case(name, relu):
 
 bn_case("bn", False)
 bn_case("bnrelu", True)
+
+
+def unary_case(name, x, f):
+    xd = x.double().requires_grad_()
+    y = f(xd)
+    dy = rnd(*y.shape)
+    y.backward(dy.double())
+    ops[f"{name}.x"] = x
+    ops[f"{name}.dy"] = dy
+    ops[f"{name}.y"] = y.detach().to(f32)
+    ops[f"{name}.dx"] = xd.grad.to(f32)
+
+
+unary_case("lrelu", rnd(2, 3, 5, 5), lambda t: F.leaky_relu(t, 0.2))
+unary_case("up2", rnd(2, 3, 4, 5), lambda t: F.interpolate(t, scale_factor=2, mode="nearest"))
+unary_case("inorm", rnd(2, 3, 6, 6) * 3 + 1, lambda t: F.instance_norm(t, eps=1e-5))
 save_file({k: v.contiguous() for k, v in ops.items()}, f"{out}/ops.safetensors")
 
 # ---------------------------------------------------------------- optimisers and schedules
@@ -156,24 +172,50 @@ save_file(opt, f"{out}/optim.safetensors")
 
 
 # ---------------------------------------------------------------- networks
+M64 = (1 << 64) - 1
+
+
+def fnv1a64(b):
+    h = 0xCBF29CE484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001B3) & M64
+    return h
+
+
+def signed(key, n):
+    """v_i = 2u_i - 1 of the repo's formula weights (src/models/formula.rs, salt 0): u_i = top 24 bits
+    of splitmix64(fnv1a64(key) ^ i*phi) / 2^24. Exact in float32."""
+    seed = np.uint64(fnv1a64(key.encode()))
+    i = np.arange(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = seed ^ (i * np.uint64(0x9E3779B97F4A7C15))
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+    return np.float32(2.0) * u - np.float32(1.0)
+
+
 def formula(key, shape, is_bn):
-    """Deterministic weights from the key (mirrored in tests/train_goldens.rs)."""
+    """Deterministic weights from the key name (mirrored in tests/train_nets.rs): uniform v in
+    [-1, 1) from `signed`; BN weight 1 + 0.2v, biases 0.1v, running stats 0/1, other weights
+    v*sqrt(6/fan_in) (variance 2/fan_in, as He initialisation). All in float32."""
     numel = int(np.prod(shape)) if len(shape) else 1
-    h = sum(key.encode()) % 97
-    v = np.sin(np.arange(numel, dtype=np.float64) * 0.7548776662466927 + h * 0.1)
+    v = signed(key, numel)
     leaf = key.rsplit(".", 1)[1]
     if leaf == "running_mean":
-        v = np.zeros(numel)
+        v = np.zeros(numel, dtype=np.float32)
     elif leaf == "running_var":
-        v = np.ones(numel)
+        v = np.ones(numel, dtype=np.float32)
     elif is_bn and leaf == "weight":
-        v = 1.0 + 0.2 * v
+        v = np.float32(1.0) + np.float32(0.2) * v
     elif leaf == "bias":
-        v = 0.1 * v
+        v = np.float32(0.1) * v
     else:
         fan_in = numel // shape[0]
-        v = v * 2.0 / np.sqrt(fan_in)
-    return torch.from_numpy(v.reshape(shape)).to(f32)
+        v = v * np.float32(np.sqrt(6.0 / fan_in))
+    return torch.from_numpy(v.reshape(shape).astype(np.float32))
 
 
 def load_formula(model):
@@ -206,38 +248,39 @@ nets = {}
 
 
 def net_case(name, model, x, classes, full):
+    """One step in float64 (the reference is exact to float32 rounding of its inputs)."""
     load_formula(model)
-    model.train()
+    model.double().train()
+    x = x.double()
     y = torch.arange(x.shape[0]) % classes
     logits = model(x)
     loss = F.cross_entropy(logits, y)
     loss.backward()
-    nets[f"{name}.loss"] = loss.detach().reshape(1)
-    nets[f"{name}.logits"] = logits.detach()
+    nets[f"{name}.loss"] = loss.detach().reshape(1).to(f32)
+    nets[f"{name}.logits"] = logits.detach().to(f32)
     for k, p in model.named_parameters():
         g = p.grad
         if full:
-            nets[f"{name}.grad.{k}"] = g.clone()
+            nets[f"{name}.grad.{k}"] = g.to(f32)
         else:
             nets[f"{name}.gsum.{k}"] = g.double().sum().reshape(1)
             nets[f"{name}.gnorm.{k}"] = g.double().norm().reshape(1)
-            nets[f"{name}.ghead.{k}"] = g.flatten()[:8].clone()
+            nets[f"{name}.ghead.{k}"] = g.flatten()[:8].to(f32)
     for k, v in model.state_dict().items():
         if k.endswith("running_mean") or k.endswith("running_var"):
             if full or "layer4" in k or k.startswith("bn1") or k.startswith("features.18"):
-                nets[f"{name}.state.{k}"] = v.clone()
+                nets[f"{name}.state.{k}"] = v.to(f32)
 
 
 def formula_input(shape):
-    """sin(i*0.7548776662466927 + 3) in float64, rounded to float32 (mirrored in the Rust test)."""
-    i = np.arange(int(np.prod(shape)), dtype=np.float64)
-    return torch.from_numpy(np.sin(i * 0.7548776662466927 + 3.0).reshape(shape)).to(f32)
+    """The formula's uniform values of the key "input" (mirrored in the Rust test)."""
+    return torch.from_numpy(signed("input", int(np.prod(shape))).reshape(shape))
 
 
 net_case("mnist_cnn", MnistCnn(), formula_input((4, 3, 32, 32)), 10, True)
-net_case("resnet18", torchvision.models.resnet18(num_classes=10), formula_input((2, 3, 32, 32)), 10, False)
+net_case("resnet18", torchvision.models.resnet18(num_classes=10), formula_input((4, 3, 64, 64)), 10, False)
 mb = torchvision.models.mobilenet_v2(num_classes=10)
 mb.classifier[0].p = 0.0
-net_case("mobilenet_v2", mb, formula_input((2, 3, 32, 32)), 10, False)
+net_case("mobilenet_v2", mb, formula_input((4, 3, 64, 64)), 10, False)
 save_file({k: v.contiguous() for k, v in nets.items()}, f"{out}/nets.safetensors")
 print("wrote", out)
