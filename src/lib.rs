@@ -44,6 +44,7 @@ pub mod noise;
 pub mod ops;
 pub mod preprocess;
 pub mod steer;
+pub mod train;
 #[cfg(feature = "gui")]
 pub mod ui;
 

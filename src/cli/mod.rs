@@ -10,6 +10,7 @@ pub mod bound;
 pub mod cam;
 pub mod cgn;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod init_biggan;
@@ -19,6 +20,7 @@ pub mod pca;
 pub mod selftest;
 pub mod steer;
 pub mod sweep;
+pub mod train;
 pub mod values;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
@@ -65,6 +67,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Explain a classifier's decision on an image (GradCAM family, EigenCAM).
     Cam(cam::CamArgs),
+    /// Train models: `train classifier` (GenInt's objective on image folders).
+    Train(train::TrainArgs),
+    /// Accuracy of a classifier on labelled image folders (top-1/5, per class, confusion).
+    Eval(eval::EvalArgs),
     /// Estimate log P(x|z) (GenInt's causal-bound proxy) from image folders and a classifier, or from features.
     Bound(bound::BoundArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
@@ -133,6 +139,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bound(a)) => bound::run(a),
         Some(Command::Cam(a)) => cam::run(a),
+        Some(Command::Train(a)) => train::run(a),
+        Some(Command::Eval(a)) => eval::run(a),
         Some(Command::Selftest(a)) => selftest::run(a),
     }
 }
