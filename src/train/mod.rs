@@ -18,9 +18,13 @@
 
 pub mod augment;
 pub mod bench;
+pub mod biggan;
 pub mod classifier;
 pub mod data;
 pub mod eval;
+pub mod gan_common;
+pub mod gan_data;
+pub mod gan_losses;
 pub mod nets;
 pub mod ops;
 pub mod optim;

@@ -72,6 +72,30 @@ impl<'a> Builder<'a> {
         r
     }
 
+    /// The parameters created so far, by key.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    /// Whether parameters are freshly initialised (not read from a map).
+    pub fn is_init(&self) -> bool {
+        matches!(self.source, Source::Init(_))
+    }
+
+    /// The current key prefix (`a.b`), without a leaf.
+    pub fn prefix_key(&self) -> String {
+        self.prefix.join(".")
+    }
+
+    /// The builder's own random generator, for initialisations it does not offer (None when
+    /// reading from a map).
+    pub fn rng(&mut self) -> Option<&mut Rng> {
+        match &mut self.source {
+            Source::Init(r) => Some(r),
+            Source::Map(_) => None,
+        }
+    }
+
     fn key(&self, leaf: &str) -> String {
         let mut k = self.prefix.join(".");
         if !k.is_empty() {

@@ -7,11 +7,15 @@
 //! | `resnet18`, `resnet50` | [`resnet`] | ImageNet-normalised RGB, any size ≥ 32 |
 //! | `mobilenet_v2` | [`mobilenet_v2`] | ImageNet-normalised RGB, any size ≥ 32 |
 
+pub mod biggan_d;
+pub mod biggan_g;
 pub mod cgn_mnist;
+pub mod init_ext;
 pub mod layers;
 pub mod mnist_cnn;
 pub mod mobilenet_v2;
 pub mod resnet;
+pub mod sn;
 
 use std::collections::HashMap;
 
