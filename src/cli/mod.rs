@@ -21,6 +21,7 @@ pub mod selftest;
 pub mod steer;
 pub mod sweep;
 pub mod train;
+pub mod train_gan;
 pub mod values;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data

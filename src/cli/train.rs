@@ -39,6 +39,12 @@ pub enum TrainWhat {
     /// Train an image classifier (MNIST CNN, ResNet-18/50, MobileNetV2) with GenInt's objective.
     #[command(long_about = CLASSIFIER_HELP)]
     Classifier(ClassifierArgs),
+    /// Train a small class-conditional BigGAN-deep (32×32, hub layout, standing statistics, components).
+    Biggan(super::train_gan::BigganArgs),
+    /// Train the MNIST CGN on a variant with the authors' recipe (VGG-19 Gram loss; authors' key layout).
+    Cgn(super::train_gan::CgnArgs),
+    /// Train GenInt's colored-MNIST CVAE and write observational and interventional sets.
+    Cvae(super::train_gan::CvaeArgs),
 }
 
 /// Optimisers on the command line.
@@ -273,6 +279,9 @@ impl ClassifierArgs {
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     match a.what {
         TrainWhat::Classifier(c) => classifier(c),
+        TrainWhat::Biggan(b) => super::train_gan::biggan(b),
+        TrainWhat::Cgn(c) => super::train_gan::cgn(c),
+        TrainWhat::Cvae(c) => super::train_gan::cvae(c),
     }
 }
 
@@ -322,7 +331,7 @@ mod tests {
         else {
             panic!("parse")
         };
-        let super::TrainWhat::Classifier(c) = t.what;
+        let super::TrainWhat::Classifier(c) = t.what else { panic!("classifier") };
         let s = c.settings().unwrap();
         assert!((s.lr - 0.1 * 32.0 / 256.0).abs() < 1e-12);
         assert_eq!(s.transform.size(), 64);

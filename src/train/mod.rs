@@ -19,7 +19,9 @@
 pub mod augment;
 pub mod bench;
 pub mod biggan;
+pub mod cgn;
 pub mod classifier;
+pub mod cvae;
 pub mod data;
 pub mod eval;
 pub mod gan_common;

@@ -72,6 +72,11 @@ impl<'a> Builder<'a> {
         r
     }
 
+    /// The parameters and batch-norm buffers, for a [`Params`].
+    pub fn into_parts(self) -> (Vec<(String, Var)>, Vec<Arc<BnBuffers>>) {
+        (self.vars, self.bns)
+    }
+
     /// The parameters created so far, by key.
     pub fn vars(&self) -> &[(String, Var)] {
         &self.vars

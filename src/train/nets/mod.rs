@@ -9,13 +9,16 @@
 
 pub mod biggan_d;
 pub mod biggan_g;
+pub mod cgn_disc_conv;
 pub mod cgn_mnist;
+pub mod cvae;
 pub mod init_ext;
 pub mod layers;
 pub mod mnist_cnn;
 pub mod mobilenet_v2;
 pub mod resnet;
 pub mod sn;
+pub mod vgg_gram;
 
 use std::collections::HashMap;
 
