@@ -1,35 +1,47 @@
 //! intervene — a studio for generative interventions.
 //!
-//! Module map (engine modules never import egui; the UI lives behind the `gui` feature):
+//! Layers, top-down (a test, `tests/layering.rs`, keeps them):
+//! 1. faces: [`cli`] (clap) and `ui` (egui/eframe, feature `gui`) only parse, validate, draw and
+//!    send commands; nothing outside `cli` imports it;
+//! 2. jobs and pipelines: [`jobs`], [`steer`], [`explain`], [`counterfactual`], [`data`] — each
+//!    job is one library function taking plain arguments and a [`jobs::Control`];
+//! 3. [`models`]; 4. [`ops`] (kernels, backend choice) and [`checkpoint`] (weight files).
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`bundled`] | the bundled models (`models/index.json`): defaults, menus, names |
 //! | [`checkpoint`] | reading weight files: safetensors, PyTorch zip, legacy PyTorch pickles; key reports |
-//! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM convolutions, buffer reuse) |
-//! | [`models`] | network runtimes, one model per file: BigGAN-deep, MobileNetV2 (as named stages for CAMs) |
+//! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM), the fused/portable choice |
+//! | [`models`] | network runtimes, one model per file: BigGAN-deep, CGNs, U²-Net, classifiers |
 //! | [`device`] | choosing CPU or CUDA |
+//! | [`jobs`] | the job system (cancel, progress, log, metrics, board) and resumable, shardable exports |
+//! | [`steer`] | GANSpace PCA, component files, latent edits, cached re-rendering, studio frames |
+//! | [`counterfactual`] | CGN frames: separate shape/texture/background classes, interpolation, sheets |
 //! | [`composite`] | CGN compositing with live mask shaping (CPU mirror of `shaders/compose.wgsl`) |
-//! | [`jobs`] | resumable, shardable jobs (progress, cancel, atomic files) and the exports built on them |
-//! | [`steer`] | GANSpace PCA for BigGAN, component files, latent edits, cached re-rendering |
-//! | [`imageio`] | tensors ⇄ images and `.npy` files, grids |
+//! | [`explain`] | CAMs, the explanation pipeline, GenInt's log P(x|z) and the strategy sweep |
+//! | [`data`] | MNIST / Fashion-MNIST and the colored, double-colored and wildlife variants |
+//! | [`imageio`] | tensors ⇄ images and `.npy` files, grids, atomic writes |
 //! | [`preprocess`] | classifier input pipelines, torchvision's to the bit (PIL's antialiased bilinear resize) |
 //! | [`classes`] | ImageNet class names / wnids, class-vector parsing |
-//! | [`explain`] | why a classifier decides (GradCAM family) and GenInt's log P(x|z) estimate |
+//! | [`named`] | engine enums chosen by name (the faces turn them into choices) |
 //! | [`bench`] | `intervene bench` measurements (FLOPs, ms, peak RSS) |
-//! | [`cli`] | the command-line front end (clap) |
-//! | `ui` | the egui/eframe studio (feature `gui`) |
+//! | [`cli`] | the command-line face |
+//! | `ui` | the window's face (feature `gui`) |
 
 pub mod bench;
+pub mod bundled;
 pub mod checkpoint;
 pub mod classes;
 pub mod cli;
 pub mod composite;
+pub mod counterfactual;
 pub mod data;
 pub mod device;
 pub mod explain;
 pub mod imageio;
 pub mod jobs;
 pub mod models;
+pub mod named;
 pub mod noise;
 pub mod ops;
 pub mod preprocess;

@@ -66,8 +66,8 @@ fn folders_are_paired_by_class_and_the_estimate_is_the_query_mean() {
         ("207", vec![real.join("n02099601/c.png")]),
     ] {
         let dict: Vec<PathBuf> = (0..3).map(|i| gen.join(class).join(format!("{i}.png"))).collect();
-        let (d, f) = intervene::cli::bound::features(&opened, &dict).unwrap();
-        let (q, _) = intervene::cli::bound::features(&opened, &queries).unwrap();
+        let (d, f) = intervene::explain::folders::features(&opened, &dict).unwrap();
+        let (q, _) = intervene::explain::folders::features(&opened, &queries).unwrap();
         total += estimate(&q, &d, f, Variant::Nn).unwrap().estimate * queries.len() as f64;
     }
     let want = total / 3.0;

@@ -20,7 +20,7 @@ fn a_thousand_cams_do_not_grow_memory() {
     // iteration's tensors alive would add ≈ 400 MB over the loop.
     let x = intervene::noise::normal_noise(2, 1, 3 * 32 * 32, &Device::Cpu).unwrap().reshape((1, 3, 32, 32)).unwrap();
     let layer = m.default_cam_stage();
-    let mut one = |i: usize| {
+    let one = |i: usize| {
         let ag = m.activation_and_gradient(&x, layer, Some(i % 10)).unwrap();
         let (_, c, h, w) = ag.act.dims4().unwrap();
         let cam = compute(

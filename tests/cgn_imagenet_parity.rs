@@ -4,15 +4,17 @@
 //!
 //! Weights are regenerated from FORMULA.md for each test (3 s for the whole CGN).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use common::formula::{self, read_section, FormulaDict, SALT_SHARED};
 use intervene::checkpoint::{TensorMap, TrackedWeights};
 use intervene::models::biggan::{BigGan, BigGanConfig};
 use intervene::models::cgn_imagenet::{self, CgnImageNetConfig, CgnOptions};
-use intervene::models::formula::{self, read_section, FormulaDict, SALT_SHARED};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formula-weights").join(name)

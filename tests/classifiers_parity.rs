@@ -2,15 +2,17 @@
 //! weights (reference outputs from the authors' `InvariantEnsemble` + torchvision, committed),
 //! and — when the shared fixture is present — torchvision ResNet-18 with pytorch-grad-cam 1.5.7.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use common::formula::{read_section, FormulaDict, SALT_SHARED};
 use intervene::checkpoint::TrackedWeights;
 use intervene::explain::cam::{compute, Method};
 use intervene::models::cgn_ensemble::{CgnEnsemble, EnsembleHead};
 use intervene::models::classifier::Staged;
-use intervene::models::formula::{read_section, FormulaDict, SALT_SHARED};
 use intervene::models::resnet::{ResNet, ResNetConfig};
 
 fn fixture(rel: &str) -> PathBuf {

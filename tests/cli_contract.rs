@@ -89,8 +89,9 @@ fn errors_have_exit_codes_and_say_what_is_wrong() {
             && err.contains(".pytorch_pretrained_biggan"),
         "{err}"
     );
+    // A bad value is refused while parsing: exit 2, as `--help` says.
     let out = bin().args(["generate", "--truncation", "1.5", "--out", "/tmp/x.png"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("(0, 1]"));
     let out = bin().args(["generate", "--class", "no such class", "--out", "/tmp/x.png"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ImageNet class"));

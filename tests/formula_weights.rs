@@ -1,13 +1,15 @@
-//! The formula-weight generator (`intervene::models::formula`) against the fixture's key list:
+//! The formula-weight generator (`common::formula`) against the fixture's key list:
 //! roles derived from the keys equal the listed roles, the section sizes match the README, and
 //! regenerated tensors hash to the listed SHA-256 (bit-for-bit weights).
 //! Spec: tests/fixtures/formula-weights/FORMULA.md.
+
+mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
-use intervene::models::formula::{read_section, FormulaDict, Listed, SALT_SHARED};
+use common::formula::{read_section, FormulaDict, Listed, SALT_SHARED};
 use sha2::{Digest, Sha256};
 
 fn keys_file() -> PathBuf {

@@ -3,12 +3,14 @@
 //! map, the six side maps and the fused logits, with `align_corners=True` (CGN) and, against the
 //! diagnostic tensor, `align_corners=False` (the original repository).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use intervene::models::formula::{self, read_section, FormulaDict, SALT_SHARED};
+use common::formula::{self, read_section, FormulaDict, SALT_SHARED};
 use intervene::models::u2net::{self, U2Net, U2NetConfig};
 
 fn fixture(name: &str) -> PathBuf {

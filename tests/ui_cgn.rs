@@ -44,7 +44,7 @@ fn the_gpu_composite_shows_exactly_the_cpu_pixels() {
         let parts = &app.cgn_shown().unwrap().parts;
         for view in [View::Mask, View::Foreground, View::Background, View::Composite] {
             let cpu = parts.render(view, shape);
-            let rect = app.cgn_view_rects[view as usize];
+            let rect = app.cgn_view_rects()[view as usize];
             let (mut worst, mut off) = (0i32, 0usize);
             for y in 0..parts.height {
                 for x in 0..parts.width {

@@ -238,7 +238,7 @@ fn the_explain_pane_follows_the_frame_and_explains_image_files() {
     let cat = std::env::temp_dir().join(format!("intervene-ui-cat-{}.png", std::process::id()));
     let img = image::RgbImage::from_fn(96, 80, |x, y| image::Rgb([(x * 2) as u8, (y * 3) as u8, 128]));
     img.save(&cat).unwrap();
-    h.state_mut().open_path(intervene::ui::app::DialogKind::ImageFile, cat.clone());
+    h.state_mut().open_path(intervene::ui::command::DialogKind::ImageFile, cat.clone());
     step_until(&mut h, "the file's explanation", |a| {
         !a.explain_busy()
             && a.explained().is_some_and(|e| e[0].overlay.pixels != overlay)
@@ -264,7 +264,7 @@ fn the_gpu_heatmap_shows_exactly_the_cpu_overlay() {
     let app = h.state();
     let e = &app.explained().unwrap()[0];
     let cpu = intervene::explain::cam::overlay_alpha(&e.heat.image, &e.heat.map, 0.4);
-    let rect = app.explain_rects[0];
+    let rect = app.explain_rects()[0];
     let (w, hh) = (e.heat.width, e.heat.height);
     assert!(rect.width() * ppp >= w as f32, "one screen pixel per image pixel at least");
     let (mut worst, mut off) = (0i32, 0usize);

@@ -32,7 +32,7 @@ pub enum BenchWhat {
 #[derive(clap::Args, Debug)]
 pub struct TrainBench {
     /// Workloads (comma separated).
-    #[arg(long, value_enum, value_name = "W,...", value_delimiter = ',', default_value = "mnist-cnn,resnet18,cgn-gan")]
+    #[arg(long, value_name = "W,...", value_delimiter = ',', default_value = "mnist-cnn,resnet18,cgn-gan", value_parser = super::values::named::<crate::train::bench::Workload>())]
     pub workload: Vec<crate::train::bench::Workload>,
     /// Timed steps per workload and round (the median is reported).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -58,7 +58,7 @@ pub struct CamBench {
     #[arg(long, value_name = "ARCH,...", value_delimiter = ',', default_value = "resnet18,mobilenet_v2")]
     pub arch: Vec<String>,
     /// Timed runs (the median is reported).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = super::values::positive)]
     pub runs: usize,
     /// One JSON object per architecture.
     #[arg(long)]
@@ -72,7 +72,7 @@ pub struct CgnBench {
     #[arg(long, value_name = "PATH", default_value = crate::models::cgn::DEFAULT_CGN)]
     pub model: String,
     /// Timed runs (the median is reported).
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = super::values::positive)]
     pub runs: usize,
 }
 
@@ -87,7 +87,7 @@ pub struct SteerBench {
     #[arg(long, value_name = "SLOT")]
     pub start: Option<usize>,
     /// Timed runs (the median is reported).
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = super::values::positive)]
     pub runs: usize,
     /// One JSON object on stdout (config, full_ms, edit_ms, speedup, start, resume_stage, …).
     #[arg(long)]
@@ -104,16 +104,16 @@ pub struct BigganBench {
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', default_value = "deep-128")]
     pub config: Vec<String>,
     /// Batch sizes (comma separated).
-    #[arg(long, value_name = "B,...", value_delimiter = ',', default_value = "1")]
+    #[arg(long, value_name = "B,...", value_delimiter = ',', default_value = "1", value_parser = super::values::positive)]
     pub batch: Vec<usize>,
     /// Timed runs per configuration (the median is reported).
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = super::values::positive)]
     pub runs: usize,
     /// Untimed warm-up runs.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub warmup: usize,
     /// Truncation used for the forward.
-    #[arg(long, value_name = "T", default_value_t = 0.4)]
+    #[arg(long, value_name = "T", default_value_t = 0.4, value_parser = super::values::truncation)]
     pub truncation: f64,
     /// One JSON object per configuration on stdout (config, batch, ms_per_image, gflops, peak_rss_mb, …).
     #[arg(long)]
@@ -218,9 +218,8 @@ fn cam(a: CamBench) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(feature = "gui")]
 fn cgn(a: CgnBench) -> anyhow::Result<()> {
-    use crate::ui::cgn_mode::{CgnRenderer, CgnRequest, SoftClass};
+    use crate::counterfactual::{CgnRenderer, CgnRequest, SoftClass};
     let mut r = CgnRenderer::default();
     let mut k = 0u64;
     let mut req = move || {
@@ -242,11 +241,6 @@ fn cgn(a: CgnBench) -> anyhow::Result<()> {
     let best = all.iter().copied().fold(f64::INFINITY, f64::min);
     println!("cgn frame: {ms:.2} ms median (best {best:.2}) per render of the three parts  [CPU]");
     Ok(())
-}
-
-#[cfg(not(feature = "gui"))]
-fn cgn(_: CgnBench) -> anyhow::Result<()> {
-    bail!("bench cgn measures the studio's renderer: build with the default `gui` feature")
 }
 
 fn steer(a: SteerBench) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 
 use crate::explain::bound::{estimate, Variant};
+use crate::explain::folders::{features, images_by_class};
 
 /// Estimate log P(x|z) (GenInt §9) from penultimate-layer features: real images (queries)
 /// against generated images of the same class (dictionary). Higher is better: it tightens the
@@ -35,7 +36,7 @@ pub struct BoundArgs {
     #[arg(long, value_name = "PATH_OR_NAME", requires_all = ["generated", "real"], help_heading = "Images")]
     pub classifier: Option<String>,
     /// Architecture of --classifier (detected from its keys when omitted).
-    #[arg(long, value_enum, help_heading = "Images")]
+    #[arg(long, value_parser = super::values::named::<crate::models::classifier::Arch>(), help_heading = "Images")]
     pub arch: Option<crate::models::classifier::Arch>,
     /// Generated images (the dictionary), per class.
     #[arg(long, value_name = "DIR_OR_JOB", help_heading = "Images")]
@@ -48,7 +49,7 @@ pub struct BoundArgs {
     pub dict_size: usize,
     /// `nn`: mean log of the best squared-norm-scaled dot product (the paper's);
     /// `crossentropy`: mean best negative cross-entropy between softmaxed features.
-    #[arg(long, value_enum, default_value = "nn")]
+    #[arg(long, value_parser = super::values::named::<Variant>(), default_value = "nn")]
     pub variant: Variant,
     /// Print JSON with the per-query scores and best indices.
     #[arg(long)]
@@ -88,94 +89,6 @@ pub fn run(a: BoundArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Images per class: subfolders `{class}/` (wnid, ImageNet name or index), or an export folder
-/// with `labels.csv` (the shape class labels an image). Sorted by path.
-pub fn images_by_class(
-    dir: &std::path::Path,
-    num_classes: usize,
-) -> anyhow::Result<std::collections::BTreeMap<usize, Vec<PathBuf>>> {
-    let mut out: std::collections::BTreeMap<usize, Vec<PathBuf>> = Default::default();
-    let labels = dir.join("labels.csv");
-    if labels.is_file() {
-        for (_, file, l) in crate::jobs::cgn_export::read_labels(&labels)? {
-            out.entry(l.shape).or_default().push(dir.join(file));
-        }
-    } else {
-        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-        for e in entries {
-            let p = e?.path();
-            if !p.is_dir() {
-                continue;
-            }
-            let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let Ok(class) = crate::classes::resolve(&name, num_classes) else {
-                tracing::warn!("{}: not a class name, skipped", p.display());
-                continue;
-            };
-            let files = out.entry(class).or_default();
-            for f in std::fs::read_dir(&p)? {
-                let f = f?.path();
-                let ext = f.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
-                if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    for v in out.values_mut() {
-        v.sort();
-    }
-    out.retain(|_, v| !v.is_empty());
-    if out.is_empty() {
-        bail!("{} holds no images in class subfolders (or labels.csv)", dir.display());
-    }
-    Ok(out)
-}
-
-/// Pooled (penultimate) features of image files, `[n, F]` row-major, preprocessed as `cam` does
-/// (read 16 at a time).
-pub fn features(opened: &crate::models::classifier::Opened, files: &[PathBuf]) -> anyhow::Result<(Vec<f32>, usize)> {
-    let mut out = Vec::new();
-    let mut f = 0;
-    for chunk in files.chunks(16) {
-        let imgs = chunk
-            .iter()
-            .map(|p| {
-                let img = image::open(p).with_context(|| format!("cannot read image {}", p.display()))?.to_rgb8();
-                let (w, h) = (img.width() as usize, img.height() as usize);
-                Ok(crate::imageio::RgbImage { width: w, height: h, pixels: img.into_raw() })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let (v, fd) = crate::explain::sweep::image_features(opened, &imgs)?;
-        out.extend(v);
-        f = fd;
-    }
-    Ok((out, f))
-}
-
-/// The real images of `class` in `dir`: its class subfolder when `dir` has class subfolders (or
-/// is an export folder), else every image directly in `dir`.
-pub fn real_images(dir: &std::path::Path, class: usize, num_classes: usize) -> anyhow::Result<Vec<PathBuf>> {
-    if let Ok(mut by) = images_by_class(dir, num_classes) {
-        if let Some(v) = by.remove(&class) {
-            return Ok(v);
-        }
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
-            matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
-        })
-        .collect();
-    v.sort();
-    if v.is_empty() {
-        bail!("no real images of class {class} in {}", dir.display());
-    }
-    Ok(v)
 }
 
 fn from_images(

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use candle_core::{DType, Device, Tensor};
 
-use crate::explain::cam::{compute, overlay, Method};
+use crate::explain::cam::{overlay, Method};
+use crate::explain::pipeline::{cam_of, class_name, layer_table, CamOf};
 use crate::models::classifier::{self, Arch};
 use crate::preprocess::{IMAGENET_MEAN as MEAN, IMAGENET_STD as STD};
 
@@ -23,7 +24,7 @@ pub struct CamArgs {
     #[arg(long, value_name = "PATH_OR_NAME", help_heading = "Model")]
     pub classifier: String,
     /// Architecture; detected from the weight names when omitted.
-    #[arg(long, value_enum, help_heading = "Model")]
+    #[arg(long, value_parser = super::values::named::<Arch>(), help_heading = "Model")]
     pub arch: Option<Arch>,
     /// An image file. ImageNet models: resized (shorter side 256, antialiased bilinear),
     /// centre-cropped to 224, ImageNet mean/std. mnist-cnn: resized to 32×32, scaled to [−1, 1].
@@ -33,7 +34,7 @@ pub struct CamArgs {
     #[arg(long, value_name = "X.npy", help_heading = "Input")]
     pub input: Option<PathBuf>,
     /// CAM method.
-    #[arg(long, value_enum, default_value = "gradcam", help_heading = "CAM")]
+    #[arg(long, value_parser = super::values::named::<Method>(), default_value = "gradcam", help_heading = "CAM")]
     pub method: Method,
     /// Target layer (default: ResNet layer4[-1], MobileNet features.18, MNIST CNN model.8). `--layers` lists them.
     #[arg(long, value_name = "NAME", help_heading = "CAM")]
@@ -57,7 +58,7 @@ pub struct CamArgs {
 
 pub fn run(a: CamArgs) -> anyhow::Result<()> {
     let opened = classifier::open(&a.classifier, a.arch, &Device::Cpu)?;
-    let (model, num_classes) = (&opened.model, opened.num_classes);
+    let num_classes = opened.num_classes;
     let (x, rgb) = match (&a.image, &a.input) {
         (Some(p), _) => {
             let (x, px) = opened.arch.preprocess(&open_rgb(p)?)?;
@@ -71,39 +72,23 @@ pub fn run(a: CamArgs) -> anyhow::Result<()> {
     };
     let (_, _, h, w) = x.dims4().context("the input must be [1, 3, H, W]")?;
     if a.layers {
-        let mut t = x.clone();
-        for (i, n) in model.stage_names().iter().enumerate() {
-            t = model.run_stage(i, &t)?;
-            println!("{n:<12} {:?}", t.dims());
+        for (n, shape) in layer_table(&opened)? {
+            println!("{n:<12} {shape:?}");
         }
         return Ok(());
     }
-    let layer = match &a.layer {
-        Some(n) => model
-            .resolve_layer(n)
-            .with_context(|| format!("no layer '{n}'; layers: {}", model.stage_names().join(", ")))?,
-        None => model.default_cam_stage(),
-    };
     let class =
         a.class.as_deref().map(|c| crate::classes::resolve(c, num_classes).map_err(anyhow::Error::msg)).transpose()?;
-    let ag = model.activation_and_gradient(&x, layer, class)?;
-    let (_, c, lh, lw) = ag.act.dims4()?;
-    let flat = |t: &Tensor| -> anyhow::Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-    let cam = compute(a.method, &flat(&ag.act)?, &flat(&ag.grad)?, c, lh, lw, h, w);
-    let name = if num_classes == 1000 {
-        crate::classes::imagenet()[ag.class].name().to_string()
-    } else {
-        format!("class {}", ag.class)
-    };
+    let CamOf { cam, layer, target, logits } = cam_of(&opened, &x, a.method, a.layer.as_deref(), class)?;
     eprintln!(
-        "{:?} {}: target {} ({name}), layer {}",
+        "{:?} {}: target {target} ({}), layer {}",
         opened.arch,
         opened.source.display(),
-        ag.class,
-        model.stage_names()[layer]
+        class_name(target, num_classes),
+        opened.model.stage_names()[layer]
     );
     if let Some(p) = &a.logits {
-        crate::imageio::save_npy(&ag.logits, p)?;
+        crate::imageio::save_npy(&logits, p)?;
     }
     if let Some(p) = &a.raw {
         crate::imageio::save_npy(&Tensor::from_vec(cam.map.clone(), (h, w), &Device::Cpu)?, p)?;

@@ -45,7 +45,7 @@ pub struct CgnArgs {
     #[arg(long, value_name = "U.npy", help_heading = "Noise")]
     pub u: Option<PathBuf>,
     /// Number of samples [default: the longest class list, or the rows of --u].
-    #[arg(long, value_name = "B", help_heading = "Noise")]
+    #[arg(long, value_name = "B", help_heading = "Noise", value_parser = super::values::positive)]
     pub batch: Option<usize>,
     /// Shift both textures of every sample by DX columns and DY rows (each 0..=32) instead of a
     /// random shift.
@@ -63,7 +63,7 @@ pub struct CgnArgs {
     pub parts: Option<PathBuf>,
     /// Run on the CPU even when a GPU is available.
     /// Truncation of the noise and the BN tables (ImageNet CGN only; the authors use 0.5).
-    #[arg(long, value_name = "T", default_value_t = 0.5, help_heading = "Noise")]
+    #[arg(long, value_name = "T", default_value_t = 0.5, help_heading = "Noise", value_parser = super::values::truncation)]
     pub truncation: f64,
     #[arg(long, help_heading = "Device")]
     pub cpu: bool,
@@ -72,7 +72,7 @@ pub struct CgnArgs {
 /// The random texture shifts `intervene cgn` applies without --shift/--no-shift: drawn from
 /// the noise seed (on a stream of their own).
 pub fn default_shifts(seed: u64, batch: usize) -> Shifts {
-    Shifts::seeded(batch, seed ^ 0x5_41F7)
+    Shifts::for_seed(seed, batch)
 }
 
 /// Parses "3" or "0,1,2" into classes below `n`.
@@ -170,7 +170,6 @@ pub fn run(a: CgnArgs) -> anyhow::Result<()> {
             if a.shift.is_some() {
                 bail!("--shift applies to the MNIST CGN's texture shift; the ImageNet CGN has none");
             }
-            super::check_truncation(a.truncation)?;
             let zd = m.f_shape.cfg.z_dim;
             let u = match u_file {
                 Some(u) => u.to_dtype(DType::F32)?.to_device(&device)?,

@@ -1,14 +1,9 @@
 //! `intervene export`: data sets written by resumable, shardable jobs ([`crate::jobs`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
-use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::jobs::cgn_export::{CgnExport, Layout, Settings};
-use crate::jobs::{self, Control, Shard};
+use crate::jobs::cgn_export::{export, Layout, Settings};
+use crate::jobs::Shard;
 use crate::models::cgn::CgnModel;
 
 /// Export data sets (resumable, shardable across a cluster's job scheduler).
@@ -40,10 +35,10 @@ pub struct ExportCgnArgs {
     #[arg(long, value_name = "PATH")]
     pub model: PathBuf,
     /// Number of images (rounded up to whole shape draws).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::values::positive)]
     pub n: usize,
     /// Counterfactual texture/background draws per shape draw (mask).
-    #[arg(long, value_name = "K", default_value_t = 10)]
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = super::values::positive)]
     pub cf_per_shape: usize,
     /// Output folder.
     #[arg(long, value_name = "DIR")]
@@ -61,7 +56,7 @@ pub struct ExportCgnArgs {
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
     /// Truncation of the ImageNet CGN's noise (the authors use 0.5).
-    #[arg(long, value_name = "T", default_value_t = 0.5)]
+    #[arg(long, value_name = "T", default_value_t = 0.5, value_parser = super::values::truncation)]
     pub truncation: f64,
     /// Run on the CPU even when a GPU is available.
     #[arg(long)]
@@ -74,19 +69,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     }
 }
 
-static CANCEL: OnceLock<std::sync::Arc<AtomicBool>> = OnceLock::new();
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    if let Some(c) = CANCEL.get() {
-        c.store(true, Ordering::SeqCst);
-    }
-}
-
 fn cgn(a: ExportCgnArgs) -> anyhow::Result<()> {
-    if a.n == 0 || a.cf_per_shape == 0 {
-        bail!("--n and --cf-per-shape must be at least 1");
-    }
-    super::check_truncation(a.truncation)?;
     let shard = a.shard.or_else(Shard::from_env).unwrap_or_default();
     let device = crate::device::select(a.cpu);
     let model = CgnModel::open(&a.model, &device)?;
@@ -99,44 +82,19 @@ fn cgn(a: ExportCgnArgs) -> anyhow::Result<()> {
         truncation: a.truncation,
         format_version: 1,
     };
-    std::fs::create_dir_all(&a.out)?;
-    // Shards share the folder by design: an existing manifest with the same settings is theirs.
-    jobs::claim_directory(&a.out, &serde_json::to_value(&settings)?, a.resume || shard.count > 1)?;
-    let mut job = CgnExport::new(model, settings, a.out.clone(), device);
-
-    let control = Control::new();
-    let _ = CANCEL.set(control.cancel_flag());
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("[{bar:40}] {pos}/{len} chunks  {msg}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let summary = jobs::run(&mut job, shard, a.resume || shard.count > 1, &control, &mut |c| {
-        let (d, t) = c.progress();
-        bar.set_length(t);
-        bar.set_position(d);
-        bar.set_message(format!("{:.1} images/s", c.rate()));
-    })?;
-    bar.finish_and_clear();
-    let secs = summary.elapsed.as_secs_f64();
+    let report = super::job::run("images", |c| export(model, settings, &a.out, shard, a.resume, device, c))?;
+    let s = &report.summary;
+    let secs = s.elapsed.as_secs_f64();
     eprintln!(
         "shard {shard}: wrote {} images in {secs:.1} s ({:.1} images/s); {} chunks done, {} already complete",
-        summary.files_written,
-        summary.files_written as f64 / secs.max(1e-9),
-        summary.units_run,
-        summary.units_skipped
+        s.files_written,
+        s.files_written as f64 / secs.max(1e-9),
+        s.units_run,
+        s.units_skipped
     );
-    if summary.cancelled {
-        bail!("cancelled: rerun the same command with --resume to finish");
-    }
-    if job.is_finished() {
-        let p = job.write_labels()?;
-        eprintln!("all images present; wrote {}", p.display());
-    } else {
-        eprintln!("other shards are still missing; labels.csv is written by the run that completes the set");
+    match report.labels {
+        Some(p) => eprintln!("all images present; wrote {}", p.display()),
+        None => eprintln!("other shards are still missing; labels.csv is written by the run that completes the set"),
     }
     Ok(())
 }

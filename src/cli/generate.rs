@@ -35,10 +35,10 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "CV.npy", help_heading = "Input", conflicts_with = "classes")]
     pub class_vector: Option<PathBuf>,
     /// Truncation in (0, 1]; scales the noise and selects the batch-norm statistics.
-    #[arg(long, value_name = "T", help_heading = "Input", default_value_t = 0.4)]
+    #[arg(long, value_name = "T", help_heading = "Input", default_value_t = 0.4, value_parser = super::values::truncation)]
     pub truncation: f64,
     /// Number of samples (consecutive noise draws from --seed).
-    #[arg(long, value_name = "B", help_heading = "Input", default_value_t = 1)]
+    #[arg(long, value_name = "B", help_heading = "Input", default_value_t = 1, value_parser = super::values::positive)]
     pub batch: usize,
     /// Image to write (PNG/JPEG by extension; a grid when B > 1).
     #[arg(long, value_name = "IMG.png", help_heading = "Output")]
@@ -53,7 +53,6 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     check_outputs(a.out.as_deref(), a.raw.as_deref())?;
-    super::check_truncation(a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let z = latents(&model, a.z.as_deref(), a.seed, a.batch, a.truncation)?;

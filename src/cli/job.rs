@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::jobs::control::Control;
+use crate::jobs::Control;
 
 /// The control of the job this process runs (Ctrl-C cancels it).
 static CURRENT: Mutex<Option<Control>> = Mutex::new(None);
@@ -55,11 +55,9 @@ pub fn run<T>(unit: &str, job: impl FnOnce(&Control) -> anyhow::Result<T>) -> an
     cancel_on_ctrlc(&control);
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{bar:36}}] {{pos}}/{{len}} {unit}  {{msg}}  eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template(&format!("{{spinner}} [{{bar:36}}] {{pos}}/{{len}} {unit}  {{msg}}  eta {{eta}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ticker = {

@@ -21,6 +21,7 @@ pub mod selftest;
 pub mod steer;
 pub mod sweep;
 pub mod train;
+pub mod values;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
 /// sets, and see why classifiers decide.
@@ -79,15 +80,6 @@ pub enum Command {
 }
 
 /// Parses the command line and runs the job; errors print as `intervene: {:#}`.
-/// `--truncation` as every BigGAN-based command takes it: the batch-norm statistics are only
-/// defined on (0, 1]. Checked before any model is loaded.
-pub(crate) fn check_truncation(truncation: f64) -> anyhow::Result<()> {
-    if !(truncation > 0.0 && truncation <= 1.0) {
-        anyhow::bail!("--truncation must lie in (0, 1], got {truncation}");
-    }
-    Ok(())
-}
-
 pub fn main() -> ExitCode {
     // `intervene … | head` should end quietly, as other Unix tools do, not panic on EPIPE.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
@@ -105,6 +97,10 @@ pub fn main() -> ExitCode {
     init_logging(cli.log.as_deref());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if crate::jobs::is_cancelled_error(&e) => {
+            eprintln!("intervene: {e:#}");
+            ExitCode::from(job::CANCELLED_EXIT)
+        }
         Err(e) => {
             eprintln!("intervene: {e:#}");
             ExitCode::from(1)

@@ -16,7 +16,7 @@ pub struct SelftestArgs {
     #[arg(long, value_name = "DIR", default_value = "tests/fixtures/biggan-deep-tiny-128")]
     pub fixture: PathBuf,
     /// Largest allowed absolute difference of the outputs.
-    #[arg(long, value_name = "ATOL", default_value_t = 1e-4)]
+    #[arg(long, value_name = "ATOL", default_value_t = 1e-4, value_parser = atol)]
     pub atol: f32,
     /// Run on the CPU even when a GPU is available.
     #[arg(long)]
@@ -51,4 +51,8 @@ pub fn run(a: SelftestArgs) -> anyhow::Result<()> {
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> anyhow::Result<f32> {
     Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+}
+
+fn atol(s: &str) -> Result<f32, String> {
+    super::values::non_negative(s).map(|v| v as f32)
 }

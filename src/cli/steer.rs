@@ -32,10 +32,10 @@ pub struct SteerArgs {
     #[arg(long = "class", value_name = "ID_OR_NAME", help_heading = "Input")]
     pub classes: Vec<String>,
     /// Truncation in (0, 1].
-    #[arg(long, value_name = "T", help_heading = "Input", default_value_t = 0.4)]
+    #[arg(long, value_name = "T", help_heading = "Input", default_value_t = 0.4, value_parser = super::values::truncation)]
     pub truncation: f64,
     /// Batch size when sampling from --seed.
-    #[arg(long, value_name = "B", help_heading = "Input", default_value_t = 1)]
+    #[arg(long, value_name = "B", help_heading = "Input", default_value_t = 1, value_parser = super::values::positive)]
     pub batch: usize,
     /// An edit COMP:START:END:STRENGTH (repeatable).
     #[arg(long = "edit", value_name = "COMP:START:END:STRENGTH", help_heading = "Edits")]
@@ -56,7 +56,6 @@ pub struct SteerArgs {
 
 pub fn run(a: SteerArgs) -> anyhow::Result<()> {
     super::generate::check_outputs(a.out.as_deref(), a.raw.as_deref())?;
-    super::check_truncation(a.truncation)?;
     let device = crate::device::select(a.cpu);
     let model = load::load(&a.model, &device)?;
     let comps = Components::load(&a.components)?;

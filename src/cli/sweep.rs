@@ -1,10 +1,6 @@
 //! `intervene sweep`: GenInt's intervention-strategy sweep (Figure 6) as a CSV.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::explain::bound::Variant;
 use crate::explain::sweep::{self, SweepConfig};
@@ -37,45 +33,35 @@ pub struct SweepArgs {
     #[arg(long, value_name = "ID_OR_NAME")]
     pub class: String,
     /// Generated images per setting.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = super::values::positive)]
     pub per_setting: usize,
-    #[arg(long, value_name = "T,...", value_delimiter = ',', default_value = "0.125,0.25,0.5,0.75,1")]
+    /// Truncations of the first curve, each in (0, 1].
+    #[arg(long, value_name = "T,...", value_delimiter = ',', default_value = "0.125,0.25,0.5,0.75,1", value_parser = super::values::truncation)]
     pub truncations: Vec<f64>,
-    #[arg(long = "top-k", value_name = "K,...", value_delimiter = ',', default_value = "1,5,10,20,40,60,80")]
+    /// Numbers of top components interventions draw from (second curve).
+    #[arg(long = "top-k", value_name = "K,...", value_delimiter = ',', default_value = "1,5,10,20,40,60,80", value_parser = super::values::positive)]
     pub top_k: Vec<usize>,
     /// Offset scales as fractions of GenInt's ranges.
-    #[arg(long, value_name = "S,...", value_delimiter = ',', default_value = "0.1,0.25,0.5,0.75,1,1.3")]
+    #[arg(long, value_name = "S,...", value_delimiter = ',', default_value = "0.1,0.25,0.5,0.75,1,1.3", value_parser = super::values::positive_f64)]
     pub scales: Vec<f64>,
+    /// Seed of the generated samples (sample j uses seed + j).
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, value_enum, default_value = "nn")]
+    /// Estimate: nn (GenInt's) or crossentropy.
+    #[arg(long, value_parser = super::values::named::<Variant>(), default_value = "nn")]
     pub variant: Variant,
     /// Write the points as CSV (knob,truncation,top_k,scale,log_p,best).
     #[arg(long, value_name = "OUT.csv")]
     pub csv: Option<PathBuf>,
 }
 
-static CANCEL: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    CANCEL.store(true, Ordering::SeqCst);
-}
-
 pub fn run(a: SweepArgs) -> anyhow::Result<()> {
-    if a.per_setting == 0 {
-        bail!("--per-setting must be at least 1");
-    }
-    if a.truncations.iter().any(|t| !(*t > 0.0 && *t <= 1.0)) {
-        bail!("--truncations must lie in (0, 1]");
-    }
     let device = candle_core::Device::Cpu;
     let model = crate::models::biggan::load::load(&a.model, &device)?;
     let comps = crate::steer::Components::load(&a.components)?;
     comps.check_z_dim(model.cfg.z_dim)?;
     let class = crate::classes::resolve(&a.class, model.cfg.num_classes).map_err(anyhow::Error::msg)?;
     let clf = crate::models::classifier::open(&a.classifier, None, &device)?;
-    let files = super::bound::real_images(&a.real, class, clf.num_classes.max(model.cfg.num_classes))?;
-    let (real, _) = super::bound::features(&clf, &files)?;
     let cfg = SweepConfig {
         class,
         per_setting: a.per_setting,
@@ -87,21 +73,14 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         seed: a.seed,
         variant: a.variant,
     };
-    // SAFETY: the handler only stores to an atomic.
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    let bar = ProgressBar::new(cfg.settings().len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("[{bar:40}] {pos}/{len} settings, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let points = sweep::run(&model, &comps, &clf, &real, &cfg, &CANCEL, &mut |d, _| bar.set_position(d as u64))?;
-    bar.finish_and_clear();
+    let result = super::job::run("settings", |c| sweep::run_job(&model, &comps, &clf, &a.real, &cfg, c))?;
+    let points = result.points;
     let csv = sweep::to_csv(&points);
     print!("{csv}");
     for b in sweep::best_per_knob(&points) {
         eprintln!("best {:?}: t={} k={} s={} → log P(x|z) = {:.4}", b.knob, b.truncation, b.top_k, b.scale, b.estimate);
     }
-    eprintln!("{} real images of class {class}, {} generated per setting", files.len(), a.per_setting);
+    eprintln!("{} real images of class {class}, {} generated per setting", result.real_images, a.per_setting);
     if let Some(p) = &a.csv {
         crate::imageio::write_atomically(p, |tmp| Ok(std::fs::write(tmp, &csv)?))?;
         eprintln!("wrote {}", p.display());

@@ -14,7 +14,7 @@
 use gemm::Parallelism;
 
 /// Which estimate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// GenInt's nearest neighbour with squared-norm scaling and a log.
@@ -22,6 +22,8 @@ pub enum Variant {
     /// Negative cross-entropy between softmaxed features.
     Crossentropy,
 }
+
+crate::named_enum!(Variant, "variant", { Nn => "nn", Crossentropy => "crossentropy" });
 
 /// The estimate and each query's best match.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

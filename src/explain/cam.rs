@@ -5,20 +5,23 @@
 //! input (half-pixel centres, clamped edges), then a second ReLU + min-max.
 
 /// The CAM methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    #[value(name = "gradcam")]
     GradCam,
-    #[value(name = "gradcam++")]
     GradCamPlusPlus,
-    #[value(name = "hirescam")]
     HiResCam,
-    #[value(name = "layercam")]
     LayerCam,
     /// First principal component of the activations (no gradients; the class does not matter).
-    #[value(name = "eigencam")]
     EigenCam,
 }
+
+crate::named_enum!(Method, "CAM method", {
+    GradCam => "gradcam",
+    GradCamPlusPlus => "gradcam++",
+    HiResCam => "hirescam",
+    LayerCam => "layercam",
+    EigenCam => "eigencam",
+});
 
 /// Every intermediate of one CAM (what the reference fixtures store).
 #[derive(Debug, Clone, PartialEq)]

@@ -7,11 +7,12 @@
 //! of that class against it ([`super::bound`]). One knob moves at a time around a base setting
 //! (the paper's best: t = 1, k = 60, s = 100 %), giving three curves.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
 use super::bound::{estimate, Variant};
+use crate::jobs::Control;
 use crate::models::biggan::BigGan;
 use crate::models::classifier::Opened;
 use crate::noise::Rng;
@@ -113,30 +114,59 @@ pub fn image_features(c: &Opened, images: &[crate::imageio::RgbImage]) -> anyhow
     Ok((out, f))
 }
 
-/// Runs the sweep. `real` are the real images' features `[n, f]`; `progress(done, total)` is
-/// called after every setting; `cancel` is polled between samples.
+/// The sweep as a job, as `intervene sweep` and the window run it: the real images of the class
+/// in `real_dir` (class subfolders, an export folder, or a plain folder of that class) are
+/// embedded, then every setting is generated and scored. Progress counts settings.
+pub fn run_job(
+    model: &BigGan,
+    comps: &Components,
+    classifier: &Opened,
+    real_dir: &Path,
+    cfg: &SweepConfig,
+    control: &Control,
+) -> anyhow::Result<SweepResult> {
+    comps.check_z_dim(model.cfg.z_dim)?;
+    if cfg.per_setting == 0 {
+        anyhow::bail!("images per setting must be at least 1");
+    }
+    let files = super::folders::real_images(real_dir, cfg.class, classifier.num_classes.max(model.cfg.num_classes))?;
+    control.set_status(format!("embedding {} real images", files.len()));
+    let (real, _) = super::folders::features_with(classifier, &files, &Control::new())?;
+    let points = run(model, comps, classifier, &real, cfg, control)?;
+    Ok(SweepResult { points, real_images: files.len() })
+}
+
+/// What [`run_job`] gives back.
+#[derive(Debug, Clone)]
+pub struct SweepResult {
+    pub points: Vec<SweepPoint>,
+    /// Real images of the class that were scored.
+    pub real_images: usize,
+}
+
+/// Runs the sweep. `real` are the real images' features `[n, f]`. Progress counts settings; a
+/// cancel is seen between samples.
 pub fn run(
     model: &BigGan,
     comps: &Components,
     classifier: &Opened,
     real: &[f32],
     cfg: &SweepConfig,
-    cancel: &AtomicBool,
-    progress: &mut dyn FnMut(usize, usize),
+    control: &Control,
 ) -> anyhow::Result<Vec<SweepPoint>> {
     let settings = cfg.settings();
+    control.set_total(settings.len() as u64);
     let slots = model.cfg.num_latents();
     let nc = model.cfg.num_classes;
     let cv = crate::classes::one_hot(&[cfg.class.min(nc - 1)], nc, &Device::Cpu)?;
     let mut steerer = Steerer::new(model.clone());
     let mut out = Vec::with_capacity(settings.len());
-    for (i, &(knob, t, k, s)) in settings.iter().enumerate() {
+    for &(knob, t, k, s) in &settings {
         let k = k.clamp(1, comps.num_components());
+        control.set_status(format!("{knob:?}: t={t} k={k} s={s}"));
         let mut images = Vec::with_capacity(cfg.per_setting);
         for j in 0..cfg.per_setting {
-            if cancel.load(Ordering::Relaxed) {
-                anyhow::bail!("cancelled");
-            }
+            control.check()?;
             let seed = cfg.seed + j as u64;
             let z = crate::noise::truncated_noise(seed, 1, model.cfg.z_dim, t, &Device::Cpu)?;
             steerer.set_base(&z, &cv, t)?;
@@ -146,10 +176,19 @@ pub fn run(
         }
         let (d, f) = image_features(classifier, &images)?;
         let b = estimate(real, &d, f, cfg.variant)?;
+        control.metric(&format!("log P(x|z) vs {knob:?}"), knob_value(knob, t, k, s), b.estimate);
         out.push(SweepPoint { knob, truncation: t, top_k: k, scale: s, estimate: b.estimate });
-        progress(i + 1, settings.len());
+        control.advance(1);
     }
     Ok(out)
+}
+
+fn knob_value(knob: Knob, t: f64, k: usize, s: f64) -> f64 {
+    match knob {
+        Knob::Truncation => t,
+        Knob::TopK => k as f64,
+        Knob::Scale => s,
+    }
 }
 
 /// The best point of each curve.

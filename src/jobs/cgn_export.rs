@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use candle_core::{Device, Tensor};
 
-use super::Job;
+use super::{Control, Job, Shard, Summary};
 use crate::imageio::{self, RgbImage};
 use crate::models::cgn::CgnModel;
 use crate::models::cgn_imagenet::mask_from_premask;
@@ -233,6 +233,10 @@ impl Job for CgnExport {
         self.settings.shape_draws().div_ceil(CHUNK)
     }
 
+    fn unit_items(&self, unit: usize) -> u64 {
+        (self.draws_of(unit).len() * self.settings.cf_per_shape) as u64
+    }
+
     fn is_complete(&self, unit: usize) -> bool {
         let k = self.settings.cf_per_shape;
         self.draws_of(unit).all(|i| {
@@ -272,4 +276,42 @@ pub fn read_labels(path: &Path) -> anyhow::Result<Vec<(usize, String, Labels)>> 
             Ok((p(f[0])?, f[1].to_string(), Labels { shape: p(f[2])?, texture: p(f[3])?, background: p(f[4])? }))
         })
         .collect()
+}
+
+/// What an export run did.
+#[derive(Debug)]
+pub struct ExportReport {
+    pub summary: Summary,
+    /// `labels.csv`, written by the run that completes the set.
+    pub labels: Option<PathBuf>,
+}
+
+/// The CGN export as the command line and the window run it: claims `out` (a folder made with
+/// other settings is refused; one made with the same settings needs `resume`, which shards imply),
+/// runs this shard's units, and writes `labels.csv` once every image exists. A cancel returns
+/// the typed [`super::Cancelled`] (the files written so far are complete; resume finishes them).
+pub fn export(
+    model: CgnModel,
+    settings: Settings,
+    out: &Path,
+    shard: Shard,
+    resume: bool,
+    device: Device,
+    control: &Control,
+) -> anyhow::Result<ExportReport> {
+    if settings.n == 0 || settings.cf_per_shape == 0 {
+        anyhow::bail!("the number of images and of counterfactuals per shape must be at least 1");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Shards share the folder by design: an existing manifest with the same settings is theirs.
+    let resume = resume || shard.count > 1;
+    super::claim_directory(out, &serde_json::to_value(&settings)?, resume)?;
+    let mut job = CgnExport::new(model, settings, out.to_path_buf(), device);
+    let summary = super::run(&mut job, shard, resume, control, &mut |_| {})?;
+    if summary.cancelled {
+        return Err(anyhow::Error::from(super::Cancelled)
+            .context(format!("{} images written; rerun with --resume to finish", summary.files_written)));
+    }
+    let labels = if job.is_finished() { Some(job.write_labels()?) } else { None };
+    Ok(ExportReport { summary, labels })
 }

@@ -58,7 +58,7 @@ impl CgnEnsemble {
     }
 }
 
-impl super::classifier::Staged for CgnEnsemble {
+impl super::staged::Staged for CgnEnsemble {
     fn stage_names(&self) -> Vec<String> {
         self.backbone.stage_names()
     }

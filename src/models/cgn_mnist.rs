@@ -261,6 +261,12 @@ pub struct Shifts {
 }
 
 impl Shifts {
+    /// The shifts `intervene cgn --seed S` and the window apply to a batch drawn from seed S
+    /// (so a frame in the window matches the command line).
+    pub fn for_seed(seed: u64, batch: usize) -> Self {
+        Self::seeded(batch, seed ^ 0x5_41F7)
+    }
+
     /// No shift for `batch` samples.
     pub fn none(batch: usize) -> Self {
         Self { fg_dy: vec![0; batch], fg_dx: vec![0; batch], bg_dy: vec![0; batch], bg_dx: vec![0; batch] }

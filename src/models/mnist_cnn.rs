@@ -56,7 +56,7 @@ impl MnistCnn {
     }
 }
 
-impl super::classifier::Staged for MnistCnn {
+impl super::staged::Staged for MnistCnn {
     fn stage_names(&self) -> Vec<String> {
         (0..self.stages.len()).map(|i| format!("model.{i}")).collect()
     }

@@ -164,7 +164,7 @@ impl MobileNetV2 {
     }
 }
 
-impl super::classifier::Staged for MobileNetV2 {
+impl super::staged::Staged for MobileNetV2 {
     fn stage_names(&self) -> Vec<String> {
         (0..self.features.len()).map(|i| format!("features.{i}")).collect()
     }

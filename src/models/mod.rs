@@ -6,9 +6,8 @@ pub mod cgn_ensemble;
 pub mod cgn_imagenet;
 pub mod cgn_mnist;
 pub mod classifier;
-#[doc(hidden)]
-pub mod formula;
 pub mod mnist_cnn;
 pub mod mobilenet_v2;
 pub mod resnet;
+pub mod staged;
 pub mod u2net;

@@ -296,7 +296,7 @@ impl ResNet {
     }
 }
 
-impl super::classifier::Staged for ResNet {
+impl super::staged::Staged for ResNet {
     fn stage_names(&self) -> Vec<String> {
         self.trunk.stage_names()
     }

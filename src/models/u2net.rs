@@ -19,8 +19,8 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::checkpoint::{KeyReport, TensorMap, TrackedWeights};
-use crate::models::biggan::fast::{use_fast, CpuView};
 use crate::ops::{self, Conv2dArgs};
+use crate::ops::{fused_for, CpuView};
 
 /// Batch-norm epsilon of `nn.BatchNorm2d`.
 const BN_EPS: f64 = 1e-5;
@@ -75,7 +75,7 @@ impl Conv {
 
     /// `x (b, cin, h, w) → (b, cout, h, w)`, optionally followed by ReLU.
     pub fn forward(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
-        if self.dilation == 1 && use_fast(x) && self.weight.device().is_cpu() {
+        if self.dilation == 1 && fused_for(x) && self.weight.device().is_cpu() {
             return self.forward_cpu(x, relu);
         }
         let pad = self.dilation * (self.kernel() / 2);

@@ -13,6 +13,7 @@
 //! Layout everywhere: NCHW, f32, contiguous.
 
 mod attention;
+pub mod backend;
 mod conv;
 mod few_outputs;
 mod pointwise;
@@ -20,6 +21,7 @@ mod softmax;
 pub mod strided;
 
 pub use attention::{self_attention, AttnArgs};
+pub use backend::{backend, fused_for, set_backend, Backend, CpuView};
 pub use conv::{conv2d, conv_flops, Conv2dArgs, Residual};
 pub use pointwise::PreAct;
 pub use softmax::softmax_rows;

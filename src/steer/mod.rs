@@ -10,6 +10,8 @@
 //! | [`npz`] | `.npy` / `.npz` reading and writing |
 //! | [`edit`] | additive (GANSpace) and centred (GenInt) edits of the per-layer latents; GenInt's ranges |
 //! | [`session`] | [`Steerer`]: re-rendering under changing edits from cached stage activations |
+//! | [`render`] | a studio frame: model cache + steering cache behind one request type |
+//! | [`pca_job`] | the PCA as a job (progress, cancel, atomic file), shared by `intervene pca` and the window |
 
 pub mod components;
 pub mod edit;
@@ -17,6 +19,8 @@ pub mod ipca;
 pub mod linalg;
 pub mod npz;
 pub mod pca;
+pub mod pca_job;
+pub mod render;
 pub mod session;
 
 pub use components::{Components, ComponentsError};

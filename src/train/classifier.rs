@@ -30,7 +30,7 @@ use super::nets::{Mode, Net};
 use super::optim::Optimizer;
 use super::output::{self, MetricsLog};
 use super::settings::{DeviceChoice, TrainSettings};
-use crate::jobs::control::{Cancelled, Control};
+use crate::jobs::{Cancelled, Control};
 
 // Tags separating the random streams.
 const TAG_INIT: u64 = 1;

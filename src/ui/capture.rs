@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use candle_core::{Device, Tensor};
 
-use super::render::Rendered;
+use crate::steer::render::Rendered;
 
 /// Default folder for captures: `$INTERVENE_CAPTURES`, else `~/intervene-captures`.
 pub fn default_dir() -> PathBuf {

@@ -33,16 +33,7 @@ pub fn install(rs: &egui_wgpu::RenderState) {
     });
 }
 
-/// What one Explain column draws.
-#[derive(Debug)]
-pub struct HeatmapInput {
-    pub width: usize,
-    pub height: usize,
-    /// RGB u8, interleaved.
-    pub image: Vec<u8>,
-    /// The CAM in [0, 1], `h × w`.
-    pub map: Vec<f32>,
-}
+pub use crate::explain::pipeline::HeatmapInput;
 
 pub struct HeatmapCallback {
     pub input: Arc<HeatmapInput>,

@@ -1,42 +1,37 @@
-//! The studio window (egui + eframe on wgpu).
+//! The studio window (egui + eframe on wgpu): a thin face over the library. Panes draw and
+//! push commands; every network runs on a worker or as a job on the board.
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`app`] | the application: runtime state, job polling, layout |
-//! | [`state`] | persisted settings (model, class, seed, sliders, saved directions) |
-//! | [`controls`] | menu bar and generator controls |
-//! | [`steering`] | components (file or PCA job), edit mode, layer range, sliders |
-//! | [`cgn_mode`] | counterfactual mode: CGN requests/renderer, export job, interpolation sheet |
-//! | [`cgn_panel`] | counterfactual mode panels (class pickers, mask shaping, views, jobs) |
+//! | [`app`] | the application: persisted state, panes, job board, command queue |
+//! | [`command`] | what panes ask the app to do |
+//! | [`job_requests`] | the jobs the window starts, each mapped to its library function |
+//! | [`panes`] | one struct per pane (steer, counterfactual, explain, sweep, jobs, performance) |
+//! | [`state`] | persisted settings (model, class, seed, sliders, saved directions, per-pane settings) |
+//! | [`menu`] | the menu bar |
+//! | [`dialog`] | native file dialogs on a helper thread |
 //! | [`gpu_compose`] | the WGSL compositing pipeline (egui-wgpu paint callbacks) |
 //! | [`gpu_heatmap`] | the WGSL CAM overlay (jet + α blend) |
-//! | [`explain_mode`] | the Explain pane's worker: cached classifiers, CAMs, top-5 |
-//! | [`explain_panel`] | the Explain pane (one or two classifiers beside the image, layer picker) |
-//! | [`perf`] | performance pane (render ms, FPS, frame-time plot, device, model size) |
-//! | [`render`] | the worker-side renderer (model cache + steering cache) |
-//! | [`pca_job`] | background PCA / component loading |
 //! | [`capture`] | saving frames so the CLI regenerates them bit for bit |
-//! | [`sweep_panel`] | GenInt's strategy sweep as a job, its three curves |
 //! | [`worker`] | the newest-wins render thread |
+//! | `testing` | read-only hooks for the kittest suite (feature `testing`) |
 
 pub mod app;
 pub mod capture;
-pub mod cgn_mode;
-pub mod cgn_panel;
-pub mod controls;
-pub mod explain_mode;
-pub mod explain_panel;
+pub mod command;
+pub mod dialog;
 pub mod gpu_compose;
 pub mod gpu_heatmap;
-pub mod pca_job;
-pub mod perf;
-pub mod render;
+pub mod job_requests;
+pub mod menu;
+pub mod panes;
 pub mod state;
-pub mod steering;
-pub mod sweep_panel;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worker;
 
 pub use app::StudioApp;
+pub use state::StudioState;
 
 /// Options of `intervene gui`.
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -67,9 +62,4 @@ pub fn run(args: GuiArgs) -> anyhow::Result<()> {
     };
     eframe::run_native("intervene", options, Box::new(move |cc| Ok(Box::new(StudioApp::new(cc, args)))))
         .map_err(|e| anyhow::anyhow!("the window could not start: {e}"))
-}
-
-/// FNV-1a: a cheap identity for pixels on screen and for cache-file tags.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }

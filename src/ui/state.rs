@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::composite::MaskShape;
+use crate::counterfactual::SoftClass;
+use crate::explain::pipeline::ExplainSlot;
+use crate::models::cgn::DEFAULT_CGN;
 use crate::steer::{Edit, EditMode};
 
 /// Number of component sliders shown (GANSpace's viewer shows up to 80).
@@ -42,21 +46,31 @@ pub struct StudioState {
     pub centred: bool,
     pub pca_samples: usize,
     pub saved: Vec<SavedDirection>,
+    /// Whether the bottom panel (performance, jobs, log) is shown.
     pub show_perf: bool,
+    pub bottom_tab: super::app::BottomTab,
     pub capture_dir: Option<String>,
     /// Counterfactual (CGN) mode instead of BigGAN steering.
     pub cgn_mode: bool,
-    pub cgn: super::cgn_mode::CgnState,
-    pub explain: super::explain_mode::ExplainState,
+    pub cgn: CgnState,
+    pub explain: ExplainState,
     /// Real images for the strategy sweep.
     pub sweep_real: Option<String>,
     pub sweep_per_setting: usize,
 }
 
 impl Default for StudioState {
+    /// Opens on the bundled default generator (`models/index.json`), its shipped components and
+    /// the classifier that matches it.
     fn default() -> Self {
+        let biggan = crate::bundled::default_of(crate::bundled::Kind::Biggan);
+        let mut explain = ExplainState::default();
+        if let Some(c) = biggan.as_ref().and_then(|e| e.classifier.clone()) {
+            explain.slots[0].classifier = c.clone();
+            explain.slots[1].classifier = c;
+        }
         Self {
-            model: crate::DEFAULT_BIGGAN.to_string(),
+            model: biggan.as_ref().map_or_else(|| crate::DEFAULT_BIGGAN.to_string(), |e| e.name.clone()),
             recent_models: Vec::new(),
             class_query: String::new(),
             class: 207,
@@ -64,7 +78,7 @@ impl Default for StudioState {
             batch: 1,
             truncation: 0.4,
             snap_truncation: true,
-            components: None,
+            components: biggan.as_ref().and_then(|e| e.components_path()).map(|p| p.display().to_string()),
             sliders: vec![0.0; MAX_SLIDERS],
             layer_start: 0,
             layer_end: usize::MAX,
@@ -72,13 +86,66 @@ impl Default for StudioState {
             pca_samples: 20_000,
             saved: Vec::new(),
             show_perf: true,
+            bottom_tab: Default::default(),
             capture_dir: None,
             cgn_mode: false,
             cgn: Default::default(),
-            explain: Default::default(),
+            explain,
             sweep_real: None,
             sweep_per_setting: 50,
         }
+    }
+}
+
+/// Persisted settings of the counterfactual mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CgnState {
+    pub model: String,
+    pub classes: [SoftClass; 3],
+    pub lock: bool,
+    pub seed: u64,
+    pub truncation: f64,
+    pub mask: MaskShape,
+    pub export_n: usize,
+    pub export_k: usize,
+    pub export_dir: Option<String>,
+}
+
+impl Default for CgnState {
+    fn default() -> Self {
+        let c = SoftClass::plain;
+        Self {
+            model: crate::bundled::default_name(crate::bundled::Kind::Cgn, DEFAULT_CGN),
+            classes: [c(3), c(5), c(7)],
+            lock: false,
+            seed: 0,
+            truncation: 0.5,
+            mask: MaskShape::default(),
+            export_n: 1000,
+            export_k: 10,
+            export_dir: None,
+        }
+    }
+}
+
+/// Persisted Explain settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExplainState {
+    pub enabled: bool,
+    pub two: bool,
+    pub slots: [ExplainSlot; 2],
+    /// Explain this image file instead of the generated frame.
+    pub image_file: Option<String>,
+    /// Heatmap weight of the overlay (pytorch-grad-cam 0.5; GenInt's figures 0.4).
+    pub alpha: f32,
+}
+
+impl Default for ExplainState {
+    fn default() -> Self {
+        let second = ExplainSlot { method: "gradcam++".into(), ..Default::default() };
+        Self { enabled: false, two: false, slots: [ExplainSlot::default(), second], image_file: None, alpha: 0.5 }
     }
 }
 

@@ -1,4 +1,5 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod formula;
 pub mod pickle_writer;

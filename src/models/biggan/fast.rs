@@ -1,38 +1,11 @@
 //! Dispatch between the portable candle path (any device) and the fused CPU kernels of
-//! [`crate::ops`]: on the CPU a GenBlock is four fused convolutions (BN+ReLU(+upsample)+conv,
+//! [`crate::ops`] (chosen by [`crate::ops::backend`]): on the CPU a GenBlock is four fused convolutions (BN+ReLU(+upsample)+conv,
 //! bias and skip folded into the GEMM) with no intermediate BN/ReLU tensors.
 
-use candle_core::{Device, Result, Storage, StorageRef, Tensor};
+use candle_core::{Device, Result, Tensor};
 
 use super::layers::{Affine, Conv, GenBlock, SelfAttn};
-use crate::ops::{self, Conv2dArgs, PreAct, Residual};
-
-/// A borrowed, contiguous f32 view of a CPU tensor.
-pub(crate) struct CpuView<'a> {
-    guard: StorageRef<'a>,
-    range: (usize, usize),
-}
-
-impl<'a> CpuView<'a> {
-    pub(crate) fn new(t: &'a Tensor) -> Result<Self> {
-        let (guard, layout) = t.storage_and_layout();
-        let Some(range) = layout.contiguous_offsets() else {
-            candle_core::bail!("fast path needs a contiguous tensor")
-        };
-        Ok(Self { guard, range })
-    }
-
-    pub(crate) fn slice(&self) -> Result<&[f32]> {
-        match &*self.guard {
-            Storage::Cpu(c) => Ok(&c.as_slice::<f32>()?[self.range.0..self.range.1]),
-            _ => candle_core::bail!("fast path needs a CPU tensor"),
-        }
-    }
-}
-
-pub(crate) fn use_fast(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && std::env::var_os("INTERVENE_PORTABLE").is_none()
-}
+use crate::ops::{self, fused_for, Conv2dArgs, CpuView, PreAct, Residual};
 
 /// Runs one fused convolution on CPU tensors.
 /// `skip`: the GenBlock input whose first channels (upsampled) are added to the output.
@@ -72,7 +45,7 @@ fn conv(x: &Tensor, conv: &Conv, pre: Option<&Affine>, up: bool, skip: Option<&T
 
 /// A GenBlock forward.
 pub fn gen_block(block: &GenBlock, x: &Tensor, a: &[Affine; 4]) -> Result<Tensor> {
-    if !use_fast(x) {
+    if !fused_for(x) {
         return block.forward(x, a);
     }
     let cin = x.dim(1)?;
@@ -94,7 +67,7 @@ pub fn gen_block(block: &GenBlock, x: &Tensor, a: &[Affine; 4]) -> Result<Tensor
 
 /// A self-attention forward.
 pub fn attention(attn: &SelfAttn, x: &Tensor) -> Result<Tensor> {
-    if !use_fast(x) {
+    if !fused_for(x) {
         return attn.forward(x);
     }
     let (b, c, h, w) = x.dims4()?;
@@ -122,7 +95,7 @@ pub fn attention(attn: &SelfAttn, x: &Tensor) -> Result<Tensor> {
 
 /// Final BN → ReLU → conv_to_rgb (3 channels) → tanh.
 pub fn head(conv_to_rgb: &Conv, h: &Tensor, a: &Affine) -> Result<Tensor> {
-    if !use_fast(h) {
+    if !fused_for(h) {
         return conv_to_rgb.forward(&a.relu(h)?)?.tanh();
     }
     conv(h, conv_to_rgb, Some(a), false, None)?.tanh()

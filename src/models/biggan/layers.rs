@@ -205,7 +205,7 @@ impl BigGanBatchNorm {
     /// The per-(sample, channel) affine for a condition `(b, cond_dim)` (ignored when plain)
     /// and batch size `b`.
     pub fn affine(&self, stats: StatsIndex, cond: &Tensor) -> Result<Affine> {
-        if super::fast::use_fast(cond) {
+        if crate::ops::fused_for(cond) {
             return self.affine_cpu(stats, cond);
         }
         let b = cond.dim(0)?;
@@ -232,7 +232,7 @@ impl BigGanBatchNorm {
     /// [`Self::affine`] in plain loops over borrowed CPU buffers: ~15 tiny tensor ops per batch
     /// norm (600 per forward) cost more in dispatch than in arithmetic.
     fn affine_cpu(&self, stats: StatsIndex, cond: &Tensor) -> Result<Affine> {
-        use super::fast::CpuView;
+        use crate::ops::CpuView;
         let (b, cd) = cond.dims2()?;
         let cond = cond.contiguous()?;
         let cv = CpuView::new(&cond)?;

@@ -1,14 +1,47 @@
 //! The performance pane: render time per frame, UI frame rate, their history, device, model
 //! size, and how much of the generator the steering cache let us skip.
 
+use std::collections::VecDeque;
+use std::time::Instant;
+
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::app::StudioApp;
+use crate::steer::render::{ModelInfo, Rendered};
 
-impl StudioApp {
-    pub(super) fn perf_ui(&mut self, ui: &mut egui::Ui) {
+/// How many frame / render times the plot keeps.
+const HISTORY: usize = 300;
+
+/// The performance pane.
+#[derive(Default)]
+pub struct PerfPane {
+    render_ms: VecDeque<f64>,
+    frame_ms: VecDeque<f64>,
+    last_frame: Option<Instant>,
+}
+
+fn push(q: &mut VecDeque<f64>, v: f64) {
+    q.push_back(v);
+    while q.len() > HISTORY {
+        q.pop_front();
+    }
+}
+
+impl PerfPane {
+    /// Called once per UI frame.
+    pub fn frame_tick(&mut self) {
+        let now = Instant::now();
+        if let Some(t) = self.last_frame.replace(now) {
+            push(&mut self.frame_ms, (now - t).as_secs_f64() * 1e3);
+        }
+    }
+
+    /// A network result arrived after `ms`.
+    pub fn render_done(&mut self, ms: f64) {
+        push(&mut self.render_ms, ms);
+    }
+
+    pub fn ui(&self, ui: &mut egui::Ui, device: &str, info: Option<&ModelInfo>, shown: Option<&Rendered>) {
         ui.horizontal(|ui| {
-            let last = self.render_ms.back().copied();
             let fps = {
                 let n = self.frame_ms.len().min(60);
                 let sum: f64 = self.frame_ms.iter().rev().take(n).sum();
@@ -18,15 +51,15 @@ impl StudioApp {
                     0.0
                 }
             };
-            ui.label(format!("Device: {}", self.device_name));
+            ui.label(format!("Device: {device}"));
             ui.separator();
-            ui.label(match last {
+            ui.label(match self.render_ms.back() {
                 Some(ms) => format!("Render: {ms:.1} ms"),
                 None => "Render: –".into(),
             });
             ui.separator();
             ui.label(format!("UI: {fps:.0} FPS"));
-            if let Some(i) = &self.info {
+            if let Some(i) = info {
                 ui.separator();
                 ui.label(format!(
                     "Model: {:.2} M params ({:.1} MB f32)",
@@ -34,7 +67,7 @@ impl StudioApp {
                     i.parameters as f64 * 4.0 / 1e6
                 ));
             }
-            if let Some(r) = &self.shown {
+            if let Some(r) = shown {
                 ui.separator();
                 ui.label(match r.resume_stage {
                     Some(0) | None => format!("full forward ({} stages)", r.num_stages),
@@ -54,12 +87,5 @@ impl StudioApp {
                 p.line(Line::new("render (ms)", render));
                 p.line(Line::new("UI frame (ms)", frames));
             });
-        if !self.log.is_empty() {
-            egui::CollapsingHeader::new(format!("Log ({})", self.log.len())).show(ui, |ui| {
-                for l in self.log.iter().rev() {
-                    ui.label(l);
-                }
-            });
-        }
     }
 }

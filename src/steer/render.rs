@@ -1,7 +1,6 @@
-//! The render side of the studio: what the UI asks for, what comes back, and the worker-owned
-//! state (loaded model, steering cache) that turns one into the other.
-//!
-//! Runs only on the render worker thread; the UI thread never touches a network.
+//! One studio frame: what the window asks for, what comes back, and the state (loaded model,
+//! steering cache) that turns one into the other. The window runs it on its render worker;
+//! `intervene steer` / `generate` regenerate the same pixels from a capture.
 
 use std::sync::Arc;
 

@@ -1,19 +1,15 @@
-//! The counterfactual mode: a CGN's shape / texture / background classes picked separately (or
-//! locked together), soft interpolation between two classes per mechanism, the three parts and
-//! the composite side by side (composited on the GPU with live mask shaping), an interpolation
-//! sheet, and the counterfactual export as a background job.
+//! Counterfactual frames from a CGN, as the window's counterfactual mode shows them: shape,
+//! texture and background classes picked separately, each softly interpolated between two
+//! classes, rendered into the three parts (mask, foreground, background) that the window
+//! composites live; and interpolation sheets.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
-use poll_promise::Promise;
 use serde::{Deserialize, Serialize};
 
 use crate::composite::{MaskShape, PartsImage, View};
-use crate::jobs::cgn_export::{CgnExport, Layout, Settings};
-use crate::jobs::{self, Control, Shard};
-use crate::models::cgn::{CgnModel, DEFAULT_CGN};
+use crate::models::cgn::CgnModel;
 
 /// The three mechanisms, in the order the UI shows them.
 pub const MECHANISMS: [&str; 3] = ["shape", "texture", "background"];
@@ -27,6 +23,11 @@ pub struct SoftClass {
 }
 
 impl SoftClass {
+    /// A plain (not interpolated) class.
+    pub fn plain(class: usize) -> Self {
+        Self { class, other: class, alpha: 0.0 }
+    }
+
     fn probs(&self, n: usize) -> Vec<f32> {
         let mut p = vec![0f32; n];
         p[self.class.min(n - 1)] += 1.0 - self.alpha;
@@ -35,39 +36,7 @@ impl SoftClass {
     }
 }
 
-/// Persisted settings of the counterfactual mode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CgnState {
-    pub model: String,
-    pub classes: [SoftClass; 3],
-    pub lock: bool,
-    pub seed: u64,
-    pub truncation: f64,
-    pub mask: MaskShape,
-    pub export_n: usize,
-    pub export_k: usize,
-    pub export_dir: Option<String>,
-}
-
-impl Default for CgnState {
-    fn default() -> Self {
-        let c = |class| SoftClass { class, other: class, alpha: 0.0 };
-        Self {
-            model: DEFAULT_CGN.to_string(),
-            classes: [c(3), c(5), c(7)],
-            lock: false,
-            seed: 0,
-            truncation: 0.5,
-            mask: MaskShape::default(),
-            export_n: 1000,
-            export_k: 10,
-            export_dir: None,
-        }
-    }
-}
-
-/// What the CGN worker renders.
+/// One counterfactual frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CgnRequest {
     pub model: String,
@@ -84,7 +53,7 @@ pub struct CgnRendered {
     pub request: CgnRequest,
 }
 
-/// Worker-side state: the open CGN.
+/// The open CGN; renders requests.
 #[derive(Default)]
 pub struct CgnRenderer {
     open: Option<(String, CgnModel)>,
@@ -105,7 +74,7 @@ impl CgnRenderer {
                 let u = crate::noise::normal_noise(req.seed, 1, m.config.latent_sz, &device)?;
                 let parts = m.forward_soft(&u, &probs(0)?, &probs(1)?, &probs(2)?)?;
                 // The same texture shift `intervene cgn --seed` applies, so the window matches the CLI.
-                let parts = parts.shifted(&crate::cli::cgn::default_shifts(req.seed, 1))?;
+                let parts = parts.shifted(&crate::models::cgn_mnist::Shifts::for_seed(req.seed, 1))?;
                 (
                     parts.mask_raw.clamp(crate::models::cgn_mnist::MASK_MIN, crate::models::cgn_mnist::MASK_MAX)?,
                     parts.fg,
@@ -126,45 +95,6 @@ impl CgnRenderer {
         let parts =
             PartsImage { width: w, height: h, mask: flat(&mask)?, foreground: flat(&fg)?, background: flat(&bg)? };
         Ok(CgnRendered { parts: Arc::new(parts), num_classes: n, kind, request: req })
-    }
-}
-
-/// The export running from the window.
-pub struct ExportJob {
-    pub control: Control,
-    pub result: Promise<Result<String, String>>,
-    pub out: PathBuf,
-}
-
-impl ExportJob {
-    pub fn start(model: String, n: usize, k: usize, seed: u64, truncation: f64, out: PathBuf) -> Self {
-        let control = Control::new();
-        let c2 = control.clone();
-        let out2 = out.clone();
-        let result = Promise::spawn_thread("intervene-export", move || {
-            let run = || -> anyhow::Result<String> {
-                let device = Device::Cpu;
-                let m = CgnModel::open_named(&model, &device)?;
-                let settings =
-                    Settings { model, n, cf_per_shape: k, seed, layout: Layout::Cgn, truncation, format_version: 1 };
-                std::fs::create_dir_all(&out2)?;
-                jobs::claim_directory(&out2, &serde_json::to_value(&settings)?, true)?;
-                let mut job = CgnExport::new(m, settings, out2.clone(), device);
-                let s = jobs::run(&mut job, Shard::default(), true, &c2, &mut |_| {})?;
-                if s.cancelled {
-                    return Ok(format!("export cancelled after {} images (resume continues it)", s.files_written));
-                }
-                job.write_labels()?;
-                Ok(format!(
-                    "exported {} images to {} ({:.1} images/s)",
-                    s.files_written,
-                    out2.display(),
-                    s.files_written as f64 / s.elapsed.as_secs_f64().max(1e-9)
-                ))
-            };
-            run().map_err(|e| format!("{e:#}"))
-        });
-        Self { control, result, out }
     }
 }
 

@@ -1,49 +1,59 @@
-//! The steering panel: component source (file or a PCA job), edit mode, latent range, the
-//! component sliders, and saved directions.
+//! The right panel of the steering mode: component source (file or a PCA job), edit mode,
+//! latent range, the component sliders, and saved directions.
 
-use super::app::{DialogKind, StudioApp};
-use super::state::{SavedDirection, MAX_SLIDERS};
+use super::SteerPane;
+use crate::ui::command::{Command, DialogKind};
+use crate::ui::panes::{job_progress_ui, PaneCtx};
+use crate::ui::state::{SavedDirection, MAX_SLIDERS};
+use crate::ui::StudioState;
 
-impl StudioApp {
-    pub(super) fn steering_ui(&mut self, ui: &mut egui::Ui) {
+impl SteerPane {
+    /// Components and edit settings (above the sliders); `extra` draws more sections (the sweep).
+    pub fn steering_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut PaneCtx<'_>,
+        extra: impl FnOnce(&mut egui::Ui, &mut PaneCtx<'_>),
+    ) {
         ui.heading("Steering");
-        self.components_ui(ui);
+        self.components_ui(ui, ctx);
         let Some(comps) = self.components.clone() else { return };
         let num_latents = self.info.as_ref().map_or(1, |i| i.num_latents);
+        let state = &mut *ctx.state;
         ui.separator();
         ui.horizontal(|ui| {
             ui.label("Edit");
-            ui.radio_value(&mut self.state.centred, false, "additive").on_hover_text("GANSpace: z + s·σ·ĉ");
-            ui.radio_value(&mut self.state.centred, true, "centred")
+            ui.radio_value(&mut state.centred, false, "additive").on_hover_text("GANSpace: z + s·σ·ĉ");
+            ui.radio_value(&mut state.centred, true, "centred")
                 .on_hover_text("GenInt: set the coordinate along ĉ (around the mean) to s·σ");
         });
-        let (mut start, mut end) = self.state.layer_range(num_latents);
+        let (mut start, mut end) = state.layer_range(num_latents);
         ui.add(egui::Slider::new(&mut start, 0..=num_latents - 1).text("Layer start"));
         ui.add(egui::Slider::new(&mut end, 1..=num_latents).text("Layer end"));
         if end <= start {
             end = start + 1;
         }
-        (self.state.layer_start, self.state.layer_end) = (start, end);
+        (state.layer_start, state.layer_end) = (start, end);
         ui.horizontal(|ui| {
             if ui.button("Reset").on_hover_text("all sliders to 0").clicked() {
-                self.state.sliders.iter_mut().for_each(|s| *s = 0.0);
+                state.sliders.iter_mut().for_each(|s| *s = 0.0);
             }
-            let active = self.state.sliders.iter().filter(|s| **s != 0.0).count();
+            let active = state.sliders.iter().filter(|s| **s != 0.0).count();
             ui.label(format!("{active} active"));
         });
-        self.saved_ui(ui, num_latents);
-        self.sweep_ui(ui);
+        self.saved_ui(ui, state, num_latents);
+        extra(ui, ctx);
         ui.separator();
         let n = comps.num_components().min(MAX_SLIDERS);
         egui::ScrollArea::vertical().id_salt("sliders").show(ui, |ui| {
             for c in 0..n {
                 let label = format!("PC{c} ({:.1}%)", 100.0 * comps.var_ratio[c]);
-                ui.add(egui::Slider::new(&mut self.state.sliders[c], -10.0..=10.0).step_by(0.1).text(label));
+                ui.add(egui::Slider::new(&mut ctx.state.sliders[c], -10.0..=10.0).step_by(0.1).text(label));
             }
         });
     }
 
-    fn components_ui(&mut self, ui: &mut egui::Ui) {
+    fn components_ui(&mut self, ui: &mut egui::Ui, ctx: &mut PaneCtx<'_>) {
         match &self.components {
             Some(c) => {
                 let name = std::path::Path::new(&c.source)
@@ -55,29 +65,22 @@ impl StudioApp {
                 ui.label("No components loaded: open a GANSpace .npz or compute them for this model and class.");
             }
         }
+        let pca_running = self.pca_job.as_deref().is_some_and(|n| ctx.board.is_active(n));
         ui.horizontal(|ui| {
             if ui.button("Open .npz…").clicked() {
-                self.open_dialog(DialogKind::Components);
+                ctx.commands.push(Command::OpenDialog(DialogKind::Components));
             }
-            if self.pca.is_none()
+            if !pca_running
                 && ui.button("Compute PCA").on_hover_text("GANSpace PCA at gen_z, in the background").clicked()
             {
-                self.start_pca();
+                self.start_pca(ctx);
             }
-            ui.add(egui::DragValue::new(&mut self.state.pca_samples).range(200..=1_000_000).prefix("N = "));
+            ui.add(egui::DragValue::new(&mut ctx.state.pca_samples).range(200..=1_000_000).prefix("N = "));
         });
-        if let Some(job) = &self.pca {
-            let f = job.fraction();
-            let mut cancel = false;
-            ui.horizontal(|ui| {
-                ui.add(egui::ProgressBar::new(f).show_percentage().desired_width(200.0));
-                cancel = ui.button("Cancel").clicked();
-            });
-            if cancel {
-                job.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+        if let Some(name) = self.pca_job.clone() {
+            job_progress_ui(ui, ctx, &name, "Cancel");
         }
-        if self.components_loading.is_some() {
+        if self.load_job.as_deref().is_some_and(|n| ctx.board.is_active(n)) {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label("loading components…");
@@ -85,12 +88,11 @@ impl StudioApp {
         }
     }
 
-    fn saved_ui(&mut self, ui: &mut egui::Ui, num_latents: usize) {
+    fn saved_ui(&mut self, ui: &mut egui::Ui, state: &mut StudioState, num_latents: usize) {
         egui::CollapsingHeader::new("Saved directions").default_open(false).show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.add(egui::TextEdit::singleline(&mut self.new_direction_name).hint_text("name").desired_width(120.0));
-                let strongest = self
-                    .state
+                let strongest = state
                     .sliders
                     .iter()
                     .enumerate()
@@ -100,26 +102,26 @@ impl StudioApp {
                 let save = ui.add_enabled(strongest.is_some(), egui::Button::new("Save"));
                 if save.on_hover_text("saves the strongest active slider with the current layer range").clicked() {
                     if let Some((component, strength)) = strongest {
-                        let (start, end) = self.state.layer_range(num_latents);
+                        let (start, end) = state.layer_range(num_latents);
                         let name = if self.new_direction_name.trim().is_empty() {
                             format!("PC{component} {start}-{end} {strength:+.1}")
                         } else {
                             self.new_direction_name.trim().to_string()
                         };
-                        self.state.saved.push(SavedDirection { name, component, start, end, strength });
+                        state.saved.push(SavedDirection { name, component, start, end, strength });
                         self.new_direction_name.clear();
                     }
                 }
             });
             let mut remove = None;
-            for (i, d) in self.state.saved.clone().into_iter().enumerate() {
+            for (i, d) in state.saved.clone().into_iter().enumerate() {
                 ui.horizontal(|ui| {
                     if ui.button("Apply").on_hover_text("set this slider and the layer range").clicked() {
-                        if let Some(s) = self.state.sliders.get_mut(d.component) {
+                        if let Some(s) = state.sliders.get_mut(d.component) {
                             *s = d.strength;
                         }
-                        self.state.layer_start = d.start;
-                        self.state.layer_end = d.end;
+                        state.layer_start = d.start;
+                        state.layer_end = d.end;
                     }
                     if ui.small_button("x").on_hover_text("forget").clicked() {
                         remove = Some(i);
@@ -128,7 +130,7 @@ impl StudioApp {
                 });
             }
             if let Some(i) = remove {
-                self.state.saved.remove(i);
+                state.saved.remove(i);
             }
         });
     }

@@ -1,0 +1,125 @@
+//! The Jobs pane: every background job of the window — queued, running and finished — with
+//! progress, rate, ETA and cancel, and for the selected job its log and its metric curves.
+
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::PaneCtx;
+use crate::jobs::{Entry, Phase};
+use crate::ui::command::Command;
+
+/// The Jobs pane.
+#[derive(Default)]
+pub struct JobsPane {
+    /// The job whose log and curves are shown.
+    selected: Option<String>,
+}
+
+fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s / 60 % 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+impl JobsPane {
+    /// Selects a job (its log and curves are shown).
+    pub fn select(&mut self, name: &str) {
+        self.selected = Some(name.to_string());
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PaneCtx<'_>) {
+        let entries = ctx.board.entries();
+        ui.horizontal(|ui| {
+            let active = entries.iter().filter(|e| e.phase.is_active()).count();
+            let n = entries.len();
+            ui.label(format!("{n} job{}, {active} queued or running", if n == 1 { "" } else { "s" }));
+            if ui.button("Clear finished").clicked() {
+                ctx.commands.push(Command::ClearFinishedJobs);
+            }
+        });
+        if entries.is_empty() {
+            ui.label("No jobs yet. PCA, sweeps, exports and training appear here while they run.");
+            return;
+        }
+        if self.selected.as_deref().is_none_or(|s| ctx.board.get(s).is_none()) {
+            self.selected = entries.last().map(|e| e.spec.name.clone());
+        }
+        ui.columns(2, |cols| {
+            egui::ScrollArea::vertical().id_salt("job list").show(&mut cols[0], |ui| {
+                for e in entries.iter().rev() {
+                    self.entry_ui(ui, e, ctx.commands);
+                    ui.separator();
+                }
+            });
+            if let Some(e) = self.selected.as_deref().and_then(|s| ctx.board.get(s)) {
+                detail_ui(&mut cols[1], e);
+            }
+        });
+    }
+
+    fn entry_ui(&mut self, ui: &mut egui::Ui, e: &Entry, commands: &mut crate::ui::command::Commands) {
+        let p = e.control.progress();
+        ui.horizontal(|ui| {
+            if e.phase.is_active() && ui.button(format!("Cancel {}", e.spec.name)).clicked() {
+                commands.push(Command::Cancel(e.spec.name.clone()));
+            }
+            let selected = self.selected.as_deref() == Some(e.spec.name.as_str());
+            if ui.selectable_label(selected, &e.spec.name).on_hover_text(e.spec.kind).clicked() {
+                self.selected = Some(e.spec.name.clone());
+            }
+        });
+        ui.horizontal(|ui| {
+            let bar = egui::ProgressBar::new(p.fraction()).desired_width(180.0);
+            let bar = if p.total > 0 { bar.text(format!("{}/{} {}", p.done, p.total, e.spec.unit)) } else { bar };
+            ui.add(bar);
+            let mut facts = vec![e.phase.to_string(), duration(e.elapsed())];
+            if e.phase == Phase::Running && p.computed > 0 {
+                facts.push(format!("{:.1} {}/s", p.rate_per_sec(), e.spec.unit));
+                if let Some(eta) = p.eta() {
+                    facts.push(format!("ETA {}", duration(eta)));
+                }
+            }
+            ui.small(facts.join(" · "));
+        });
+        let status = e.control.status();
+        if !status.is_empty() && e.phase.is_active() {
+            ui.small(status);
+        }
+    }
+}
+
+/// The selected job's curves and log.
+fn detail_ui(ui: &mut egui::Ui, e: &Entry) {
+    ui.strong(&e.spec.name);
+    if let Phase::Failed(m) = &e.phase {
+        ui.colored_label(ui.visuals().error_fg_color, m);
+    }
+    let has_metrics = e.control.with_metrics(|m| !m.is_empty());
+    if has_metrics {
+        Plot::new(format!("metrics {}", e.spec.name)).legend(Legend::default()).height(150.0).allow_scroll(false).show(
+            ui,
+            |p| {
+                e.control.with_metrics(|m| {
+                    for (name, pts) in m {
+                        p.line(Line::new(name.clone(), PlotPoints::from(pts.clone())));
+                    }
+                });
+            },
+        );
+    }
+    let log = e.control.log_lines();
+    egui::CollapsingHeader::new(format!("Log ({})", log.len()))
+        .id_salt(("job log", &e.spec.name))
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical().max_height(120.0).stick_to_bottom(true).show(ui, |ui| {
+                for l in log.iter().rev().take(200).rev() {
+                    ui.monospace(l);
+                }
+            });
+        });
+}
