@@ -9,6 +9,7 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`bundled`] | the bundled models (`models/index.json`): defaults, menus, names |
 //! | [`checkpoint`] | reading weight files: safetensors, PyTorch zip, legacy PyTorch pickles; key reports |
 //! | [`ops`] | fast CPU kernels (fused BN/ReLU/upsample + im2col + GEMM), the fused/portable choice |
 //! | [`models`] | network runtimes, one model per file: BigGAN-deep, CGNs, U²-Net, classifiers |
@@ -28,6 +29,7 @@
 //! | `ui` | the window's face (feature `gui`) |
 
 pub mod bench;
+pub mod bundled;
 pub mod checkpoint;
 pub mod classes;
 pub mod cli;

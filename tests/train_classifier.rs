@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use intervene::jobs::control::Control;
+use intervene::jobs::Control;
 use intervene::train::augment::Transform;
 use intervene::train::nets::TrainArch;
 use intervene::train::optim::OptimizerKind;
@@ -112,7 +112,7 @@ fn resume_continues_bit_for_bit_and_threads_do_not_matter() {
     let control = Control::new();
     control.cancel();
     let e = train_classifier(&s, &d, false, &Hooks::default(), &control).unwrap_err();
-    assert!(intervene::jobs::control::is_cancelled_error(&e), "{e:#}");
+    assert!(intervene::jobs::is_cancelled_error(&e), "{e:#}");
     train_classifier(&s, &d, true, &Hooks::default(), &Control::new()).unwrap();
     assert!(weights(&a) == weights(&d));
     // Progress and curves went to the control.

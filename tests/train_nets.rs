@@ -16,9 +16,11 @@ fn goldens() -> HashMap<String, Tensor> {
     candle_core::safetensors::load(p, &Device::Cpu).expect("nets goldens")
 }
 
+mod common;
+
 /// The script's `signed(key, n)`: the repo's formula-weight stream (salt 0).
 fn signed(key: &str, n: usize) -> Vec<f32> {
-    use intervene::models::formula::{key_seed, signed};
+    use common::formula::{key_seed, signed};
     let seed = key_seed(key, 0);
     (0..n as u64).map(|i| signed(seed, i)).collect()
 }

@@ -32,7 +32,7 @@ pub enum BenchWhat {
 #[derive(clap::Args, Debug)]
 pub struct TrainBench {
     /// Workloads (comma separated).
-    #[arg(long, value_enum, value_name = "W,...", value_delimiter = ',', default_value = "mnist-cnn,resnet18,cgn-gan")]
+    #[arg(long, value_name = "W,...", value_delimiter = ',', default_value = "mnist-cnn,resnet18,cgn-gan", value_parser = super::values::named::<crate::train::bench::Workload>())]
     pub workload: Vec<crate::train::bench::Workload>,
     /// Timed steps per workload and round (the median is reported).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]

@@ -16,7 +16,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "PATH")]
     pub classifier: String,
     /// Architecture, when the weights do not tell.
-    #[arg(long, value_enum, value_name = "ARCH")]
+    #[arg(long, value_name = "ARCH", value_parser = super::values::named::<Arch>())]
     pub arch: Option<Arch>,
     /// A labelled image folder (repeatable).
     #[arg(long, value_name = "DIR", required = true)]
@@ -32,7 +32,7 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let device = candle_core::Device::Cpu;
     let model = crate::train::EvalModel::open(&a.classifier, a.arch, &device)?;
-    let job = |control: &crate::jobs::control::Control| crate::train::evaluate_folders(&model, &a.data, &device, control);
+    let job = |control: &crate::jobs::Control| crate::train::evaluate_folders(&model, &a.data, &device, control);
     let reports = if a.threads == 0 {
         super::job::run("images", job)?
     } else {
@@ -71,7 +71,7 @@ mod tests {
     fn bad_values_fail_at_parse_time() {
         let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(std::iter::once("intervene").chain(args.iter().copied()));
         assert!(parse(&["eval", "--classifier", "m", "--data", "d", "--data", "e", "--json"]).is_ok());
-        let e = parse(&["eval", "--classifier", "m", "--data", "d", "--threads", "-2"]).unwrap_err();
+        let e = parse(&["eval", "--classifier", "m", "--data", "d", "--threads", "two"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
         let e = parse(&["eval", "--classifier", "m", "--data", "d", "--arch", "vgg"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);

@@ -112,7 +112,7 @@ fn positive_usize(s: &str) -> Result<usize, String> {
 #[derive(clap::Args, Debug)]
 pub struct ClassifierArgs {
     /// Architecture to train.
-    #[arg(long, value_enum, value_name = "ARCH")]
+    #[arg(long, value_name = "ARCH", value_parser = super::values::named::<TrainArch>())]
     pub arch: TrainArch,
     /// Original training images: DIR/<class>/*.png|jpg (defines the classes and the epoch).
     #[arg(long, value_name = "DIR")]
@@ -181,7 +181,7 @@ pub struct ClassifierArgs {
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
     /// Where to compute.
-    #[arg(long, value_enum, value_name = "DEV", default_value = "cpu")]
+    #[arg(long, value_name = "DEV", default_value = "cpu", value_parser = super::values::named::<crate::train::DeviceChoice>())]
     pub device: crate::train::DeviceChoice,
     /// Compute threads (0: all cores); one leaves the other cores to the window or the loader.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -313,7 +313,7 @@ mod tests {
     fn bad_values_fail_at_parse_time() {
         let base = ["train", "classifier", "--arch", "mnist-cnn", "--data", "d", "--out", "o"];
         assert!(parse(&base).is_ok());
-        for bad in [["--lr", "0"], ["--lr", "nan"], ["--batch", "0"], ["--epochs", "-1"], ["--momentum", "1.5"], ["--size", "8"]] {
+        for bad in [["--lr", "0"], ["--lr", "nan"], ["--batch", "0"], ["--epochs", "x"], ["--momentum", "1.5"], ["--size", "8"]] {
             let args: Vec<&str> = base.iter().chain(bad.iter()).copied().collect();
             let e = parse(&args).expect_err(&format!("{bad:?} must be rejected"));
             assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");

@@ -55,9 +55,11 @@ impl CgnModel {
         if p.is_file() {
             return Self::open(p, device);
         }
-        let bundled = crate::bundled_models_dir().join(query).join("model.safetensors");
-        if bundled.is_file() {
-            return Self::open(&bundled, device);
+        // A folder (a training output, or a bundled model by name): its weights file.
+        for dir in [p.to_path_buf(), crate::bundled_models_dir().join(query)] {
+            if let Some(w) = weights_in(&dir) {
+                return Self::open(&w, device);
+            }
         }
         if query == DEFAULT_CGN {
             let map = crate::checkpoint::load_bytes(EMBEDDED_CGN, Path::new("<embedded cgn-mnist-random>"))?;
@@ -77,4 +79,23 @@ impl CgnModel {
             CgnModel::ImageNet(m) => m.f_shape.cfg.num_classes,
         }
     }
+}
+
+/// The weights file of a model folder: `model.safetensors`, else the first `.safetensors` /
+/// `.pth` / `.pt` / `.bin` file by name.
+fn weights_in(dir: &Path) -> Option<std::path::PathBuf> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let preferred = dir.join("model.safetensors");
+    if preferred.is_file() {
+        return Some(preferred);
+    }
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("safetensors" | "pth" | "pt" | "bin")))
+        .collect();
+    files.sort();
+    files.into_iter().next()
 }

@@ -128,9 +128,9 @@ mod tests {
         let mut rng = Rng::new(3);
         let mut areas = Vec::new();
         for _ in 0..2000 {
-            let (t, l, h, w) = random_resized_crop_params(120, 80, 0.08, &mut rng);
-            assert!(h > 0 && w > 0 && t + h <= 80 && l + w <= 120);
-            areas.push((h * w) as f64 / 9600.0);
+            let (t, l, h, w) = random_resized_crop_params(120, 100, 0.08, &mut rng);
+            assert!(h > 0 && w > 0 && t + h <= 100 && l + w <= 120);
+            areas.push((h * w) as f64 / 12000.0);
         }
         let min = areas.iter().cloned().fold(1.0, f64::min);
         let max = areas.iter().cloned().fold(0.0, f64::max);

@@ -18,23 +18,21 @@ use super::optim::{Optimizer, OptimizerKind};
 use crate::noise::Rng;
 
 /// The measured workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
-    #[value(name = "mnist-cnn")]
     MnistCnn,
-    #[value(name = "resnet18")]
     ResNet18,
-    #[value(name = "cgn-gan")]
     CgnGan,
+}
+
+// In its own scope: the macro's `Result` is std's, not candle's imported here.
+mod names {
+    crate::named_enum!(super::Workload, "workload", { MnistCnn => "mnist-cnn", ResNet18 => "resnet18", CgnGan => "cgn-gan" });
 }
 
 impl Workload {
     pub fn name(self) -> &'static str {
-        match self {
-            Self::MnistCnn => "mnist-cnn",
-            Self::ResNet18 => "resnet18",
-            Self::CgnGan => "cgn-gan",
-        }
+        crate::named::Named::name(self)
     }
     pub fn batch(self) -> usize {
         match self {

@@ -30,7 +30,7 @@ use super::nets::{Mode, Net};
 use super::optim::Optimizer;
 use super::output::{self, MetricsLog};
 use super::settings::{DeviceChoice, TrainSettings};
-use crate::jobs::control::{Cancelled, Control};
+use crate::jobs::{Cancelled, Control};
 
 // Tags separating the random streams.
 const TAG_INIT: u64 = 1;
@@ -57,7 +57,7 @@ pub struct EpochReport {
     /// Global steps done.
     pub step: u64,
     pub lr: f64,
-    /// Mean loss and accuracy (original batch) over this epoch's steps run in this process.
+    /// Mean loss and accuracy (original batch) over this epoch's steps.
     pub train_loss: f64,
     pub train_acc: f64,
     pub eval: Vec<EvalReport>,
@@ -290,7 +290,19 @@ fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, contro
     let batches = loader(streams.clone(), start, stop_at);
     let lambdas: Vec<f64> = std::iter::once(1.0).chain(streams.extras.iter().map(|e| e.2)).collect();
     let s = settings.transform.size();
+    // Epoch means include the steps a resumed run did before it stopped (from metrics.jsonl).
     let (mut sum_loss, mut sum_acc, mut n_steps) = (0f64, 0f64, 0u64);
+    let epoch_start = start - start % steps_per_epoch;
+    if start > epoch_start {
+        for v in output::read_metrics(out)? {
+            let step = v.get("step").and_then(|s| s.as_u64()).unwrap_or(0);
+            if step > epoch_start && step <= start && v.get("end_of_epoch").is_none() {
+                sum_loss += v["loss"].as_f64().unwrap_or(f64::NAN);
+                sum_acc += v["train_acc"].as_f64().unwrap_or(f64::NAN);
+                n_steps += 1;
+            }
+        }
+    }
     let mut epoch_started = Instant::now();
     let mut last_epoch = None;
     let mut step = start;

@@ -272,7 +272,15 @@ impl Images {
 
 /// A seed from a tuple of integers (splitmix64 folded), for per-sample randomness.
 pub fn seed_of(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x5EED_0F_1A7E_u64, |h, &p| crate::data::textures::mix64(h ^ p.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    parts.iter().fold(0x5EED_0F_1A7E_u64, |h, &p| splitmix64(h ^ p.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
+/// One splitmix64 output step (Steele, Lea & Flood 2014).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A permutation of `0..n` from `seed` (Fisher–Yates).

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::augment::Transform;
 use super::data::{seed_of, ClassSet, Folder, Images};
-use crate::jobs::control::Control;
+use crate::jobs::Control;
 use crate::models::classifier::{Arch, Opened, Staged};
 
 /// Images per forward pass.

@@ -1,6 +1,6 @@
 //! Training: differentiable CPU kernels, optimisers and schedules, image-folder data, the
 //! trainable classifiers, the GenInt objective, checkpoints and evaluation. No clap, no egui:
-//! the command line and the window call these functions with a [`crate::jobs::control::Control`].
+//! the command line and the window call these functions with a [`crate::jobs::Control`].
 //!
 //! | module | concern |
 //! |---|---|

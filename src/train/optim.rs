@@ -50,29 +50,21 @@ impl OptimizerKind {
     }
 }
 
-/// `g + wd·p` (PyTorch `grad.add(param, alpha=wd)`).
-fn decayed(g: &[f32], p: &[f32], wd: f32) -> Vec<f32> {
-    if wd == 0.0 {
-        g.to_vec()
-    } else {
-        g.iter().zip(p).map(|(&g, &p)| g + wd * p).collect()
-    }
-}
-
 /// One SGD step on raw vectors. `buf` is empty before the first step.
 pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut Vec<f32>, lr: f64, momentum: f64, wd: f64) {
-    let mut d = decayed(g, p, wd as f32);
-    if momentum != 0.0 {
-        if buf.is_empty() {
-            *buf = d.clone();
-        } else {
-            let m = momentum as f32;
-            buf.iter_mut().zip(&d).for_each(|(b, &d)| *b = *b * m + d);
+    let (wd, m, a) = (wd as f32, momentum as f32, -lr as f32);
+    // g + wd·p is PyTorch's `grad.add(param, alpha=wd)`.
+    if momentum == 0.0 {
+        p.iter_mut().zip(g).for_each(|(p, &g)| *p += a * (g + wd * *p));
+    } else if buf.is_empty() {
+        *buf = g.iter().zip(p.iter()).map(|(&g, &p)| g + wd * p).collect();
+        p.iter_mut().zip(buf.iter()).for_each(|(p, &d)| *p += a * d);
+    } else {
+        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+            *b = *b * m + (g + wd * *p);
+            *p += a * *b;
         }
-        d.copy_from_slice(buf);
     }
-    let a = -lr as f32;
-    p.iter_mut().zip(&d).for_each(|(p, &d)| *p += a * d);
 }
 
 /// One Adam step (`step` counts from 1).
@@ -86,17 +78,17 @@ pub fn adam_update(
     lr: f64,
     (beta1, beta2, eps, wd): (f64, f64, f64, f64),
 ) {
-    let d = decayed(g, p, wd as f32);
-    let w = (1.0 - beta1) as f32;
+    let (w, wd) = ((1.0 - beta1) as f32, wd as f32);
     let (b2, w2) = (beta2 as f32, (1.0 - beta2) as f32);
     let bc1 = 1.0 - beta1.powi(step as i32);
-    let bc2_sqrt = ((1.0 - beta2.powi(step as i32)) as f64).sqrt() as f32;
+    let bc2_sqrt = (1.0 - beta2.powi(step as i32)).sqrt() as f32;
     let step_size = (lr / bc1) as f32;
     let eps = eps as f32;
     for i in 0..p.len() {
+        let d = g[i] + wd * p[i];
         // torch.lerp with weight < 0.5: start + weight·(end − start)
-        m[i] += w * (d[i] - m[i]);
-        v[i] = v[i] * b2 + w2 * d[i] * d[i];
+        m[i] += w * (d - m[i]);
+        v[i] = v[i] * b2 + w2 * d * d;
         let denom = v[i].sqrt() / bc2_sqrt + eps;
         p[i] += -step_size * (m[i] / denom);
     }
@@ -104,14 +96,66 @@ pub fn adam_update(
 
 /// One Adadelta step.
 pub fn adadelta_update(p: &mut [f32], g: &[f32], sq: &mut [f32], acc: &mut [f32], lr: f64, (rho, eps, wd): (f64, f64, f64)) {
-    let d = decayed(g, p, wd as f32);
-    let (r, w, eps, a) = (rho as f32, (1.0 - rho) as f32, eps as f32, -lr as f32);
+    let (r, w, eps, a, wd) = (rho as f32, (1.0 - rho) as f32, eps as f32, -lr as f32, wd as f32);
     for i in 0..p.len() {
-        sq[i] = sq[i] * r + w * d[i] * d[i];
+        let d = g[i] + wd * p[i];
+        sq[i] = sq[i] * r + w * d * d;
         let std = (sq[i] + eps).sqrt();
-        let delta = (acc[i] + eps).sqrt() / std * d[i];
+        let delta = (acc[i] + eps).sqrt() / std * d;
         acc[i] = acc[i] * r + w * delta * delta;
         p[i] += a * delta;
+    }
+}
+
+/// One parameter's update rule with its state.
+struct Update<'a> {
+    kind: OptimizerKind,
+    lr: f64,
+    step: u64,
+    state: std::sync::Mutex<&'a mut Vec<Vec<f32>>>,
+}
+
+impl Update<'_> {
+    fn apply(&self, p: &mut [f32], g: &[f32]) -> Result<()> {
+        if p.len() != g.len() {
+            candle_core::bail!("optimizer: {} parameters but {} gradients", p.len(), g.len());
+        }
+        let mut guard = self.state.lock().map_err(|_| candle_core::Error::Msg("optimizer state poisoned".into()))?;
+        let st: &mut Vec<Vec<f32>> = &mut guard;
+        match self.kind {
+            OptimizerKind::Sgd { momentum, weight_decay } => {
+                let mut empty = Vec::new();
+                let buf = st.first_mut().unwrap_or(&mut empty);
+                sgd_update(p, g, buf, self.lr, momentum, weight_decay)
+            }
+            OptimizerKind::Adam { beta1, beta2, eps, weight_decay } => {
+                let (m, v) = st.split_at_mut(1);
+                adam_update(p, g, &mut m[0], &mut v[0], self.step, self.lr, (beta1, beta2, eps, weight_decay))
+            }
+            OptimizerKind::Adadelta { rho, eps, weight_decay } => {
+                let (s, a) = st.split_at_mut(1);
+                adadelta_update(p, g, &mut s[0], &mut a[0], self.lr, (rho, eps, weight_decay))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs an [`Update`] on a parameter's own storage.
+struct InPlace<'a, 'b> {
+    update: &'a Update<'b>,
+    grad: &'a [f32],
+}
+
+impl candle_core::InplaceOp1 for InPlace<'_, '_> {
+    fn name(&self) -> &'static str {
+        "intervene-optimizer-step"
+    }
+    fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<()> {
+        let (candle_core::CpuStorage::F32(v), Some((a, b))) = (storage, layout.contiguous_offsets()) else {
+            candle_core::bail!("optimizer: parameters must be contiguous f32");
+        };
+        self.update.apply(&mut v[a..b], self.grad)
     }
 }
 
@@ -131,36 +175,36 @@ impl Optimizer {
         Self { kind, params, state: BTreeMap::new(), steps: 0 }
     }
 
-    /// Applies one update with learning rate `lr` from the gradients of a backward pass.
+    /// Applies one update with learning rate `lr` from the gradients of a backward pass. On the
+    /// CPU the parameters are updated in place from the gradients' own memory (no copies).
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         self.steps += 1;
         let bufs = self.kind.buffers().len();
         for (name, var) in &self.params {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
-            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            let g = g.contiguous()?;
+            let n = var.as_tensor().elem_count();
             let st = self.state.entry(name.clone()).or_insert_with(|| vec![Vec::new(); bufs]);
-            for s in st.iter_mut() {
-                if s.is_empty() && !matches!(self.kind, OptimizerKind::Sgd { .. }) {
-                    *s = vec![0.0; p.len()];
+            if !matches!(self.kind, OptimizerKind::Sgd { .. }) {
+                for s in st.iter_mut().filter(|s| s.is_empty()) {
+                    *s = vec![0.0; n];
                 }
             }
-            match self.kind {
-                OptimizerKind::Sgd { momentum, weight_decay } => {
-                    let mut empty = Vec::new();
-                    let buf = st.first_mut().unwrap_or(&mut empty);
-                    sgd_update(&mut p, &g, buf, lr, momentum, weight_decay)
-                }
-                OptimizerKind::Adam { beta1, beta2, eps, weight_decay } => {
-                    let (m, v) = st.split_at_mut(1);
-                    adam_update(&mut p, &g, &mut m[0], &mut v[0], self.steps, lr, (beta1, beta2, eps, weight_decay))
-                }
-                OptimizerKind::Adadelta { rho, eps, weight_decay } => {
-                    let (s, a) = st.split_at_mut(1);
-                    adadelta_update(&mut p, &g, &mut s[0], &mut a[0], lr, (rho, eps, weight_decay))
-                }
+            let update = Update { kind: self.kind, lr, step: self.steps, state: std::sync::Mutex::new(st) };
+            if var.device().is_cpu() && var.as_tensor().is_contiguous() {
+                let (storage, layout) = g.storage_and_layout();
+                let grad = match (&*storage, layout.contiguous_offsets()) {
+                    (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) => &v[a..b],
+                    _ => candle_core::bail!("optimizer: the gradient of {name} is not f32 on the CPU"),
+                };
+                let op = InPlace { update: &update, grad };
+                var.as_tensor().inplace_op1(&op)?;
+            } else {
+                let gv = g.flatten_all()?.to_vec1::<f32>()?;
+                let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                update.apply(&mut p, &gv)?;
+                var.set(&Tensor::from_vec(p, var.as_tensor().shape(), var.device())?)?;
             }
-            var.set(&Tensor::from_vec(p, var.as_tensor().shape(), var.device())?)?;
         }
         Ok(())
     }

@@ -19,13 +19,15 @@ pub struct Extra {
 }
 
 /// Where the network runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     #[default]
     Cpu,
     Cuda,
 }
+
+crate::named_enum!(DeviceChoice, "device", { Cpu => "cpu", Cuda => "cuda" });
 
 /// A classifier training run. `L = CE(x) + λ1·CE(x_int) + λ2·CE(x_itr)`, the three batches
 /// concatenated into one forward pass (shared batch-norm statistics; GenInt, ANCHORS.md §3).

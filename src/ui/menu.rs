@@ -4,6 +4,63 @@ use super::app::StudioApp;
 use super::command::{Command, DialogKind};
 
 impl StudioApp {
+    /// Every model of `models/index.json`, by kind; one click opens it where it belongs.
+    fn bundled_menu_ui(&mut self, ui: &mut egui::Ui) {
+        use crate::bundled::{index, Kind};
+        let idx = index();
+        if idx.is_empty() {
+            ui.label("(models/index.json is missing)");
+        }
+        for (kind, heading) in [
+            (Kind::Biggan, "Generators (BigGAN-deep)"),
+            (Kind::Cgn, "Counterfactual generators (CGN)"),
+            (Kind::Cvae, "Conditional VAEs"),
+            (Kind::Classifier, "Classifiers (Explain)"),
+        ] {
+            let of_kind: Vec<_> = idx.iter().filter(|e| e.kind == kind).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            ui.label(egui::RichText::new(heading).strong());
+            for e in of_kind {
+                let label = if e.testing { format!("{} (test)", e.name) } else { e.name.clone() };
+                if ui.button(label).on_hover_text(format!("{} · {}", e.summary, e.dataset)).clicked() {
+                    self.open_bundled(e);
+                    ui.close();
+                }
+            }
+        }
+    }
+
+    /// Opens a bundled model: generators in their mode with their components and matching
+    /// classifier, classifiers in the Explain pane.
+    pub fn open_bundled(&mut self, e: &crate::bundled::Entry) {
+        use crate::bundled::Kind;
+        match e.kind {
+            Kind::Biggan => {
+                self.state.cgn_mode = false;
+                self.state.model = e.name.clone();
+                self.state.sliders.iter_mut().for_each(|s| *s = 0.0);
+                if let Some(p) = e.components_path() {
+                    self.send(Command::Open(DialogKind::Components, p));
+                }
+                let clf = e.classifier.clone().unwrap_or_else(|| crate::bundled::default_name(crate::bundled::Kind::Classifier, "mobilenet_v2"));
+                for s in &mut self.state.explain.slots {
+                    s.classifier = clf.clone();
+                }
+            }
+            Kind::Cgn => {
+                self.state.cgn_mode = true;
+                self.state.cgn.model = e.name.clone();
+            }
+            Kind::Classifier => {
+                self.state.explain.enabled = true;
+                self.state.explain.slots[0].classifier = e.name.clone();
+            }
+            Kind::Cvae => self.send(Command::Status(format!("{}: CVAEs are sampled with `intervene train cvae`'s outputs; the studio shows BigGAN-deep and CGN models", e.name))),
+        }
+    }
+
     pub(super) fn menu_ui(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
@@ -13,24 +70,7 @@ impl StudioApp {
                 if ui.button("Open weights file…").clicked() {
                     self.send(Command::OpenDialog(DialogKind::ModelFile));
                 }
-                ui.menu_button("Bundled models", |ui| {
-                    let mut names: Vec<String> = std::fs::read_dir(crate::bundled_models_dir())
-                        .map(|d| {
-                            d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
-                        })
-                        .unwrap_or_default();
-                    names.retain(|n| n.starts_with("biggan"));
-                    names.sort();
-                    if names.is_empty() {
-                        names.push(crate::DEFAULT_BIGGAN.to_string());
-                    }
-                    for m in names {
-                        if ui.button(&m).clicked() {
-                            self.state.model = m;
-                            self.state.cgn_mode = false;
-                        }
-                    }
-                });
+                ui.menu_button("Bundled models", |ui| self.bundled_menu_ui(ui));
                 ui.menu_button("Recent models", |ui| {
                     if self.state.recent_models.is_empty() {
                         ui.label("(none yet)");

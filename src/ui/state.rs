@@ -60,9 +60,17 @@ pub struct StudioState {
 }
 
 impl Default for StudioState {
+    /// Opens on the bundled default generator (`models/index.json`), its shipped components and
+    /// the classifier that matches it.
     fn default() -> Self {
+        let biggan = crate::bundled::default_of(crate::bundled::Kind::Biggan);
+        let mut explain = ExplainState::default();
+        if let Some(c) = biggan.as_ref().and_then(|e| e.classifier.clone()) {
+            explain.slots[0].classifier = c.clone();
+            explain.slots[1].classifier = c;
+        }
         Self {
-            model: crate::DEFAULT_BIGGAN.to_string(),
+            model: biggan.as_ref().map_or_else(|| crate::DEFAULT_BIGGAN.to_string(), |e| e.name.clone()),
             recent_models: Vec::new(),
             class_query: String::new(),
             class: 207,
@@ -70,7 +78,7 @@ impl Default for StudioState {
             batch: 1,
             truncation: 0.4,
             snap_truncation: true,
-            components: None,
+            components: biggan.as_ref().and_then(|e| e.components_path()).map(|p| p.display().to_string()),
             sliders: vec![0.0; MAX_SLIDERS],
             layer_start: 0,
             layer_end: usize::MAX,
@@ -82,7 +90,7 @@ impl Default for StudioState {
             capture_dir: None,
             cgn_mode: false,
             cgn: Default::default(),
-            explain: Default::default(),
+            explain,
             sweep_real: None,
             sweep_per_setting: 50,
         }
@@ -108,7 +116,7 @@ impl Default for CgnState {
     fn default() -> Self {
         let c = SoftClass::plain;
         Self {
-            model: DEFAULT_CGN.to_string(),
+            model: crate::bundled::default_name(crate::bundled::Kind::Cgn, DEFAULT_CGN),
             classes: [c(3), c(5), c(7)],
             lock: false,
             seed: 0,

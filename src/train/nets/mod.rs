@@ -28,30 +28,31 @@ use serde::{Deserialize, Serialize};
 pub use layers::{Builder, Params};
 
 /// Architectures `intervene train classifier` can train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrainArch {
-    #[value(name = "mnist-cnn")]
     #[serde(rename = "mnist-cnn")]
     MnistCnn,
-    #[value(name = "resnet18")]
     #[serde(rename = "resnet18")]
     ResNet18,
-    #[value(name = "resnet50")]
     #[serde(rename = "resnet50")]
     ResNet50,
-    #[value(name = "mobilenet_v2")]
     #[serde(rename = "mobilenet_v2")]
     MobileNetV2,
 }
 
+// In its own scope: the macro's `Result` is std's, not candle's imported here.
+mod names {
+    crate::named_enum!(super::TrainArch, "architecture", {
+        MnistCnn => "mnist-cnn",
+        ResNet18 => "resnet18",
+        ResNet50 => "resnet50",
+        MobileNetV2 => "mobilenet_v2",
+    });
+}
+
 impl TrainArch {
     pub fn name(self) -> &'static str {
-        match self {
-            Self::MnistCnn => "mnist-cnn",
-            Self::ResNet18 => "resnet18",
-            Self::ResNet50 => "resnet50",
-            Self::MobileNetV2 => "mobilenet_v2",
-        }
+        crate::named::Named::name(self)
     }
 
     /// The inference architecture that opens the trained weights.
@@ -77,12 +78,6 @@ impl TrainArch {
         } else {
             224
         }
-    }
-}
-
-impl std::fmt::Display for TrainArch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

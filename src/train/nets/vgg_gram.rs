@@ -11,7 +11,9 @@
 //! file `intervene export transfer` uses): relu1_2 and relu2_2 are the same positions; relu3_3
 //! and relu4_3 are the third of *four* convolutions in VGG-19's blocks 3 and 4 (conv3_4 feeds
 //! block 4). Its first layer is a 1×1 colour normalisation that expects RGB in [0, 1], so the
-//! [−1, 1] images go in as `(x + 1)/2`; its 3×3 convolutions reflect-pad (VGG-16 zero-pads). The
+//! [−1, 1] images go in as `(x + 1)/2`. Its 3×3 convolutions zero-pad here, as VGG-16 does (AdaIN
+//! ran the file with reflection padding, [`reflect_pad1`]; on 32×32 inputs the copies of the
+//! padded maps cost ~10 % of a step, and zero padding is the authors' network's own). The
 //! normalised weights were rescaled so every filter's mean activation over ImageNet is 1, so the
 //! Gram magnitudes differ from VGG-16's; the per-variant weights are kept as published. The
 //! network stops at the last tap whose weight is non-zero (colored: relu3_3).
@@ -101,7 +103,7 @@ impl GramLoss {
         let mut h = ops::conv2d(&((x + 1.0)? * 0.5)?, &self.color.0, Some(&self.color.1), ConvCfg::new(1, 0))?;
         let mut out = vec![None; 4];
         for (i, (w, b, pool)) in self.convs.iter().enumerate().take(self.depth) {
-            h = ops::relu(&ops::conv2d(&reflect_pad1(&h)?, w, Some(b), ConvCfg::new(1, 0))?)?;
+            h = ops::relu(&ops::conv2d(&h, w, Some(b), ConvCfg::new(1, 1))?)?;
             if let Some(t) = TAPS.iter().position(|&t| t == i) {
                 if self.weights[t] != 0.0 {
                     out[t] = Some(gram(&h)?);

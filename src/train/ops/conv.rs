@@ -348,17 +348,13 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     });
 }
 
-/// Bias gradient: `dy` summed over samples and pixels (f64 accumulators, fixed order).
+/// Bias gradient: `dy` summed over samples and pixels (fixed order, [`super::reduce`]).
 pub fn backward_bias(dims: [usize; 4], dy: &[f32]) -> Vec<f32> {
     let [b, o, h, w] = dims;
     let hw = h * w;
     (0..o)
         .map(|oc| {
-            let mut s = 0f64;
-            for bi in 0..b {
-                s += dy[(bi * o + oc) * hw..][..hw].iter().map(|&v| v as f64).sum::<f64>();
-            }
-            s as f32
+            (0..b).map(|bi| super::reduce::sum_map(&dy[(bi * o + oc) * hw..][..hw], |v| v)).sum::<f64>() as f32
         })
         .collect()
 }

@@ -25,6 +25,7 @@ pub mod gemm;
 pub mod norm;
 pub mod pointwise;
 pub mod pool;
+pub mod reduce;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 

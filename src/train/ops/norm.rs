@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::f32_slice;
+use super::reduce::{sum_map, sum_map2};
 
 /// The batch statistics of the last forward pass (for the running averages).
 #[derive(Debug, Clone, Default)]
@@ -80,16 +81,17 @@ impl CustomOp3 for BnTrain {
         }
         let n = b * hw;
         let moments = per_channel(c, |ch| {
-            let mut s = 0f64;
+            let plane = |bi: usize| &x[(bi * c + ch) * hw..][..hw];
+            let mean = (0..b).map(|bi| sum_map(plane(bi), |v| v)).sum::<f64>() / n as f64;
+            let m = mean as f32;
+            // Two-pass variance around the f32-rounded mean, corrected for that rounding.
+            let (mut q, mut d) = (0f64, 0f64);
             for bi in 0..b {
-                s += x[(bi * c + ch) * hw..][..hw].iter().map(|&v| v as f64).sum::<f64>();
+                q += sum_map(plane(bi), |v| (v - m) * (v - m));
+                d += sum_map(plane(bi), |v| v - m);
             }
-            let mean = s / n as f64;
-            let mut q = 0f64;
-            for bi in 0..b {
-                q += x[(bi * c + ch) * hw..][..hw].iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>();
-            }
-            (mean, q / n as f64)
+            let d = d / n as f64;
+            (mean, (q / n as f64 - d * d).max(0.0))
         });
         let coef: Vec<(f32, f32)> = moments
             .iter()
@@ -187,14 +189,22 @@ impl CustomOp3 for BnTrainGrad {
             for bi in 0..b {
                 let o = (bi * c + ch) * hw;
                 let (xs, ds, ys) = (&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw]);
-                let (mut a, mut bsum) = (0f32, 0f32);
-                for i in 0..hw {
-                    let g = if relu && ys[i] <= 0.0 { 0.0 } else { ds[i] };
-                    a += g;
-                    bsum += g * (xs[i] - m) * is;
+                if relu {
+                    // g = dy where y > 0: mask through the output, then the two sums.
+                    sg += sum_map2(ds, ys, |d, y| if y > 0.0 { d } else { 0.0 });
+                    let mut acc = 0f64;
+                    for ((xb, db), yb) in xs.chunks(512).zip(ds.chunks(512)).zip(ys.chunks(512)) {
+                        let mut lane = [0f32; 8];
+                        for (i, ((&xv, &dv), &yv)) in xb.iter().zip(db).zip(yb).enumerate() {
+                            lane[i % 8] += if yv > 0.0 { dv * ((xv - m) * is) } else { 0.0 };
+                        }
+                        acc += lane.iter().sum::<f32>() as f64;
+                    }
+                    sgx += acc;
+                } else {
+                    sg += sum_map(ds, |d| d);
+                    sgx += sum_map2(xs, ds, |xv, d| d * ((xv - m) * is));
                 }
-                sg += a as f64;
-                sgx += bsum as f64;
             }
             (sg, sgx)
         });

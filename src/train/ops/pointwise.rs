@@ -143,8 +143,10 @@ impl CustomOp1 for InstanceNorm {
         let eps = self.eps;
         let run = |(i, (out, iv)): (usize, (&mut [f32], &mut f32))| {
             let p = &x[i * hw..(i + 1) * hw];
-            let mean = p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64;
-            let var = p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / hw as f64;
+            let mean = super::reduce::sum_map(p, |v| v) / hw as f64;
+            let m = mean as f32;
+            let d = super::reduce::sum_map(p, |v| v - m) / hw as f64;
+            let var = (super::reduce::sum_map(p, |v| (v - m) * (v - m)) / hw as f64 - d * d).max(0.0);
             let is = 1.0 / (var + eps).sqrt();
             *iv = is as f32;
             let (m, is) = (mean as f32, is as f32);
@@ -181,8 +183,8 @@ impl CustomOp2 for InstanceNormGrad {
         let mut dx = crate::ops::output_buffer(xh.len());
         planes_mut(&mut dx, hw, |i, out| {
             let (p, d) = (&xh[i * hw..(i + 1) * hw], &dy[i * hw..(i + 1) * hw]);
-            let md = d.iter().map(|&v| v as f64).sum::<f64>() / hw as f64;
-            let mdx = d.iter().zip(p).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() / hw as f64;
+            let md = super::reduce::sum_map(d, |v| v) / hw as f64;
+            let mdx = super::reduce::sum_map2(d, p, |a, b| a * b) / hw as f64;
             let (md, mdx, is) = (md as f32, mdx as f32, self.0[i]);
             out.iter_mut().zip(d.iter().zip(p)).for_each(|(o, (&g, &xh))| *o = (g - md - xh * mdx) * is);
         });
