@@ -101,6 +101,11 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> anyhow::Result
     res
 }
 
+/// FNV-1a: a cheap identity for pixels on screen and for cache-file tags.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,9 +129,4 @@ mod tests {
         assert_eq!(g.pixels[((6 * g.width) + 2) * 3], 30);
         assert_eq!(g.pixels[0], 0);
     }
-}
-
-/// FNV-1a: a cheap identity for pixels on screen and for cache-file tags.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }

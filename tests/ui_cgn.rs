@@ -26,8 +26,11 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
     h.step();
 }
 
+/// The counterfactual mode on the random-weight test CGN (whatever the bundled default is).
 fn cgn_state() -> StudioState {
-    StudioState { cgn_mode: true, show_perf: false, ..Default::default() }
+    let mut s = StudioState { cgn_mode: true, show_perf: false, ..Default::default() };
+    s.cgn.model = intervene::models::cgn::DEFAULT_CGN.into();
+    s
 }
 
 #[test]

@@ -10,6 +10,16 @@ use intervene::ui::app::{BottomTab, StudioApp, StudioState};
 use intervene::ui::command::Command;
 use intervene::ui::job_requests::JobRequest;
 
+/// The studio on the random-weight test model (whatever the bundled default is), with
+/// MobileNetV2 explaining it: these tests are about the window, not the weights.
+fn tiny() -> StudioState {
+    let mut s = StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, ..StudioState::default() };
+    for slot in &mut s.explain.slots {
+        slot.classifier = "mobilenet_v2".into();
+    }
+    s
+}
+
 fn harness(state: StudioState) -> Harness<'static, StudioApp> {
     let cache = std::env::temp_dir().join(format!("intervene-ui-jobs-cache-{}", std::process::id()));
     // SAFETY: set before any thread of this test reads it.
@@ -37,7 +47,7 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
 
 #[test]
 fn a_running_job_is_listed_refused_a_second_time_and_cancelled_from_the_jobs_pane() {
-    let mut state = StudioState::default();
+    let mut state = tiny();
     // Enough samples that the PCA is still running when we look at it.
     state.pca_samples = 400_000;
     state.bottom_tab = BottomTab::Jobs;

@@ -6,6 +6,16 @@ use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
 use intervene::ui::app::{StudioApp, StudioState};
 
+/// The studio on the random-weight test model (whatever the bundled default is), with
+/// MobileNetV2 explaining it: these tests are about the window, not the weights.
+fn tiny() -> StudioState {
+    let mut s = StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, ..StudioState::default() };
+    for slot in &mut s.explain.slots {
+        slot.classifier = "mobilenet_v2".into();
+    }
+    s
+}
+
 fn harness(state: StudioState) -> Harness<'static, StudioApp> {
     // PCA results are cached on disk: keep them out of the user's cache.
     let cache = std::env::temp_dir().join(format!("intervene-ui-test-cache-{}", std::process::id()));
@@ -47,7 +57,7 @@ fn settle(h: &mut Harness<'static, StudioApp>, what: &str) {
 
 #[test]
 fn opens_on_the_bundled_model_and_seed_buttons_change_the_image() {
-    let mut h = harness(StudioState::default());
+    let mut h = harness(tiny());
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     assert!(h.state().error().is_none(), "no error: {:?}", h.state().error());
     let first = h.state().shown_image_hash();
@@ -60,7 +70,7 @@ fn opens_on_the_bundled_model_and_seed_buttons_change_the_image() {
 
 #[test]
 fn a_bad_model_path_shows_an_error_and_the_app_keeps_running() {
-    let mut state = StudioState::default();
+    let mut state = tiny();
     state.model = "/definitely/not/a/model".into();
     let mut h = harness(state);
     step_until(&mut h, "the error", |a| a.error().is_some());
@@ -81,7 +91,7 @@ fn a_corrupt_weights_file_shows_an_error_naming_it() {
     )
     .unwrap();
     std::fs::write(dir.join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
-    let mut state = StudioState::default();
+    let mut state = tiny();
     state.model = dir.display().to_string();
     let mut h = harness(state);
     step_until(&mut h, "the error", |a| a.error().is_some());
@@ -93,7 +103,7 @@ fn a_corrupt_weights_file_shows_an_error_naming_it() {
 
 #[test]
 fn typing_a_class_name_and_picking_it_changes_the_class() {
-    let mut h = harness(StudioState::default());
+    let mut h = harness(tiny());
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     let before = h.state().shown_image_hash();
     h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search").type_text("goldfish");
@@ -107,7 +117,7 @@ fn typing_a_class_name_and_picking_it_changes_the_class() {
 
 #[test]
 fn pca_from_the_ui_then_dragging_a_component_slider_changes_the_image_and_capture_regenerates_it() {
-    let mut state = StudioState::default();
+    let mut state = tiny();
     state.pca_samples = 600;
     let mut h = harness(state);
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
@@ -169,7 +179,7 @@ fn pca_from_the_ui_then_dragging_a_component_slider_changes_the_image_and_captur
 
 #[test]
 fn the_window_matches_its_snapshot() {
-    let mut h = harness(StudioState::default());
+    let mut h = harness(tiny());
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     h.state_mut().state.show_perf = false; // timings differ run to run
     h.run_steps(3);
@@ -205,7 +215,7 @@ fn shell_words(s: &str) -> Vec<String> {
 
 #[test]
 fn the_explain_pane_follows_the_frame_and_explains_image_files() {
-    let mut state = StudioState::default();
+    let mut state = tiny();
     state.explain.enabled = true;
     state.explain.two = true; // GradCAM and GradCAM++ of the bundled MobileNetV2 side by side
     let mut h = harness(state);
@@ -249,7 +259,7 @@ fn the_explain_pane_follows_the_frame_and_explains_image_files() {
 
 #[test]
 fn the_gpu_heatmap_shows_exactly_the_cpu_overlay() {
-    let mut state = StudioState::default();
+    let mut state = tiny();
     state.explain.enabled = true;
     state.explain.alpha = 0.4;
     state.show_perf = false;
@@ -293,7 +303,7 @@ fn the_strategy_sweep_runs_from_the_window_and_plots_three_curves() {
             .save(real.join(format!("{i}.png")))
             .unwrap();
     }
-    let mut state = StudioState::default();
+    let mut state = tiny();
     state.pca_samples = 600;
     state.sweep_real = Some(real.display().to_string());
     state.sweep_per_setting = 2;

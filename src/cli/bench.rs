@@ -5,6 +5,8 @@ use anyhow::bail;
 use crate::bench::{peak_rss_mib, time_median_ms, RandomWeights};
 use crate::models::biggan::{BigGan, BigGanConfig};
 
+mod export;
+
 /// Measure speed and memory (random weights in memory; no model files needed).
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -26,6 +28,8 @@ pub enum BenchWhat {
     /// Training: seconds per optimiser step of the MNIST CNN (batch 64), ResNet-18 (64², batch 32,
     /// SGD) and one CGN-MNIST GAN step (G + D, batch 16, no VGG loss); one thread by default.
     Train(TrainBench),
+    /// The GenInt export loop (BigGAN forward + PNG write, the real job): images/s.
+    Export(export::ExportBench),
 }
 
 /// Training-step timing (compare with `tools/reference/pt_train_bench.py`).
@@ -130,6 +134,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Cgn(b) => cgn(b),
         BenchWhat::Cam(b) => cam(b),
         BenchWhat::Train(b) => train(b),
+        BenchWhat::Export(b) => export::run(b, config),
     }
 }
 

@@ -6,6 +6,9 @@ use crate::jobs::cgn_export::{export, Layout, Settings};
 use crate::jobs::Shard;
 use crate::models::cgn::CgnModel;
 
+pub mod genint;
+pub mod transfer;
+
 /// Export data sets (resumable, shardable across a cluster's job scheduler).
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -18,6 +21,10 @@ pub struct ExportArgs {
 pub enum ExportWhat {
     /// A counterfactual data set from a CGN (one mask per shape draw, K texture/background draws).
     Cgn(ExportCgnArgs),
+    /// GenInt's intervened data set from BigGAN (ImageFolder or WebDataset, JSONL manifest, replay).
+    Genint(genint::ExportGenintArgs),
+    /// GenInt's transfer step: AdaIN style transfer of intervened images onto real ones.
+    Transfer(transfer::ExportTransferArgs),
 }
 
 /// `intervene export cgn`.
@@ -66,6 +73,8 @@ pub struct ExportCgnArgs {
 pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     match a.what {
         ExportWhat::Cgn(c) => cgn(c),
+        ExportWhat::Genint(g) => genint::run(g),
+        ExportWhat::Transfer(t) => transfer::run(t),
     }
 }
 

@@ -62,10 +62,13 @@ pub struct HeatmapInput {
     pub map: Vec<f32>,
 }
 
+/// Every stage's name with its output shape.
+pub type LayerTable = Vec<(String, Vec<usize>)>;
+
 /// A cache of opened classifiers and their layer tables; explains requests.
 #[derive(Default)]
 pub struct Explainer {
-    open: HashMap<String, (Arc<Opened>, Vec<(String, Vec<usize>)>)>,
+    open: HashMap<String, (Arc<Opened>, LayerTable)>,
 }
 
 fn parse_method(s: &str) -> anyhow::Result<Method> {
@@ -110,7 +113,7 @@ pub fn cam_of(
 }
 
 /// Every stage of a classifier with its output shape for an input of the architecture's size.
-pub fn layer_table(opened: &Opened) -> anyhow::Result<Vec<(String, Vec<usize>)>> {
+pub fn layer_table(opened: &Opened) -> anyhow::Result<LayerTable> {
     let side = opened.arch.input_size();
     let mut t = candle_core::Tensor::zeros((1, 3, side, side), candle_core::DType::F32, &Device::Cpu)?;
     let mut layers = Vec::new();
@@ -142,7 +145,7 @@ pub fn class_name(k: usize, num_classes: usize) -> String {
 }
 
 impl Explainer {
-    fn classifier(&mut self, name: &str) -> anyhow::Result<(Arc<Opened>, Vec<(String, Vec<usize>)>)> {
+    fn classifier(&mut self, name: &str) -> anyhow::Result<(Arc<Opened>, LayerTable)> {
         if let Some(c) = self.open.get(name) {
             return Ok(c.clone());
         }

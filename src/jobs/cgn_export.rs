@@ -104,7 +104,7 @@ impl CgnExport {
 
     /// The seed of draw `i`'s stream.
     fn draw_seed(&self, i: usize) -> u64 {
-        let mut r = Rng::new(self.settings.seed ^ 0xC6_E0_0000_0000);
+        let mut r = Rng::new(self.settings.seed ^ 0xC6E0_0000_0000);
         r.next_u64() ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 

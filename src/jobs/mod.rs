@@ -20,11 +20,17 @@
 //! | module | job |
 //! |---|---|
 //! | [`cgn_export`] | counterfactual data sets from a CGN (`intervene export cgn`) |
+//! | [`genint_export`] | GenInt's intervened data sets from BigGAN (`intervene export genint`) |
+//! | [`transfer`] | GenInt's transfer step: AdaIN of intervened images onto real ones (`intervene export transfer`) |
+//! | [`image_sink`] | image encoding and atomic writes (files, WebDataset shards) on a writer thread |
 
 pub mod board;
 pub mod cgn_export;
 pub mod control;
+pub mod genint_export;
 pub mod handle;
+pub mod image_sink;
+pub mod transfer;
 pub mod units;
 
 pub use board::{AlreadyRunning, Board, Entry, JobSpec, Phase};

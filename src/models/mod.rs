@@ -1,5 +1,6 @@
 //! Network runtimes, one model per file (or folder for the larger ones).
 
+pub mod adain;
 pub mod biggan;
 pub mod cgn;
 pub mod cgn_ensemble;
@@ -11,3 +12,4 @@ pub mod mobilenet_v2;
 pub mod resnet;
 pub mod staged;
 pub mod u2net;
+pub mod vgg19;
