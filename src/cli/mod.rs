@@ -17,6 +17,7 @@ pub mod init_biggan;
 pub mod inspect;
 pub mod job;
 pub mod pca;
+pub mod quality;
 pub mod selftest;
 pub mod steer;
 pub mod sweep;
@@ -70,6 +71,8 @@ pub enum Command {
     Cam(cam::CamArgs),
     /// Train models: `train classifier` (GenInt's objective on image folders).
     Train(train::TrainArgs),
+    /// Sample quality of a trained generator: class consistency with a judge classifier, diversity.
+    Quality(quality::QualityArgs),
     /// Accuracy of a classifier on labelled image folders (top-1/5, per class, confusion).
     Eval(eval::EvalArgs),
     /// Estimate log P(x|z) (GenInt's causal-bound proxy) from image folders and a classifier, or from features.
@@ -141,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Bound(a)) => bound::run(a),
         Some(Command::Cam(a)) => cam::run(a),
         Some(Command::Train(a)) => train::run(a),
+        Some(Command::Quality(a)) => quality::run(a),
         Some(Command::Eval(a)) => eval::run(a),
         Some(Command::Selftest(a)) => selftest::run(a),
     }

@@ -124,11 +124,15 @@ impl GanData {
         if scanned.len() < 2 {
             bail!("{}: found {} class folder(s); a class-conditional generator needs at least 2", dir.display(), scanned.len());
         }
+        // Labels as the classifier trainer assigns them (numeric folder names by value, others
+        // sorted), so a judge trained on the same folder agrees.
+        let names: Vec<String> = scanned.iter().map(|(n, _)| n.clone()).collect();
+        let set = crate::train::data::ClassSet::from_names(&names)?;
+        let classes = set.names.clone();
         let mut images = Vec::new();
         let mut labels = Vec::new();
-        let mut classes = Vec::new();
-        for (label, (name, files)) in scanned.iter().enumerate() {
-            classes.push(name.clone());
+        for (name, files) in scanned.iter() {
+            let label = set.label(name).with_context(|| format!("{}: class folder {name}", dir.display()))?;
             for f in files {
                 let img = image::open(f).with_context(|| format!("cannot read the image {}", f.display()))?.to_rgb8();
                 let img = if img.width() as usize == SIZE && img.height() as usize == SIZE {

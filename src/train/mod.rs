@@ -30,6 +30,7 @@ pub mod gan_losses;
 pub mod nets;
 pub mod ops;
 pub mod optim;
+pub mod quality;
 pub mod output;
 pub mod schedule;
 pub mod settings;
