@@ -30,6 +30,27 @@ pub enum QualityWhat {
     Real(RealArgs),
     /// Class consistency and diversity of a generator's samples.
     Measure(MeasureArgs),
+    /// Write samples of every class as class folders (a CGN's non-counterfactual "GAN" set).
+    Samples(SamplesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SamplesArgs {
+    /// The generator: a BigGAN folder, or an MNIST CGN weights file or folder.
+    #[arg(long, value_name = "PATH")]
+    pub generator: PathBuf,
+    /// Images per class.
+    #[arg(long, value_name = "N", value_parser = super::values::positive)]
+    pub per_class: usize,
+    /// Truncation (BigGAN: z = t·truncnorm; CGN: u scaled by t).
+    #[arg(long, value_name = "T", value_parser = super::values::truncation, default_value_t = 1.0)]
+    pub truncation: f64,
+    /// Seed of the samples.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (class sub-folders; existing files are kept).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 fn data_source(s: &str) -> Result<DataSource, String> {
@@ -79,6 +100,14 @@ pub fn run(a: QualityArgs) -> anyhow::Result<()> {
         QualityWhat::Real(r) => {
             let (tr, te) = super::job::run("images", |c| crate::train::quality::real_folders(&r.data, &r.out, c))?;
             println!("wrote {tr} training and {te} test images under {}", r.out.display());
+            Ok(())
+        }
+        QualityWhat::Samples(s) => {
+            let n = super::job::run("images", |c| {
+                let g = crate::train::quality::Generator::open(&s.generator)?;
+                crate::train::quality::write_samples(&g, &s.out, s.per_class, s.truncation, s.seed, c)
+            })?;
+            println!("wrote {n} images under {}", s.out.display());
             Ok(())
         }
         QualityWhat::Measure(m) => {

@@ -264,3 +264,35 @@ pub fn real_folders(source: &DataSource, out: &Path, control: &Control) -> anyho
     let b = write_folder(&test, &out.join("test"), control)?;
     Ok((a, b))
 }
+
+/// Writes `per_class` samples of every class as `dir/<class>/NNNNN.png` (8-bit, as the judge and
+/// the classifier trainer read them): the non-counterfactual "GAN" training set of the CGN study
+/// (all three mechanisms of a CGN on the same class), or a BigGAN's observational set.
+/// Files that exist are kept, so an interrupted run continues.
+pub fn write_samples(gen: &Generator, dir: &Path, per_class: usize, truncation: f64, seed: u64, control: &Control) -> anyhow::Result<u64> {
+    let nc = gen.num_classes();
+    control.set_total((nc * per_class) as u64);
+    let mut written = 0;
+    for c in 0..nc {
+        let d = dir.join(c.to_string());
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        for start in (0..per_class).step_by(200) {
+            control.check()?;
+            let n = 200.min(per_class - start);
+            if (start..start + n).all(|i| d.join(format!("{i:05}.png")).is_file()) {
+                control.skip(n as u64);
+                continue;
+            }
+            let x = gen.sample(c, n, truncation, crate::train::data::seed_of(&[seed, c as u64, start as u64]))?;
+            for (k, img) in crate::imageio::images_from_tensor(&x)?.iter().enumerate() {
+                let p = d.join(format!("{:05}.png", start + k));
+                if !p.is_file() {
+                    crate::imageio::save_image(img, &p)?;
+                    written += 1;
+                }
+            }
+            control.advance(n as u64);
+        }
+    }
+    Ok(written)
+}
