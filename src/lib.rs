@@ -50,6 +50,7 @@ pub mod npy;
 pub mod ops;
 pub mod preprocess;
 pub mod steer;
+pub mod train;
 #[cfg(feature = "gui")]
 pub mod ui;
 

@@ -53,6 +53,11 @@ fn one_bad_value_per_subcommand_exits_2() {
     refused(&["init-biggan", "--config", "deep-128", "--out", "d", "--seed=-1"], "-1");
     refused(&["inspect"], "required");
     refused(&["selftest", "--atol=-1"], "must be a finite number ≥ 0");
+    refused(&["train", "biggan", "--data", "mnist", "--out", "o", "--ch", "6"], "multiple of 4");
+    refused(&["train", "biggan", "--data", "no-such-data", "--out", "o"], "not a data set name");
+    refused(&["train", "cgn", "--variant", "rainbow", "--out", "o"], "rainbow");
+    refused(&["train", "cvae", "--out", "o", "--scale", "0"], "must be a finite number > 0");
+    refused(&["quality", "measure", "--generator", "g", "--judge", "j", "--data", "mnist", "--truncation", "0"], "must lie in (0, 1]");
 }
 
 #[test]

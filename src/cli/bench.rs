@@ -25,8 +25,34 @@ pub enum BenchWhat {
     Cam(CamBench),
     /// CGN: one studio frame (three mechanisms, soft classes, batch 1) for a CGN checkpoint.
     Cgn(CgnBench),
+    /// Training: seconds per optimiser step of the MNIST CNN (batch 64), ResNet-18 (64², batch 32,
+    /// SGD) and one CGN-MNIST GAN step (G + D, batch 16, no VGG loss); one thread by default.
+    Train(TrainBench),
     /// The GenInt export loop (BigGAN forward + PNG write, the real job): images/s.
     Export(export::ExportBench),
+}
+
+/// Training-step timing (compare with `tools/reference/pt_train_bench.py`).
+#[derive(clap::Args, Debug)]
+pub struct TrainBench {
+    /// Workloads (comma separated).
+    #[arg(long, value_name = "W,...", value_delimiter = ',', default_value = "mnist-cnn,resnet18,cgn-gan", value_parser = super::values::named::<crate::train::bench::Workload>())]
+    pub workload: Vec<crate::train::bench::Workload>,
+    /// Timed steps per workload and round (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: u64,
+    /// Untimed warm-up steps per workload before its first round.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub warmup: usize,
+    /// Rounds: each round times every workload once, so the workloads interleave.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: u64,
+    /// Compute threads (0: all cores).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// One JSON object per workload and round.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// CAM timing.
@@ -110,7 +136,44 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Steer(b) => steer(b),
         BenchWhat::Cgn(b) => cgn(b),
         BenchWhat::Cam(b) => cam(b),
+        BenchWhat::Train(b) => train(b),
         BenchWhat::Export(b) => export::run(b, config),
+    }
+}
+
+fn train(a: TrainBench) -> anyhow::Result<()> {
+    use crate::train::bench::{median, prepare, time_steps};
+    let body = || -> anyhow::Result<()> {
+        let mut prepared = Vec::new();
+        for &w in &a.workload {
+            let mut p = prepare(w)?;
+            time_steps(&mut p, a.warmup, 0)?;
+            prepared.push((w, p));
+        }
+        for round in 0..a.rounds {
+            for (w, p) in &mut prepared {
+                let t = time_steps(p, 0, a.steps as usize)?;
+                let (med, best) = (median(&t), t.iter().copied().fold(f64::INFINITY, f64::min));
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"impl": "intervene", "workload": w.name(), "batch": w.batch(), "round": round,
+                            "s_per_step": med, "best": best, "steps": a.steps, "threads": rayon::current_num_threads()})
+                    );
+                } else {
+                    println!(
+                        "train {:<10} batch {:>3}: {:.4} s/step (best {:.4}) over {} steps, {} thread(s)  [CPU]",
+                        w.name(), w.batch(), med, best, a.steps, rayon::current_num_threads()
+                    );
+                }
+            }
+        }
+        Ok(())
+    };
+    if a.threads == 0 {
+        body()
+    } else {
+        rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?.install(body)
     }
 }
 

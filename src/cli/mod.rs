@@ -10,6 +10,7 @@ pub mod bound;
 pub mod cam;
 pub mod cgn;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod fetch;
 pub mod generate;
@@ -17,9 +18,12 @@ pub mod init_biggan;
 pub mod inspect;
 pub mod job;
 pub mod pca;
+pub mod quality;
 pub mod selftest;
 pub mod steer;
 pub mod sweep;
+pub mod train;
+pub mod train_gan;
 pub mod values;
 
 /// intervene — steer class-conditional generators, build intervened and counterfactual data
@@ -68,6 +72,12 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// Explain a classifier's decision on an image (GradCAM family, EigenCAM).
     Cam(cam::CamArgs),
+    /// Train models: `train classifier` (GenInt's objective on image folders).
+    Train(train::TrainArgs),
+    /// Sample quality of a trained generator: class consistency with a judge classifier, diversity.
+    Quality(quality::QualityArgs),
+    /// Accuracy of a classifier on labelled image folders (top-1/5, per class, confusion).
+    Eval(eval::EvalArgs),
     /// Estimate log P(x|z) (GenInt's causal-bound proxy) from image folders and a classifier, or from features.
     Bound(bound::BoundArgs),
     /// List the tensors of a weights file (safetensors, PyTorch zip, legacy PyTorch pickle).
@@ -137,6 +147,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bound(a)) => bound::run(a),
         Some(Command::Cam(a)) => cam::run(a),
+        Some(Command::Train(a)) => train::run(a),
+        Some(Command::Quality(a)) => quality::run(a),
+        Some(Command::Eval(a)) => eval::run(a),
         Some(Command::Selftest(a)) => selftest::run(a),
     }
 }

@@ -6,8 +6,10 @@
 //! | [`idx`] | reading IDX files (raw or gzip) with checked headers |
 //! | [`mnist`] | MNIST / Fashion-MNIST train and test pairs from a folder |
 //! | [`variants`] | the biased (train) and de-biased (test) CGN variants at 32×32 |
+//! | [`genint_colored`] | GenInt's 10-way colored MNIST (two background colours per class; confounded and causal tests) |
 //! | [`textures`] | procedural striped / veined textures standing in for the DTD images |
 
+pub mod genint_colored;
 pub mod idx;
 pub mod mnist;
 pub mod textures;

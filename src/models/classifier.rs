@@ -74,12 +74,18 @@ pub struct Opened {
 }
 
 /// Opens a classifier from a weights file (any supported format, torchvision / authors' key
-/// names) or a folder name in the bundled `models/` (e.g. `mobilenet_v2`). Keys it does not use
-/// other than batch-norm counters are reported as a warning; missing or mis-shaped keys are errors.
+/// names), a training output folder (`intervene train classifier --out DIR`: its `config.json`
+/// names the architecture, its `model.safetensors` holds the weights) or a folder name in the
+/// bundled `models/` (e.g. `mobilenet_v2`). Keys it does not use other than batch-norm counters
+/// are reported as a warning; missing or mis-shaped keys are errors.
 pub fn open(path_or_name: &str, arch: Option<Arch>, device: &candle_core::Device) -> anyhow::Result<Opened> {
     use anyhow::Context as _;
     let mut path = std::path::PathBuf::from(path_or_name);
-    if !path.exists() {
+    let mut arch = arch;
+    if let Some(run) = crate::train::output::TrainedModel::find(&path)? {
+        arch = arch.or(Some(run.arch.inference()));
+        path = run.weights;
+    } else if !path.exists() {
         let dir = crate::bundled_models_dir().join(path_or_name);
         let file = std::fs::read_dir(&dir).ok().and_then(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
@@ -87,12 +93,28 @@ pub fn open(path_or_name: &str, arch: Option<Arch>, device: &candle_core::Device
         });
         path = file.with_context(|| {
             format!(
-                "no classifier at '{path_or_name}': give a weights file, or a folder name in {}",
+                "no classifier at '{path_or_name}': give a weights file, a training output folder, or a folder name in {}",
                 crate::bundled_models_dir().display()
             )
         })?;
+    } else if path.is_dir() {
+        anyhow::bail!(
+            "{} is a folder but not a training output (no config.json with model.safetensors): give a weights file",
+            path.display()
+        );
     }
     let map = crate::checkpoint::load(&path)?;
+    open_map(map, arch, &path, device)
+}
+
+/// Builds a classifier from a state dict already in memory (`source` names it in messages).
+pub fn open_map(
+    map: crate::checkpoint::TensorMap,
+    arch: Option<Arch>,
+    source: &std::path::Path,
+    device: &candle_core::Device,
+) -> anyhow::Result<Opened> {
+    let path = source.to_path_buf();
     let arch = match arch.or_else(|| Arch::detect(&map)) {
         Some(a) => a,
         None => anyhow::bail!(

@@ -1,0 +1,137 @@
+//! `intervene quality`: sample quality of a trained generator with a judge classifier
+//! (engine: [`crate::train::quality`]).
+
+use std::path::PathBuf;
+
+use crate::train::gan_data::{DataSource, GanData};
+
+const HELP: &str = "\
+Measures a trained generator (a BigGAN folder or an MNIST CGN) with a judge: an MNIST-CNN trained \
+on the real training images of the generator's data set.
+
+  intervene quality real --data fashion-mnist --out real/fashion
+  intervene train classifier --arch mnist-cnn --data real/fashion/train --eval real/fashion/test --out judges/fashion
+  intervene quality measure --generator models/biggan-fashion-mnist-32 --judge judges/fashion --data fashion-mnist --truncation 1.0 --truncation 0.5
+
+`measure` reports class consistency (the judge's top-1 on --per-class samples of every class, per \
+truncation) and diversity (mean pairwise RMS pixel distance within a class, samples vs real images).";
+
+/// Sample quality.
+#[derive(clap::Args, Debug)]
+#[command(long_about = HELP)]
+pub struct QualityArgs {
+    #[command(subcommand)]
+    pub what: QualityWhat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum QualityWhat {
+    /// Write a data set's real train/ and test/ images as class folders (to train the judge on).
+    Real(RealArgs),
+    /// Class consistency and diversity of a generator's samples.
+    Measure(MeasureArgs),
+    /// Write samples of every class as class folders (a CGN's non-counterfactual "GAN" set).
+    Samples(SamplesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SamplesArgs {
+    /// The generator: a BigGAN folder, or an MNIST CGN weights file or folder.
+    #[arg(long, value_name = "PATH")]
+    pub generator: PathBuf,
+    /// Images per class.
+    #[arg(long, value_name = "N", value_parser = super::values::positive)]
+    pub per_class: usize,
+    /// Truncation (BigGAN: z = t·truncnorm; CGN: u scaled by t).
+    #[arg(long, value_name = "T", value_parser = super::values::truncation, default_value_t = 1.0)]
+    pub truncation: f64,
+    /// Seed of the samples.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (class sub-folders; existing files are kept).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn data_source(s: &str) -> Result<DataSource, String> {
+    DataSource::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RealArgs {
+    /// mnist, fashion-mnist, colored, double-colored or wildlife.
+    #[arg(long, value_name = "DATA", value_parser = data_source)]
+    pub data: DataSource,
+    /// Output folder (gets train/ and test/).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MeasureArgs {
+    /// The generator: a BigGAN folder, or an MNIST CGN weights file or folder.
+    #[arg(long, value_name = "PATH")]
+    pub generator: PathBuf,
+    /// The judge: a classifier training folder (`intervene train classifier --out`).
+    #[arg(long, value_name = "DIR")]
+    pub judge: PathBuf,
+    /// The generator's data set (its real images give the diversity reference).
+    #[arg(long, value_name = "DATA", value_parser = data_source)]
+    pub data: DataSource,
+    /// Samples per class for class consistency.
+    #[arg(long, value_name = "N", value_parser = super::values::positive, default_value_t = 1000)]
+    pub per_class: usize,
+    /// Samples (and real images) per class for the diversity figure.
+    #[arg(long, value_name = "N", value_parser = super::values::positive, default_value_t = 200)]
+    pub diversity_per_class: usize,
+    /// Truncations to measure (repeatable) [default: 1.0].
+    #[arg(long, value_name = "T", value_parser = super::values::truncation)]
+    pub truncation: Vec<f64>,
+    /// Seed of the samples.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(a: QualityArgs) -> anyhow::Result<()> {
+    match a.what {
+        QualityWhat::Real(r) => {
+            let (tr, te) = super::job::run("images", |c| crate::train::quality::real_folders(&r.data, &r.out, c))?;
+            println!("wrote {tr} training and {te} test images under {}", r.out.display());
+            Ok(())
+        }
+        QualityWhat::Samples(s) => {
+            let n = super::job::run("images", |c| {
+                let g = crate::train::quality::Generator::open(&s.generator)?;
+                crate::train::quality::write_samples(&g, &s.out, s.per_class, s.truncation, s.seed, c)
+            })?;
+            println!("wrote {n} images under {}", s.out.display());
+            Ok(())
+        }
+        QualityWhat::Measure(m) => {
+            let truncations = if m.truncation.is_empty() { vec![1.0] } else { m.truncation.clone() };
+            let report = super::job::run("classes", |c| {
+                let g = crate::train::quality::Generator::open(&m.generator)?;
+                let judge = crate::train::eval::EvalModel::open(&m.judge.display().to_string(), None, &candle_core::Device::Cpu)?;
+                let data = GanData::load(&m.data, &crate::data::data_dir())?;
+                crate::train::quality::measure(&g, &m.generator.display().to_string(), &judge, &m.judge.display().to_string(), &data, m.per_class, m.diversity_per_class, &truncations, m.seed, c)
+            })?;
+            for (c, d) in report.consistency.iter().zip(&report.diversity) {
+                println!(
+                    "truncation {:.2}: class consistency {:.2} % ({} per class); diversity {:.4} (real {:.4})",
+                    c.truncation,
+                    100.0 * c.accuracy,
+                    c.samples_per_class,
+                    d.samples_mean,
+                    d.real_mean
+                );
+            }
+            if let Some(p) = &m.json {
+                crate::imageio::write_atomically(p, |tmp| Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&report)?)?))?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! Differentiable 2-D convolution on im2col / col2im + GEMM, as a candle custom op whose
+//! backward replaces candle's (which runs the input gradient through a naive
+//! `conv_transpose2d` loop and always computes the kernel gradient).
+//!
+//! For a group of `g` samples, `col (C·K·K, g·OH·OW)` holds the receptive fields side by side:
+//! - forward: `y = W (O, CKK) · col`;
+//! - weight gradient: `dW += dY (O, g·OHOW) · colᵀ`;
+//! - input gradient: `dcol = Wᵀ · dY`, then col2im adds each column back onto the pixels it
+//!   was read from.
+//!
+//! Samples are grouped so each GEMM has at least [`TARGET_COLS`] columns (small late layers
+//! would otherwise run GEMMs of 4–64 columns); 1×1 stride-1 convolutions on large maps skip
+//! im2col. Scratch buffers are per thread and reused. Gradients are only computed for
+//! arguments that need one (`Tensor::track_op`): a frozen weight costs no kernel gradient,
+//! an input batch no input gradient.
+//!
+//! Depthwise convolutions (`groups = C = O`, MobileNetV2) use direct loops
+//! ([`super::depthwise`]). Every reduction runs in a fixed order, so results do not depend on
+//! the thread count.
+
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{matmul, View};
+use super::{f32_slice, grow};
+
+/// GEMMs get at least this many columns (output pixels × samples) when the batch allows.
+const TARGET_COLS: usize = 512;
+/// Upper bound on one im2col buffer (bytes).
+const COL_BUDGET: usize = 16 << 20;
+
+thread_local! {
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static TMP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Stride, zero padding and grouping of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvCfg {
+    pub stride: usize,
+    pub padding: usize,
+    /// Depthwise (`groups = C = O`, weight `(C, 1, K, K)`) instead of dense.
+    pub depthwise: bool,
+}
+
+impl ConvCfg {
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Self { stride, padding, depthwise: false }
+    }
+}
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geom {
+    pub b: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub depthwise: bool,
+}
+
+impl Geom {
+    /// Checks `x (b, c, h, w)` against `weight (o, c or 1, k, k)`.
+    pub fn new(x: &[usize], wt: &[usize], cfg: ConvCfg) -> Result<Self> {
+        let (&[b, c, h, w], &[o, wc, k, k2]) = (x, wt) else {
+            candle_core::bail!("conv2d: input {x:?} and weight {wt:?} must both be 4-D");
+        };
+        let want_c = if cfg.depthwise { 1 } else { c };
+        if k != k2 || wc != want_c || (cfg.depthwise && o != c) || cfg.stride == 0 || k == 0 {
+            candle_core::bail!(
+                "conv2d: weight {wt:?} does not fit input {x:?} (depthwise {}, stride {})",
+                cfg.depthwise,
+                cfg.stride
+            );
+        }
+        if h + 2 * cfg.padding < k || w + 2 * cfg.padding < k {
+            candle_core::bail!("conv2d: kernel {k} larger than the padded input {x:?} (padding {})", cfg.padding);
+        }
+        let out = |n: usize| (n + 2 * cfg.padding - k) / cfg.stride + 1;
+        Ok(Self { b, c, h, w, o, k, stride: cfg.stride, pad: cfg.padding, oh: out(h), ow: out(w), depthwise: cfg.depthwise })
+    }
+
+    pub fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Rows of im2col: `C·K·K`.
+    pub fn kk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+    /// Whether each sample runs its own GEMM straight on the input planes (1×1, large maps).
+    fn direct_pointwise(&self) -> bool {
+        self.pointwise() && self.hw() >= TARGET_COLS
+    }
+    /// Samples per GEMM.
+    pub fn group(&self) -> usize {
+        let by_cols = TARGET_COLS.div_ceil(self.ohw().max(1));
+        let by_mem = (COL_BUDGET / (4 * self.kk() * self.ohw()).max(1)).max(1);
+        by_cols.min(by_mem).clamp(1, self.b.max(1))
+    }
+    pub fn out_dims(&self) -> [usize; 4] {
+        [self.b, self.o, self.oh, self.ow]
+    }
+    /// Multiply–adds of the forward pass.
+    pub fn madds(&self) -> usize {
+        let per_out = if self.depthwise { self.k * self.k } else { self.kk() };
+        self.b * self.o * self.ohw() * per_out
+    }
+}
+
+fn parallel() -> bool {
+    rayon::current_num_threads() > 1
+}
+
+/// im2col of sample `x (c, h, w)` into columns `[j0, j0 + ohw)` of `col (kk, n)`.
+fn im2col(g: &Geom, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
+    let (k, ohw) = (g.k, g.ohw());
+    let fill = |ci: usize, rows: &mut [f32]| {
+        let plane = &x[ci * g.hw()..(ci + 1) * g.hw()];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut rows[(ky * k + kx) * n + j0..][..ohw];
+                for oy in 0..g.oh {
+                    let line = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        line.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let shift = kx as isize - g.pad as isize;
+                    if g.stride == 1 {
+                        // Output columns whose source column ox + shift lies inside the row.
+                        let lo = (-shift).clamp(0, g.ow as isize) as usize;
+                        let hi = (g.w as isize - shift).clamp(lo as isize, g.ow as isize) as usize;
+                        line[..lo].fill(0.0);
+                        line[hi..].fill(0.0);
+                        let s0 = (lo as isize + shift) as usize;
+                        line[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                    } else {
+                        for (ox, v) in line.iter_mut().enumerate() {
+                            let ix = (ox * g.stride) as isize + shift;
+                            *v = if ix < 0 || ix >= g.w as isize { 0.0 } else { src[ix as usize] };
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let per_c = k * k * n;
+    if parallel() && g.c >= 4 {
+        col[..g.c * per_c].par_chunks_mut(per_c).enumerate().for_each(|(ci, rows)| fill(ci, rows));
+    } else {
+        col[..g.c * per_c].chunks_mut(per_c).enumerate().for_each(|(ci, rows)| fill(ci, rows));
+    }
+}
+
+/// col2im: adds columns `[j0, j0 + ohw)` of `col (kk, n)` onto `dx (c, h, w)` (not cleared).
+fn col2im(g: &Geom, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
+    let (k, ohw) = (g.k, g.ohw());
+    let add = |ci: usize, plane: &mut [f32]| {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &col[((ci * k + ky) * k + kx) * n + j0..][..ohw];
+                for oy in 0..g.oh {
+                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let line = &row[oy * g.ow..(oy + 1) * g.ow];
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let shift = kx as isize - g.pad as isize;
+                    if g.stride == 1 {
+                        let lo = (-shift).clamp(0, g.ow as isize) as usize;
+                        let hi = (g.w as isize - shift).clamp(lo as isize, g.ow as isize) as usize;
+                        let s0 = (lo as isize + shift) as usize;
+                        for (d, v) in dst[s0..s0 + (hi - lo)].iter_mut().zip(&line[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (ox, v) in line.iter().enumerate() {
+                            let ix = (ox * g.stride) as isize + shift;
+                            if ix >= 0 && ix < g.w as isize {
+                                dst[ix as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let hw = g.hw();
+    if parallel() && g.c >= 4 {
+        dx[..g.c * hw].par_chunks_mut(hw).enumerate().for_each(|(ci, p)| add(ci, p));
+    } else {
+        dx[..g.c * hw].chunks_mut(hw).enumerate().for_each(|(ci, p)| add(ci, p));
+    }
+}
+
+/// Runs `f(first_sample, samples, col, n)` for each group of samples with its im2col built.
+fn for_each_group(g: &Geom, x: &[f32], mut f: impl FnMut(usize, usize, &[f32], usize)) {
+    let gs = g.group();
+    COL.with(|col| {
+        let mut col = col.borrow_mut();
+        let mut b0 = 0;
+        while b0 < g.b {
+            let s = gs.min(g.b - b0);
+            let n = s * g.ohw();
+            grow(&mut col, g.kk() * n);
+            for j in 0..s {
+                let xs = &x[(b0 + j) * g.c * g.hw()..(b0 + j + 1) * g.c * g.hw()];
+                im2col(g, xs, &mut col, n, j * g.ohw());
+            }
+            f(b0, s, &col[..g.kk() * n], n);
+            b0 += s;
+        }
+    });
+}
+
+/// Forward: `y (b, o, oh, ow)` (overwritten) = conv(x, w) + bias.
+pub fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    if g.depthwise {
+        return super::depthwise::forward(g, x, w, bias, y);
+    }
+    let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
+    let init = |rows: &mut [f32], n: usize| match bias {
+        Some(bv) => rows.chunks_mut(n).zip(bv).for_each(|(r, &v)| r.fill(v)),
+        None => rows.fill(0.0),
+    };
+    if g.direct_pointwise() {
+        for bi in 0..g.b {
+            let dst = &mut y[bi * o * ohw..(bi + 1) * o * ohw];
+            init(dst, ohw);
+            let xs = &x[bi * g.c * ohw..(bi + 1) * g.c * ohw];
+            matmul(dst, ohw, View::rows(w, o, kk), View::rows(xs, g.c, ohw), true);
+        }
+        return;
+    }
+    for_each_group(g, x, |b0, s, col, n| {
+        if s == 1 {
+            let dst = &mut y[b0 * o * ohw..(b0 + 1) * o * ohw];
+            init(dst, ohw);
+            matmul(dst, ohw, View::rows(w, o, kk), View::rows(col, kk, n), true);
+            return;
+        }
+        TMP.with(|tmp| {
+            let mut tmp = tmp.borrow_mut();
+            grow(&mut tmp, o * n);
+            let t = &mut tmp[..o * n];
+            init(t, n);
+            matmul(t, n, View::rows(w, o, kk), View::rows(col, kk, n), true);
+            for j in 0..s {
+                for oc in 0..o {
+                    y[((b0 + j) * o + oc) * ohw..][..ohw].copy_from_slice(&t[oc * n + j * ohw..][..ohw]);
+                }
+            }
+        });
+    });
+}
+
+/// `dy` of samples `[b0, b0 + s)` as one `(o, s·ohw)` matrix: the batch's own memory when
+/// `s = 1`, else gathered into `buf`.
+fn dy_group<'a>(g: &Geom, dy: &'a [f32], b0: usize, s: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let (o, ohw) = (g.o, g.ohw());
+    if s == 1 {
+        return &dy[b0 * o * ohw..(b0 + 1) * o * ohw];
+    }
+    let n = s * ohw;
+    grow(buf, o * n);
+    for j in 0..s {
+        for oc in 0..o {
+            buf[oc * n + j * ohw..][..ohw].copy_from_slice(&dy[((b0 + j) * o + oc) * ohw..][..ohw]);
+        }
+    }
+    &buf[..o * n]
+}
+
+/// Weight gradient `dw (o, c, k, k)` (overwritten) from the input and the output gradient.
+pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    if g.depthwise {
+        return super::depthwise::backward_weight(g, x, dy, dw);
+    }
+    let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
+    dw.fill(0.0);
+    if g.direct_pointwise() {
+        for bi in 0..g.b {
+            let d = &dy[bi * o * ohw..(bi + 1) * o * ohw];
+            let xs = &x[bi * g.c * ohw..(bi + 1) * g.c * ohw];
+            matmul(dw, kk, View::rows(d, o, ohw), View::rows(xs, g.c, ohw).t(), true);
+        }
+        return;
+    }
+    TMP.with(|tmp| {
+        let mut tmp = tmp.borrow_mut();
+        for_each_group(g, x, |b0, s, col, n| {
+            let d = dy_group(g, dy, b0, s, &mut tmp);
+            matmul(dw, kk, View::rows(d, o, n), View::rows(col, kk, n).t(), true);
+        });
+    });
+}
+
+/// Input gradient `dx (b, c, h, w)` (overwritten).
+pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if g.depthwise {
+        return super::depthwise::backward_input(g, w, dy, dx);
+    }
+    let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
+    let wt = View::rows(w, o, kk).t();
+    if g.direct_pointwise() {
+        for bi in 0..g.b {
+            let d = &dy[bi * o * ohw..(bi + 1) * o * ohw];
+            matmul(&mut dx[bi * g.c * ohw..(bi + 1) * g.c * ohw], ohw, wt, View::rows(d, o, ohw), false);
+        }
+        return;
+    }
+    dx.fill(0.0);
+    let gs = g.group();
+    TMP.with(|tmp| {
+        COL.with(|col| {
+            let (mut tmp, mut col) = (tmp.borrow_mut(), col.borrow_mut());
+            let mut b0 = 0;
+            while b0 < g.b {
+                let s = gs.min(g.b - b0);
+                let n = s * ohw;
+                let d = dy_group(g, dy, b0, s, &mut tmp);
+                grow(&mut col, kk * n);
+                matmul(&mut col[..kk * n], n, wt, View::rows(d, o, n), false);
+                for j in 0..s {
+                    let dxs = &mut dx[(b0 + j) * g.c * g.hw()..(b0 + j + 1) * g.c * g.hw()];
+                    col2im(g, &col[..kk * n], n, j * ohw, dxs);
+                }
+                b0 += s;
+            }
+        });
+    });
+}
+
+/// Bias gradient: `dy` summed over samples and pixels (fixed order, [`super::reduce`]).
+pub fn backward_bias(dims: [usize; 4], dy: &[f32]) -> Vec<f32> {
+    let [b, o, h, w] = dims;
+    let hw = h * w;
+    (0..o)
+        .map(|oc| {
+            (0..b).map(|bi| super::reduce::sum_map(&dy[(bi * o + oc) * hw..][..hw], |v| v)).sum::<f64>() as f32
+        })
+        .collect()
+}
+
+// --- the candle ops --------------------------------------------------------------------------
+
+fn dims4(l: &Layout) -> Result<[usize; 4]> {
+    let d = l.dims();
+    match d {
+        &[a, b, c, e] => Ok([a, b, c, e]),
+        _ => candle_core::bail!("conv2d: expected a 4-D tensor, got {d:?}"),
+    }
+}
+
+/// `conv(x, w)`; with a third argument, `+ bias`.
+#[derive(Debug, Clone, Copy)]
+struct Conv(ConvCfg);
+
+impl Conv {
+    fn fwd(&self, x: (&CpuStorage, &Layout), w: (&CpuStorage, &Layout), b: Option<(&CpuStorage, &Layout)>) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(x.1.dims(), w.1.dims(), self.0)?;
+        let xs = f32_slice(x.0, x.1, "conv2d input")?;
+        let ws = f32_slice(w.0, w.1, "conv2d weight")?;
+        let bs = match b {
+            Some((s, l)) => {
+                let v = f32_slice(s, l, "conv2d bias")?;
+                if v.len() != g.o {
+                    candle_core::bail!("conv2d: bias has {} values for {} outputs", v.len(), g.o);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let mut y = crate::ops::output_buffer(g.b * g.o * g.ohw());
+        forward(&g, xs, ws, bs, &mut y);
+        Ok((CpuStorage::F32(y), Shape::from(g.out_dims().to_vec())))
+    }
+
+    fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &ConvGradInput { cfg: self.0, x: x.dims().to_vec() })?) } else { None };
+        let dw = if w.track_op() { Some(x.apply_op2_no_bwd(&dy, &ConvGradWeight { cfg: self.0, w: w.dims().to_vec() })?) } else { None };
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "intervene-conv2d"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), None)
+    }
+    fn bwd(&self, x: &Tensor, w: &Tensor, _: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(x, w, dy)
+    }
+}
+
+impl CustomOp3 for Conv {
+    fn name(&self) -> &'static str {
+        "intervene-conv2d-bias"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, dy)?;
+        let db = if b.track_op() { Some(dy.contiguous()?.apply_op1_no_bwd(&ConvGradBias)?) } else { None };
+        Ok((dx, dw, db))
+    }
+}
+
+/// `(dy, w) → dx`.
+struct ConvGradInput {
+    cfg: ConvCfg,
+    x: Vec<usize>,
+}
+
+impl CustomOp2 for ConvGradInput {
+    fn name(&self) -> &'static str {
+        "intervene-conv2d-grad-input"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(&self.x, l2.dims(), self.cfg)?;
+        if dims4(l1)? != g.out_dims() {
+            candle_core::bail!("conv2d backward: gradient {:?} does not match the output {:?}", l1.dims(), g.out_dims());
+        }
+        let dy = f32_slice(s1, l1, "conv2d output gradient")?;
+        let w = f32_slice(s2, l2, "conv2d weight")?;
+        let mut dx = crate::ops::output_buffer(g.b * g.c * g.hw());
+        backward_input(&g, w, dy, &mut dx);
+        Ok((CpuStorage::F32(dx), Shape::from(self.x.clone())))
+    }
+}
+
+/// `(x, dy) → dw`.
+struct ConvGradWeight {
+    cfg: ConvCfg,
+    w: Vec<usize>,
+}
+
+impl CustomOp2 for ConvGradWeight {
+    fn name(&self) -> &'static str {
+        "intervene-conv2d-grad-weight"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), &self.w, self.cfg)?;
+        if dims4(l2)? != g.out_dims() {
+            candle_core::bail!("conv2d backward: gradient {:?} does not match the output {:?}", l2.dims(), g.out_dims());
+        }
+        let x = f32_slice(s1, l1, "conv2d input")?;
+        let dy = f32_slice(s2, l2, "conv2d output gradient")?;
+        let mut dw = vec![0f32; self.w.iter().product()];
+        backward_weight(&g, x, dy, &mut dw);
+        Ok((CpuStorage::F32(dw), Shape::from(self.w.clone())))
+    }
+}
+
+/// `dy → db`.
+struct ConvGradBias;
+
+impl candle_core::CustomOp1 for ConvGradBias {
+    fn name(&self) -> &'static str {
+        "intervene-conv2d-grad-bias"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = dims4(l)?;
+        let db = backward_bias(dims, f32_slice(s, l, "conv2d output gradient")?);
+        Ok((CpuStorage::F32(db), Shape::from(dims[1])))
+    }
+}
+
+/// The differentiable CPU convolution: `x (b, c, h, w)`, `w (o, c, k, k)` (or `(c, 1, k, k)`
+/// depthwise), optional `bias (o)`.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match bias {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, Conv(cfg)),
+        None => x.apply_op2(&w, Conv(cfg)),
+    }
+}

@@ -1,0 +1,243 @@
+//! Training-mode batch normalisation (optionally followed by ReLU) as one fused op: per-channel
+//! batch mean and biased variance over `(b, h, w)`, `y = (x − μ)·γ/√(σ² + eps) + β`, then
+//! `max(y, 0)`. candle-nn's version transposes the batch twice and builds the backward from a
+//! dozen elementwise ops; here the forward is two passes and the backward two.
+//!
+//! Backward (`x̂ = (x − μ)/σ`, `g = dy·[y > 0]` after a fused ReLU, n = b·h·w):
+//! `dβ = Σ g`, `dγ = Σ g·x̂`, `dx = γ/σ · (g − dβ/n − x̂·dγ/n)`.
+//! Sums use f64 accumulators in a fixed order.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_slice;
+use super::reduce::{sum_map, sum_map2};
+
+/// The batch statistics of the last forward pass (for the running averages).
+#[derive(Debug, Clone, Default)]
+pub struct BatchStats {
+    pub mean: Vec<f32>,
+    /// Biased variance (divided by n).
+    pub var: Vec<f32>,
+    /// Values per channel (`b·h·w`).
+    pub n: usize,
+}
+
+#[derive(Debug, Clone)]
+struct BnTrain {
+    eps: f64,
+    relu: bool,
+    stats: Arc<Mutex<BatchStats>>,
+}
+
+fn bchw(l: &Layout) -> Result<(usize, usize, usize)> {
+    match l.dims() {
+        &[b, c, h, w] => Ok((b, c, h * w)),
+        &[b, c] => Ok((b, c, 1)),
+        d => candle_core::bail!("batch_norm: expected (b, c) or (b, c, h, w), got {d:?}"),
+    }
+}
+
+/// Runs `f(channel)` for every channel, in parallel when the pool has threads, collecting the results.
+fn per_channel<T: Send>(c: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    if rayon::current_num_threads() > 1 {
+        (0..c).into_par_iter().map(f).collect()
+    } else {
+        (0..c).map(f).collect()
+    }
+}
+
+/// Calls `f(channel, plane)` on each sample's plane of every channel of `out (b, c, hw)`.
+fn write_channels(out: &mut [f32], c: usize, hw: usize, f: impl Fn(usize, usize, &mut [f32]) + Sync) {
+    if rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(hw).enumerate().for_each(|(i, p)| f(i % c, i / c, p));
+    } else {
+        out.chunks_mut(hw).enumerate().for_each(|(i, p)| f(i % c, i / c, p));
+    }
+}
+
+impl CustomOp3 for BnTrain {
+    fn name(&self) -> &'static str {
+        "intervene-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, hw) = bchw(l1)?;
+        let x = f32_slice(s1, l1, "batch_norm input")?;
+        let gamma = f32_slice(s2, l2, "batch_norm weight")?;
+        let beta = f32_slice(s3, l3, "batch_norm bias")?;
+        if gamma.len() != c || beta.len() != c {
+            candle_core::bail!("batch_norm: {} channels but weight {} / bias {}", c, gamma.len(), beta.len());
+        }
+        let n = b * hw;
+        let moments = per_channel(c, |ch| {
+            let plane = |bi: usize| &x[(bi * c + ch) * hw..][..hw];
+            let mean = (0..b).map(|bi| sum_map(plane(bi), |v| v)).sum::<f64>() / n as f64;
+            let m = mean as f32;
+            // Two-pass variance around the f32-rounded mean, corrected for that rounding.
+            let (mut q, mut d) = (0f64, 0f64);
+            for bi in 0..b {
+                q += sum_map(plane(bi), |v| (v - m) * (v - m));
+                d += sum_map(plane(bi), |v| v - m);
+            }
+            let d = d / n as f64;
+            (mean, (q / n as f64 - d * d).max(0.0))
+        });
+        let coef: Vec<(f32, f32)> = moments
+            .iter()
+            .enumerate()
+            .map(|(ch, &(m, v))| {
+                let a = gamma[ch] as f64 / (v + self.eps).sqrt();
+                (a as f32, (beta[ch] as f64 - m * a) as f32)
+            })
+            .collect();
+        let mut y = crate::ops::output_buffer(x.len());
+        let relu = self.relu;
+        write_channels(&mut y, c, hw, |ch, bi, out| {
+            let (a, sh) = coef[ch];
+            let src = &x[(bi * c + ch) * hw..][..hw];
+            if relu {
+                out.iter_mut().zip(src).for_each(|(o, &v)| *o = (v * a + sh).max(0.0));
+            } else {
+                out.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + sh);
+            }
+        });
+        if let Ok(mut st) = self.stats.lock() {
+            *st = BatchStats {
+                mean: moments.iter().map(|m| m.0 as f32).collect(),
+                var: moments.iter().map(|m| m.1 as f32).collect(),
+                n,
+            };
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self.stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
+        let grad = BnTrainGrad {
+            eps: self.eps,
+            relu: self.relu,
+            stats,
+            gamma: gamma.flatten_all()?.to_vec1::<f32>()?,
+            need_dx: x.track_op(),
+            params: Mutex::new(None),
+        };
+        let dx = x.apply_op3_no_bwd(&dy.contiguous()?, &y.contiguous()?, &grad)?;
+        let (dg, db) = grad.params.lock().ok().and_then(|mut p| p.take()).unwrap_or_default();
+        let c = dg.len();
+        let dev = x.device();
+        let dgamma = if gamma.track_op() { Some(Tensor::from_vec(dg, c, dev)?) } else { None };
+        let dbeta = if beta.track_op() { Some(Tensor::from_vec(db, c, dev)?) } else { None };
+        Ok((grad.need_dx.then_some(dx), dgamma, dbeta))
+    }
+}
+
+/// `(x, dy, y) → dx`; `dγ`, `dβ` are left in `params`.
+struct BnTrainGrad {
+    eps: f64,
+    relu: bool,
+    stats: BatchStats,
+    gamma: Vec<f32>,
+    need_dx: bool,
+    params: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+}
+
+impl CustomOp3 for BnTrainGrad {
+    fn name(&self) -> &'static str {
+        "intervene-batch-norm-train-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, hw) = bchw(l1)?;
+        let x = f32_slice(s1, l1, "batch_norm input")?;
+        let dy = f32_slice(s2, l2, "batch_norm gradient")?;
+        let y = f32_slice(s3, l3, "batch_norm output")?;
+        if dy.len() != x.len() || y.len() != x.len() || self.stats.mean.len() != c {
+            candle_core::bail!("batch_norm backward: shapes do not match the forward pass");
+        }
+        let n = (b * hw) as f64;
+        let relu = self.relu;
+        let inv: Vec<f64> = self.stats.var.iter().map(|&v| 1.0 / (v as f64 + self.eps).sqrt()).collect();
+        let sums = per_channel(c, |ch| {
+            let (m, is) = (self.stats.mean[ch], inv[ch] as f32);
+            let (mut sg, mut sgx) = (0f64, 0f64);
+            for bi in 0..b {
+                let o = (bi * c + ch) * hw;
+                let (xs, ds, ys) = (&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw]);
+                if relu {
+                    // g = dy where y > 0: mask through the output, then the two sums.
+                    sg += sum_map2(ds, ys, |d, y| if y > 0.0 { d } else { 0.0 });
+                    let mut acc = 0f64;
+                    for ((xb, db), yb) in xs.chunks(512).zip(ds.chunks(512)).zip(ys.chunks(512)) {
+                        let mut lane = [0f32; 8];
+                        for (i, ((&xv, &dv), &yv)) in xb.iter().zip(db).zip(yb).enumerate() {
+                            lane[i % 8] += if yv > 0.0 { dv * ((xv - m) * is) } else { 0.0 };
+                        }
+                        acc += lane.iter().sum::<f32>() as f64;
+                    }
+                    sgx += acc;
+                } else {
+                    sg += sum_map(ds, |d| d);
+                    sgx += sum_map2(xs, ds, |xv, d| d * ((xv - m) * is));
+                }
+            }
+            (sg, sgx)
+        });
+        if let Ok(mut p) = self.params.lock() {
+            *p = Some((sums.iter().map(|s| s.1 as f32).collect(), sums.iter().map(|s| s.0 as f32).collect()));
+        }
+        if !self.need_dx {
+            return Ok((CpuStorage::F32(vec![0.0]), Shape::from(1)));
+        }
+        let mut dx = crate::ops::output_buffer(x.len());
+        write_channels(&mut dx, c, hw, |ch, bi, out| {
+            let o = (bi * c + ch) * hw;
+            let (xs, ds, ys) = (&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw]);
+            let is = inv[ch] as f32;
+            let scale = self.gamma[ch] * is;
+            let mg = (sums[ch].0 / n) as f32;
+            let mgx = (sums[ch].1 / n) as f32;
+            let m = self.stats.mean[ch];
+            for i in 0..hw {
+                let g = if relu && ys[i] <= 0.0 { 0.0 } else { ds[i] };
+                out[i] = scale * (g - mg - (xs[i] - m) * is * mgx);
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Training-mode batch norm of `x (b, c[, h, w])` with affine `gamma`, `beta` (`(c)`), followed
+/// by ReLU when `relu`. Returns the output and the batch statistics (for the running averages).
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool) -> Result<(Tensor, BatchStats)> {
+    let stats = Arc::new(Mutex::new(BatchStats::default()));
+    let op = BnTrain { eps, relu, stats: stats.clone() };
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let s = stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
+    Ok((y, s))
+}

@@ -1,0 +1,203 @@
+//! Pooling with PyTorch's semantics and a correct backward, where candle 0.11.1 has none:
+//! - `max_pool2d(k, stride, padding)`: padding counts as −∞ (never wins), the first maximum of a
+//!   window in row-major order takes the gradient (PyTorch's CPU tie rule; NaN wins), any
+//!   `k ≠ stride` (ResNet's and the CGN classifier's MaxPool(3, s2, p1));
+//! - `avg_pool2d(k, stride)`: floor mode, so when windows do not tile the input (AvgPool(7) on
+//!   8×8) the pixels outside every window get no gradient.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::f32_slice;
+
+/// Window size, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Pool {
+    fn out(&self, n: usize) -> Result<usize> {
+        if self.k == 0 || self.stride == 0 || n + 2 * self.padding < self.k || 2 * self.padding > self.k {
+            candle_core::bail!(
+                "pool: window {} stride {} padding {} does not fit a side of {n} (padding at most half the window)",
+                self.k,
+                self.stride,
+                self.padding
+            );
+        }
+        Ok((n + 2 * self.padding - self.k) / self.stride + 1)
+    }
+
+    fn geom(&self, l: &Layout) -> Result<[usize; 6]> {
+        let &[b, c, h, w] = l.dims() else { candle_core::bail!("pool: expected a 4-D tensor, got {:?}", l.dims()) };
+        Ok([b * c, h, w, self.out(h)?, self.out(w)?, 0])
+    }
+
+    /// The input offsets of output `(oy, ox)`'s window, in row-major order.
+    fn window(&self, h: usize, w: usize, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
+        let y0 = (oy * self.stride) as isize - self.padding as isize;
+        let x0 = (ox * self.stride) as isize - self.padding as isize;
+        (0..self.k).flat_map(move |ky| {
+            (0..self.k).filter_map(move |kx| {
+                let (y, x) = (y0 + ky as isize, x0 + kx as isize);
+                (y >= 0 && y < h as isize && x >= 0 && x < w as isize).then(|| y as usize * w + x as usize)
+            })
+        })
+    }
+}
+
+fn per_plane(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
+    } else {
+        out.chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
+    }
+}
+
+/// Index of the first maximum of a window (PyTorch: `val > max || isnan(val)`).
+fn argmax(p: &Pool, x: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> usize {
+    let mut best = usize::MAX;
+    let mut bv = f32::NEG_INFINITY;
+    for i in p.window(h, w, oy, ox) {
+        let v = x[i];
+        if best == usize::MAX || v > bv || v.is_nan() {
+            best = i;
+            bv = v;
+            if v.is_nan() {
+                break;
+            }
+        }
+    }
+    best
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MaxPool(Pool);
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "intervene-max-pool2d"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let [planes, h, w, oh, ow, _] = self.0.geom(l)?;
+        let x = f32_slice(s, l, "max_pool2d input")?;
+        let mut y = crate::ops::output_buffer(planes * oh * ow);
+        per_plane(&mut y, oh * ow, |i, out| {
+            let xp = &x[i * h * w..(i + 1) * h * w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    out[oy * ow + ox] = xp[argmax(&self.0, xp, h, w, oy, ox)];
+                }
+            }
+        });
+        let d = l.dims();
+        Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
+    }
+    fn bwd(&self, x: &Tensor, _: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolGrad(self.0))?))
+    }
+}
+
+/// `(x, dy) → dx`.
+struct MaxPoolGrad(Pool);
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "intervene-max-pool2d-grad"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let [planes, h, w, oh, ow, _] = self.0.geom(l1)?;
+        if l2.dims().iter().product::<usize>() != planes * oh * ow {
+            candle_core::bail!("max_pool2d backward: gradient {:?} does not fit input {:?}", l2.dims(), l1.dims());
+        }
+        let x = f32_slice(s1, l1, "max_pool2d input")?;
+        let dy = f32_slice(s2, l2, "max_pool2d gradient")?;
+        let mut dx = vec![0f32; planes * h * w];
+        per_plane(&mut dx, h * w, |i, out| {
+            let xp = &x[i * h * w..(i + 1) * h * w];
+            let dp = &dy[i * oh * ow..(i + 1) * oh * ow];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    out[argmax(&self.0, xp, h, w, oy, ox)] += dp[oy * ow + ox];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AvgPool(Pool);
+
+impl CustomOp1 for AvgPool {
+    fn name(&self) -> &'static str {
+        "intervene-avg-pool2d"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let [planes, h, w, oh, ow, _] = self.0.geom(l)?;
+        let x = f32_slice(s, l, "avg_pool2d input")?;
+        let inv = 1.0 / (self.0.k * self.0.k) as f32;
+        let mut y = crate::ops::output_buffer(planes * oh * ow);
+        per_plane(&mut y, oh * ow, |i, out| {
+            let xp = &x[i * h * w..(i + 1) * h * w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    out[oy * ow + ox] = self.0.window(h, w, oy, ox).map(|j| xp[j]).sum::<f32>() * inv;
+                }
+            }
+        });
+        let d = l.dims();
+        Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
+    }
+    fn bwd(&self, x: &Tensor, _: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let d = x.dims();
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&AvgPoolGrad(self.0, [d[0], d[1], d[2], d[3]]))?))
+    }
+}
+
+/// `dy → dx` for an input of the given dims.
+struct AvgPoolGrad(Pool, [usize; 4]);
+
+impl CustomOp1 for AvgPoolGrad {
+    fn name(&self) -> &'static str {
+        "intervene-avg-pool2d-grad"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let [b, c, h, w] = self.1;
+        let (oh, ow) = (self.0.out(h)?, self.0.out(w)?);
+        if l.dims() != [b, c, oh, ow] {
+            candle_core::bail!("avg_pool2d backward: gradient {:?} does not fit input {:?}", l.dims(), self.1);
+        }
+        let dy = f32_slice(s, l, "avg_pool2d gradient")?;
+        let inv = 1.0 / (self.0.k * self.0.k) as f32;
+        let mut dx = vec![0f32; b * c * h * w];
+        per_plane(&mut dx, h * w, |i, out| {
+            let dp = &dy[i * oh * ow..(i + 1) * oh * ow];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let g = dp[oy * ow + ox] * inv;
+                    for j in self.0.window(h, w, oy, ox) {
+                        out[j] += g;
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from(self.1.to_vec())))
+    }
+}
+
+/// Max pooling `(b, c, h, w) → (b, c, oh, ow)` on the CPU.
+pub fn max_pool2d(x: &Tensor, p: Pool) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool(p))
+}
+
+/// Average pooling (no padding) on the CPU.
+pub fn avg_pool2d(x: &Tensor, p: Pool) -> Result<Tensor> {
+    if p.padding != 0 {
+        candle_core::bail!("avg_pool2d: padding is not supported");
+    }
+    x.contiguous()?.apply_op1(AvgPool(p))
+}

@@ -1,0 +1,143 @@
+//! `train cgn` and `train cvae`: small real runs (finite losses that fall, resume bit for bit,
+//! the trained CGN opening in the inference runtime with the authors' keys), the Gram loss's
+//! pieces against hand computations, GenInt's colored MNIST, refusals.
+//!
+//! The CGN runs need the normalised VGG-19 (`bash tools/setup.sh data` puts it at
+//! `$INTERVENE_DATA/weights/vgg_normalized.pth`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use intervene::jobs::Control;
+use intervene::train::cgn::{train_cgn, CgnSettings};
+use intervene::train::cvae::{train_cvae, CvaeSettings};
+use intervene::train::nets::vgg_gram::{gram, reflect_pad1};
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("intervene-train-gen-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn metric(dir: &Path, name: &str) -> Vec<f64> {
+    intervene::train::output::read_metrics(dir).unwrap().iter().map(|v| v[name].as_f64().unwrap()).collect()
+}
+
+fn tiny_cgn(variant: &str, steps: u64) -> CgnSettings {
+    let mut s = CgnSettings::recipe(variant).unwrap();
+    s.batch = 4;
+    s.steps = steps;
+    s.seed = 5;
+    s.sample_every = 0;
+    s.checkpoint_every = 100;
+    s.threads = 1;
+    s
+}
+
+#[test]
+fn cgn_trains_resumes_exactly_and_opens_in_the_runtime() {
+    let vgg = intervene::train::nets::vgg_gram::default_weights();
+    assert!(vgg.is_file(), "missing {}: run `bash tools/setup.sh data`", vgg.display());
+    let a = tempdir("cgn-a");
+    let b = tempdir("cgn-b");
+    let r = train_cgn(&tiny_cgn("double-colored", 6), &a, false, None, &Control::new()).unwrap();
+    assert!(r.finished);
+    let lg = metric(&a, "loss_g");
+    let lp = metric(&a, "loss_perc");
+    assert_eq!(lg.len(), 6);
+    assert!(lg.iter().chain(&metric(&a, "loss_d")).all(|v| v.is_finite()));
+    // The perceptual term dominates at the start and falls fast.
+    assert!(lp[5] < lp[0], "loss_perc {lp:?}");
+    // Two pieces: 3 steps, then resume.
+    train_cgn(&tiny_cgn("double-colored", 6), &b, false, Some(3), &Control::new()).unwrap();
+    let e = train_cgn(&tiny_cgn("colored", 6), &b, true, None, &Control::new()).unwrap_err().to_string();
+    assert!(e.contains("other settings") && e.contains("variant"), "{e}");
+    train_cgn(&tiny_cgn("double-colored", 6), &b, true, None, &Control::new()).unwrap();
+    assert!(std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap(), "resumed run differs");
+    // The authors' layout: 57 entries, opens as an MNIST CGN.
+    let map = intervene::checkpoint::load(&a.join("model.safetensors")).unwrap();
+    assert_eq!(map.len(), 57);
+    let m = intervene::models::cgn::CgnModel::open(&a.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(matches!(m, intervene::models::cgn::CgnModel::Mnist(_)));
+    for f in ["samples.png", "parts.png", "counterfactuals.png", "metrics.jsonl", "train.json"] {
+        assert!(a.join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn wildlife_uses_the_conv_discriminator_and_colored_stops_vgg_early() {
+    let a = tempdir("cgn-w");
+    train_cgn(&tiny_cgn("wildlife", 2), &a, false, None, &Control::new()).unwrap();
+    assert!(metric(&a, "loss_d").iter().all(|v| v.is_finite()));
+    let ck = intervene::checkpoint::load(&a.join("checkpoint.safetensors")).unwrap();
+    assert!(ck.contains_key("model/d/model.13.weight"), "DiscConv keys");
+    let c = tempdir("cgn-c");
+    train_cgn(&tiny_cgn("colored", 1), &c, false, None, &Control::new()).unwrap();
+    let e = CgnSettings::recipe("rainbow").unwrap_err().to_string();
+    assert!(e.contains("rainbow") && e.contains("double-colored"), "{e}");
+}
+
+#[test]
+fn reflection_padding_and_gram_match_hand_computations() {
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[[[1f32, 2., 3.], [4., 5., 6.], [7., 8., 9.]]]], &dev).unwrap();
+    let p = reflect_pad1(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    #[rustfmt::skip]
+    let want = [5., 4., 5., 6., 5., 2., 1., 2., 3., 2., 5., 4., 5., 6., 5., 8., 7., 8., 9., 8., 5., 4., 5., 6., 5.];
+    assert_eq!(p, want);
+    // Gram of 2 channels × 2 pixels: F Fᵀ / (c·h·w).
+    let f = Var::new(&[[[[1f32, 2.]], [[3., -1.]]]], &dev).unwrap();
+    let g = gram(f.as_tensor()).unwrap();
+    let v = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(v, [5.0 / 4.0, 1.0 / 4.0, 1.0 / 4.0, 10.0 / 4.0]);
+    // d(Σ G)/dF = (Σ_j F_j + Σ_i F_i)/(c·h·w) = 2·colsum/4.
+    let grad = g.sum_all().unwrap().backward().unwrap();
+    let d = grad.get(f.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(d, [2.0, 0.5, 2.0, 0.5]);
+}
+
+#[test]
+fn cvae_trains_resumes_and_writes_both_sets() {
+    let a = tempdir("cvae-a");
+    let b = tempdir("cvae-b");
+    let mut s = CvaeSettings { epochs: 1, batch: 2000, samples_per_class: 3, checkpoint_every: 100, ..Default::default() };
+    s.shape.hidden = 64;
+    let r = train_cvae(&s, &a, false, None, &Control::new()).unwrap();
+    assert!(r.finished && r.steps == 30);
+    let l = metric(&a, "loss");
+    assert!(l.iter().all(|v| v.is_finite()));
+    assert!(l[29] < l[0], "loss {} → {}", l[0], l[29]);
+    train_cvae(&s, &b, false, Some(12), &Control::new()).unwrap();
+    let mut other = s.clone();
+    other.lr = 2e-3;
+    assert!(train_cvae(&other, &b, true, None, &Control::new()).unwrap_err().to_string().contains("lr"));
+    train_cvae(&s, &b, true, None, &Control::new()).unwrap();
+    assert!(std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap());
+    for arm in ["observational", "interventional"] {
+        for d in 0..10 {
+            assert_eq!(std::fs::read_dir(a.join("samples").join(arm).join(d.to_string())).unwrap().count(), 3);
+        }
+    }
+    let pca: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("latent_pca.json")).unwrap()).unwrap();
+    let c = pca["components"].as_array().unwrap();
+    let dot: f64 = (0..2).map(|i| c[0][i].as_f64().unwrap() * c[1][i].as_f64().unwrap()).sum();
+    assert!(dot.abs() < 1e-9, "principal directions are orthogonal");
+}
+
+#[test]
+fn genint_colored_splits_have_two_colours_per_class_and_random_test_colours() {
+    use intervene::data::genint_colored::{load, GenintSplit, RULES};
+    let dir = intervene::data::data_dir().join("mnist");
+    let train = load(&dir, GenintSplit::Train, 0).unwrap();
+    assert_eq!(train.len(), 60_000);
+    for i in 0..200 {
+        let l = train.labels[i] as usize;
+        assert!(train.rules[i] == RULES[0][l] || train.rules[i] == RULES[1][l]);
+    }
+    let set1 = (0..train.len()).filter(|&i| train.rules[i] == RULES[0][train.labels[i] as usize]).count();
+    assert!((29_000..31_000).contains(&set1), "{set1}");
+    let causal = load(&dir, GenintSplit::CausalTest, 0).unwrap();
+    assert_eq!(causal.len(), 10_000);
+    // One colour per batch of 128, independent of the label.
+    assert!(causal.rules[..128].iter().all(|r| *r == causal.rules[0]));
+}
