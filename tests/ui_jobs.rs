@@ -82,3 +82,96 @@ fn a_running_job_is_listed_refused_a_second_time_and_cancelled_from_the_jobs_pan
     assert!(h.state().components().is_none(), "a cancelled PCA loads nothing");
     assert!(h.get_all_by_label_contains("cancelled").count() >= 1, "the window says so");
 }
+
+/// A tiny image folder: `classes` class folders of `per_class` 32×32 images, each class a
+/// different flat colour with a class-dependent bar (learnable in one epoch).
+fn colour_folders(dir: &std::path::Path, classes: usize, per_class: usize) {
+    for c in 0..classes {
+        let d = dir.join(c.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..per_class {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                let on = if c == 0 { x < 16 } else { y < 16 };
+                let v = if on { 220 } else { 30 } as u8;
+                image::Rgb([v, (i * 7 % 40) as u8, 255 - v])
+            });
+            img.save(d.join(format!("{i:03}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_export_and_a_training_run_start_from_the_jobs_pane_and_open_where_they_belong() {
+    let root = std::env::temp_dir().join(format!("intervene-ui-launch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let mut state = tiny();
+    state.bottom_tab = BottomTab::Jobs;
+    let model = state.model.clone();
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1500.0])
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+
+    // The steering pane's request fills the export form with the open model and class.
+    h.state_mut().send(Command::PrepareExport { model: model.clone(), components: None, class: 3 });
+    h.run_steps(2);
+    let out = root.join("export");
+    {
+        let f = &mut h.state_mut().panes.jobs.launcher.export;
+        assert_eq!((f.model.as_str(), f.classes.as_str(), f.observational), (model.as_str(), "3", true));
+        f.classes = "1,3".into();
+        f.per_class = 2;
+        f.out = out.display().to_string();
+    }
+    h.run_steps(2);
+    h.get_by_label("Start export").click();
+    let name = format!("GenInt export to {}", out.file_name().unwrap().to_string_lossy());
+    step_until(&mut h, "the export", |a| a.board.get(&name).is_some_and(|e| !e.phase.is_active()));
+    assert_eq!(h.state().board.get(&name).map(|e| e.phase.to_string()), Some("done".to_string()), "{:?}", h.state().error());
+    assert!(out.join("manifest.jsonl").is_file());
+    let mut pngs: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|f| f.file_name().to_string_lossy().into_owned()))
+        .collect();
+    pngs.sort();
+    assert_eq!(pngs, ["00000000.png", "00000001.png", "00000002.png", "00000003.png"]);
+    assert!(h.state().status().unwrap_or_default().contains("wrote 4 images"), "{:?}", h.state().status());
+    h.get_by_label("Use in the sweep").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.sweep_real.as_deref(), Some(out.display().to_string().as_str()));
+
+    // Training: a two-class folder, one epoch, curves and per-class accuracy, then Explain.
+    let data = root.join("data");
+    colour_folders(&data, 2, 16);
+    let run = root.join("run");
+    h.state_mut().panes.jobs.launcher.form = intervene::ui::panes::launch::Form::Train;
+    h.run_steps(2);
+    {
+        let f = &mut h.state_mut().panes.jobs.launcher.train;
+        f.data = data.display().to_string();
+        f.eval = data.display().to_string();
+        f.epochs = 1;
+        f.batch = 8;
+        f.out = run.display().to_string();
+    }
+    h.run_steps(2);
+    h.get_by_label("Start training").click();
+    let name = "train run".to_string();
+    step_until(&mut h, "the training run", |a| a.board.get(&name).is_some_and(|e| !e.phase.is_active()));
+    let e = h.state().board.get(&name).unwrap();
+    assert_eq!(e.phase.to_string(), "done", "{:?}", h.state().error());
+    assert!(e.control.with_metrics(|m| m.get("loss").is_some_and(|p| p.len() == 4)), "a loss point per step");
+    let bars = e.control.bars().expect("per-class accuracy");
+    assert_eq!(bars.values.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["0", "1"]);
+    assert!(run.join("config.json").is_file() && run.join("metrics.jsonl").is_file());
+    h.get_by_label("Open in Explain (right)").click();
+    h.run_steps(2);
+    let app = h.state();
+    assert!(app.state.explain.enabled && app.state.explain.two);
+    assert_eq!(app.state.explain.slots[1].classifier, run.display().to_string());
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -29,11 +29,20 @@ pub struct JobSpec {
     /// The unit of progress ("samples", "images", "steps").
     pub unit: &'static str,
     pub priority: Priority,
+    /// What the job writes (an export folder, a training run, a model folder), for the actions
+    /// offered once it is done.
+    pub output: Option<std::path::PathBuf>,
 }
 
 impl JobSpec {
     pub fn new(kind: &'static str, name: impl Into<String>, unit: &'static str) -> Self {
-        Self { name: name.into(), kind, unit, priority: Priority::Normal }
+        Self { name: name.into(), kind, unit, priority: Priority::Normal, output: None }
+    }
+
+    /// Names what the job writes.
+    pub fn output(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.output = Some(path.into());
+        self
     }
 
     /// Runs at background priority (long jobs: exports, training).

@@ -64,7 +64,16 @@ struct Journal {
     dropped: usize,
     /// Metric name → (step, value) points in arrival order.
     metrics: BTreeMap<String, Vec<[f64; 2]>>,
+    /// The latest labelled values (e.g. per-class accuracy), replaced as a whole.
+    bars: Option<Bars>,
     status: String,
+}
+
+/// A titled set of labelled values, shown as a bar chart (e.g. per-class accuracy).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Bars {
+    pub title: String,
+    pub values: Vec<(String, f64)>,
 }
 
 /// Cancel flag, progress, log and metrics of one job; cheap to clone and share across threads.
@@ -239,6 +248,16 @@ impl Control {
     /// Runs `f` on the curves (name → points) without copying them.
     pub fn with_metrics<R>(&self, f: impl FnOnce(&BTreeMap<String, Vec<[f64; 2]>>) -> R) -> R {
         f(&self.journal().metrics)
+    }
+
+    /// Replaces the job's labelled values (the latest per-class accuracy, say).
+    pub fn set_bars(&self, title: impl Into<String>, values: Vec<(String, f64)>) {
+        self.journal().bars = Some(Bars { title: title.into(), values });
+    }
+
+    /// The latest labelled values, if the job reported any.
+    pub fn bars(&self) -> Option<Bars> {
+        self.journal().bars.clone()
     }
 
     /// The last value of a curve.

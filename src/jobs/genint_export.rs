@@ -641,6 +641,83 @@ pub fn replay(manifest: &Path, index: usize, device: &Device) -> anyhow::Result<
     Ok(images.swap_remove(index - batch.start))
 }
 
+/// An export as both faces give it: plain values, the model and components by path or name.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub model: String,
+    /// Needed unless `observational`.
+    pub components: Option<PathBuf>,
+    /// `all`, or indices, WordNet ids or names separated by commas.
+    pub classes: String,
+    pub per_class: usize,
+    pub top_k: usize,
+    pub scale: f64,
+    pub truncation: f64,
+    pub seed: u64,
+    pub observational: bool,
+    pub format: ImageFormat,
+    pub layout: Layout,
+    pub samples_per_tar: usize,
+    pub batch: usize,
+    pub out: PathBuf,
+    pub shard: Shard,
+    pub resume: bool,
+}
+
+impl Request {
+    /// An export of `per_class` images of `classes` with GenInt's defaults for the rest.
+    pub fn new(model: &str, components: Option<PathBuf>, classes: &str, per_class: usize, out: PathBuf) -> Self {
+        Self {
+            model: model.to_string(),
+            observational: components.is_none(),
+            components,
+            classes: classes.to_string(),
+            per_class,
+            top_k: 60,
+            scale: 1.0,
+            truncation: 1.0,
+            seed: 0,
+            format: ImageFormat::Png,
+            layout: Layout::ImageFolder,
+            samples_per_tar: DEFAULT_SAMPLES_PER_TAR,
+            batch: DEFAULT_BATCH,
+            out,
+            shard: Shard::default(),
+            resume: false,
+        }
+    }
+}
+
+/// Opens the model and components a [`Request`] names, resolves its classes, and runs the
+/// export ([`run`]): the one entry point of `intervene export genint` and the window.
+pub fn export(req: &Request, device: &Device, control: &Control) -> anyhow::Result<Report> {
+    if !req.observational && req.components.is_none() {
+        bail!("interventions need --components C.npz (or pass --observational for plain samples)");
+    }
+    if req.per_class == 0 {
+        bail!("--per-class must be at least 1");
+    }
+    control.set_status(format!("opening {}", req.model));
+    let model = crate::models::biggan::load::load(&req.model, device)?;
+    let classes = resolve_classes(&req.classes, model.cfg.num_classes)?;
+    let components = match (&req.components, req.observational) {
+        (Some(p), false) => Some(Components::load(p)?),
+        _ => None,
+    };
+    let mut s = Settings::new(&req.model, req.components.as_deref().filter(|_| !req.observational), classes, req.per_class);
+    s.top_k = req.top_k;
+    s.scale = req.scale;
+    s.truncation = req.truncation;
+    s.seed = req.seed;
+    s.observational = req.observational;
+    s.format = req.format;
+    s.layout = req.layout;
+    s.samples_per_tar = req.samples_per_tar;
+    s.batch = req.batch;
+    control.set_status("");
+    run(model, components, s, &req.out, req.shard, req.resume, control)
+}
+
 /// Resolves `--classes`: `all`, or a comma-separated list of indices, WordNet ids or names.
 pub fn resolve_classes(list: &str, num_classes: usize) -> anyhow::Result<Vec<usize>> {
     if list.trim().eq_ignore_ascii_case("all") {

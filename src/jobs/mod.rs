@@ -34,6 +34,6 @@ pub mod transfer;
 pub mod units;
 
 pub use board::{AlreadyRunning, Board, Entry, JobSpec, Phase};
-pub use control::{is_cancelled_error, Cancelled, Control, Progress};
+pub use control::{is_cancelled_error, Bars, Cancelled, Control, Progress};
 pub use handle::{Handle, Outcome, Priority};
 pub use units::{claim_directory, run, Job, Shard, Summary};

@@ -72,6 +72,8 @@ pub struct StudioApp {
     screenshot_rx: Option<std::sync::mpsc::Receiver<Result<PathBuf, String>>>,
     /// Whether the wgpu paint callbacks are installed (compositing and heatmap on the GPU).
     gpu: bool,
+    /// Jobs started from the launcher whose outcome the app reports (and, for downloads, opens).
+    followed: Vec<(String, super::job_requests::FollowUp)>,
 }
 
 impl StudioApp {
@@ -133,6 +135,7 @@ impl StudioApp {
             dialog: None,
             screenshot_rx: None,
             gpu: false,
+            followed: Vec::new(),
         };
         app.apply_commands(&ctx);
         app
@@ -170,6 +173,7 @@ impl StudioApp {
             }
         }
         panes.sweep.logic(board, commands);
+        self.followed.retain(|(name, f)| !f.take(name, board, commands));
         if let Some(ms) = panes.counterfactual.logic(state, board, commands) {
             if state.cgn_mode {
                 panes.perf.render_done(ms);
@@ -197,13 +201,36 @@ impl StudioApp {
             Command::Open(kind, path) => self.open_path(kind, path),
             Command::Start(req) => {
                 let name = req.name();
+                let follow = req.follow_up();
                 match req.submit(&mut self.board) {
                     Ok(_) => {
                         self.panes.jobs.select(&name);
                         self.notes.status = Some(format!("started {name}"));
+                        if let Some(f) = follow {
+                            self.followed.push((name, f));
+                        }
                     }
                     Err(e) => self.report_error("cannot start the job", e),
                 }
+            }
+            Command::Reveal(path) => {
+                if let Err(e) = super::reveal::open_in_file_manager(&path) {
+                    self.report_error("cannot open the folder", format!("{e:#}"));
+                }
+            }
+            Command::OpenClassifier(k, path) => {
+                self.state.cgn_mode = false;
+                self.state.explain.enabled = true;
+                if k > 0 {
+                    self.state.explain.two = true;
+                }
+                self.open_path(DialogKind::Classifier(k), path);
+            }
+            Command::PrepareExport { model, components, class } => {
+                self.panes.jobs.launcher.prepare_export(&model, components.as_deref(), class);
+                self.panes.jobs.launcher_open = true;
+                self.state.show_perf = true;
+                self.state.bottom_tab = BottomTab::Jobs;
             }
             Command::Cancel(name) => self.board.cancel(&name),
             Command::ClearFinishedJobs => self.board.clear_finished(),

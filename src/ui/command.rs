@@ -34,6 +34,12 @@ pub enum Command {
     Open(DialogKind, PathBuf),
     /// Queues a background job on the board (refused visibly when its name is already running).
     Start(JobRequest),
+    /// Opens a folder in the system's file manager.
+    Reveal(PathBuf),
+    /// Opens a classifier (a weights file or a training run's folder) in Explain column k.
+    OpenClassifier(usize, PathBuf),
+    /// Fills the Jobs pane's export form with the steering pane's model, components and class.
+    PrepareExport { model: String, components: Option<String>, class: usize },
     /// Asks a job to stop.
     Cancel(String),
     /// Removes finished jobs from the Jobs pane.

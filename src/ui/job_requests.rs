@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::jobs::{AlreadyRunning, Board, Control, JobSpec};
+use crate::jobs::{AlreadyRunning, Board, Control, JobSpec, Outcome};
+use crate::ui::command::{Command, Commands, DialogKind};
 use crate::steer::{Components, PcaConfig};
 
 /// A job the window starts.
@@ -26,6 +27,14 @@ pub enum JobRequest {
     CgnExport { settings: crate::jobs::cgn_export::Settings, out: PathBuf },
     /// An interpolation sheet of the counterfactual mode.
     CgnSheet { request: crate::counterfactual::CgnRequest, shape: crate::composite::MaskShape, out: PathBuf },
+    /// GenInt's intervened (or observational) data set (`intervene export genint`).
+    GenintExport(crate::jobs::genint_export::Request),
+    /// GenInt's transfer step with AdaIN (`intervene export transfer`).
+    Transfer(crate::jobs::transfer::Request),
+    /// A classifier trained with the GenInt objective (`intervene train classifier`).
+    TrainClassifier { settings: Box<crate::train::TrainSettings>, out: PathBuf, resume: bool },
+    /// Real weights by name (`intervene fetch`); the window opens the model when it is done.
+    Fetch { name: String, to: PathBuf, from: Option<String> },
 }
 
 impl JobRequest {
@@ -37,6 +46,10 @@ impl JobRequest {
             Self::Sweep { .. } => "strategy sweep".into(),
             Self::CgnExport { .. } => "counterfactual export".into(),
             Self::CgnSheet { .. } => "interpolation sheet".into(),
+            Self::GenintExport(r) => format!("GenInt export to {}", short(&r.out.display().to_string())),
+            Self::Transfer(r) => format!("transfer to {}", short(&r.out.display().to_string())),
+            Self::TrainClassifier { out, .. } => format!("train {}", short(&out.display().to_string())),
+            Self::Fetch { name, .. } => format!("get {name}"),
         }
     }
 
@@ -48,6 +61,10 @@ impl JobRequest {
             Self::Sweep { .. } => JobSpec::new("sweep", name, "settings").background(),
             Self::CgnExport { .. } => JobSpec::new("export", name, "images").background(),
             Self::CgnSheet { .. } => JobSpec::new("sheet", name, "images"),
+            Self::GenintExport(r) => JobSpec::new("export", name, "images").background().output(&r.out),
+            Self::Transfer(r) => JobSpec::new("transfer", name, "images").background().output(&r.out),
+            Self::TrainClassifier { out, .. } => JobSpec::new("train", name, "steps").background().output(out),
+            Self::Fetch { name: model, to, .. } => JobSpec::new("fetch", name, "bytes").output(to.join(model)),
         }
     }
 
@@ -93,11 +110,99 @@ impl JobRequest {
                 crate::counterfactual::interpolation_sheet(&mut r, &request, shape, 8, &out)?;
                 Ok(out)
             }),
+            Self::GenintExport(req) => board.submit(spec, move |c: &Control| {
+                let device = candle_core::Device::Cpu;
+                let r = crate::jobs::genint_export::export(&req, &device, c)?;
+                Ok(finished_line(&r.summary, &req.out, r.manifest.is_some()))
+            }),
+            Self::Transfer(req) => board.submit(spec, move |c: &Control| {
+                let r = crate::jobs::transfer::run(&req, c)?;
+                Ok(finished_line(&r.summary, &req.out, r.finished))
+            }),
+            Self::TrainClassifier { settings, out, resume } => board.submit(spec, move |c: &Control| {
+                // Per-class accuracy of the first evaluation folder, refreshed every epoch.
+                let per_class = |r: &crate::train::EpochReport| {
+                    if let Some(e) = r.eval.first() {
+                        let values = e.per_class.iter().map(|p| (p.class.clone(), p.accuracy)).collect();
+                        c.set_bars(format!("per-class accuracy on {} (epoch {})", e.name, r.epoch), values);
+                    }
+                };
+                let hooks = crate::train::Hooks { on_epoch: Some(&per_class), ..Default::default() };
+                let s = crate::train::train_classifier(&settings, &out, resume, &hooks, c)?;
+                let last = s.last_epoch.as_ref().map_or(String::new(), |e| {
+                    let evals: Vec<String> = e.eval.iter().map(|r| format!("{} top-1 {:.4}", r.name, r.top1)).collect();
+                    format!(": epoch {}/{}, train loss {:.4}, {}", e.epoch, e.epochs, e.train_loss, evals.join(", "))
+                });
+                Ok(format!("trained {} in {:.0} s{last}", out.display(), s.seconds))
+            }),
+            Self::Fetch { name, to, from } => board.submit(spec, move |c: &Control| {
+                let model = crate::fetch::find(&name)?;
+                let source = crate::fetch::Source::choose(from.as_deref());
+                Ok(crate::fetch::fetch_model(model, &source, &to, c)?.dir)
+            }),
         }
     }
+}
+
+/// What a finished export or transfer says in the log.
+fn finished_line(s: &crate::jobs::Summary, out: &std::path::Path, complete: bool) -> String {
+    let rate = s.files_written as f64 / s.elapsed.as_secs_f64().max(1e-9);
+    let state = if complete { "the set is complete" } else { "other shards are still missing" };
+    format!("wrote {} images to {} ({rate:.1} images/s); {state}", s.files_written, out.display())
 }
 
 /// A model path's last component (for job names).
 fn short(model: &str) -> String {
     std::path::Path::new(model).file_name().map_or(model.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// What the window does when a job started from the launcher ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Puts its result line in the status bar, its failure on screen.
+    Report,
+    /// Opens the downloaded model.
+    OpenModel,
+}
+
+impl JobRequest {
+    /// Whether the app follows this job to its end.
+    pub fn follow_up(&self) -> Option<FollowUp> {
+        match self {
+            Self::GenintExport(_) | Self::Transfer(_) | Self::TrainClassifier { .. } => Some(FollowUp::Report),
+            Self::Fetch { .. } => Some(FollowUp::OpenModel),
+            _ => None,
+        }
+    }
+}
+
+impl FollowUp {
+    /// Takes the outcome of job `name` once it ended; returns whether it is settled.
+    pub fn take(self, name: &str, board: &mut Board, commands: &mut Commands) -> bool {
+        if board.is_active(name) {
+            return false;
+        }
+        let failed = |commands: &mut Commands, e: anyhow::Error| commands.error(format!("{name} failed"), format!("{e:#}"));
+        let cancelled = |commands: &mut Commands| {
+            commands.status(format!("{name} cancelled; what is written is complete, start it again with resume to finish"))
+        };
+        match self {
+            FollowUp::Report => match board.take::<String>(name) {
+                Some(Outcome::Done(m)) => commands.status(m),
+                Some(Outcome::Cancelled) => cancelled(commands),
+                Some(Outcome::Failed(e)) => failed(commands, e),
+                None => {}
+            },
+            FollowUp::OpenModel => match board.take::<PathBuf>(name) {
+                Some(Outcome::Done(dir)) => {
+                    commands.status(format!("{name}: verified; opening {}", dir.display()));
+                    commands.push(Command::Open(DialogKind::ModelFolder, dir));
+                }
+                Some(Outcome::Cancelled) => cancelled(commands),
+                Some(Outcome::Failed(e)) => failed(commands, e),
+                None => {}
+            },
+        }
+        true
+    }
 }

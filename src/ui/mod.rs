@@ -25,6 +25,7 @@ pub mod gpu_heatmap;
 pub mod job_requests;
 pub mod menu;
 pub mod panes;
+pub mod reveal;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 
-use crate::jobs::genint_export::{self, Layout, Settings};
+use crate::jobs::genint_export::{self, Layout};
 use crate::jobs::image_sink::ImageFormat;
 use crate::jobs::Shard;
-use crate::steer::Components;
 
 /// `intervene export genint`.
 #[derive(clap::Args, Debug)]
@@ -128,30 +127,26 @@ pub fn run(a: ExportGenintArgs) -> anyhow::Result<()> {
     let (Some(model_name), Some(classes), Some(per_class)) = (&a.model, &a.classes, a.per_class) else {
         bail!("--model, --classes and --per-class are needed (or --replay MANIFEST --index I)");
     };
-    if !a.observational && a.components.is_none() {
-        bail!("interventions need --components C.npz (or pass --observational for plain samples)");
-    }
     let shard = a.shard.or_else(Shard::from_env).unwrap_or_default();
-    let model = crate::models::biggan::load::load(model_name, &device)?;
-    let classes = genint_export::resolve_classes(classes, model.cfg.num_classes)?;
-    let components = match (&a.components, a.observational) {
-        (Some(p), false) => Some(Components::load(p)?),
-        _ => None,
+    let req = genint_export::Request {
+        model: model_name.clone(),
+        components: a.components.clone(),
+        classes: classes.clone(),
+        per_class,
+        top_k: a.topk,
+        scale: a.scale,
+        truncation: a.truncation,
+        seed: a.seed,
+        observational: a.observational,
+        format: a.format,
+        layout: a.layout,
+        samples_per_tar: a.samples_per_tar,
+        batch: a.batch,
+        out: a.out.clone(),
+        shard,
+        resume: a.resume,
     };
-    let mut s = Settings::new(model_name, a.components.as_deref().filter(|_| !a.observational), classes, per_class);
-    s.top_k = a.topk;
-    s.scale = a.scale;
-    s.truncation = a.truncation;
-    s.seed = a.seed;
-    s.observational = a.observational;
-    s.format = a.format;
-    s.layout = a.layout;
-    s.samples_per_tar = a.samples_per_tar;
-    s.batch = a.batch;
-    let total = s.total();
-    let report = crate::cli::job::run("images", |control| {
-        genint_export::run(model, components, s, &a.out, shard, a.resume, control)
-    })?;
+    let report = crate::cli::job::run("images", |control| genint_export::export(&req, &device, control))?;
     let sm = &report.summary;
     let secs = sm.elapsed.as_secs_f64();
     eprintln!(
@@ -162,7 +157,7 @@ pub fn run(a: ExportGenintArgs) -> anyhow::Result<()> {
         sm.units_skipped
     );
     match &report.manifest {
-        Some(p) => eprintln!("all {total} images present; wrote {}", p.display()),
+        Some(p) => eprintln!("the set is complete; wrote {}", p.display()),
         None => {
             eprintln!("other shards are still missing; manifest.jsonl is written by the run that completes the set")
         }

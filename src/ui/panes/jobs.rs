@@ -12,6 +12,10 @@ use crate::ui::command::Command;
 pub struct JobsPane {
     /// The job whose log and curves are shown.
     selected: Option<String>,
+    /// The forms that start exports, transfers, training and downloads.
+    pub launcher: super::launch::Launcher,
+    /// Whether the launcher is unfolded.
+    pub launcher_open: bool,
 }
 
 fn duration(d: std::time::Duration) -> String {
@@ -32,6 +36,12 @@ impl JobsPane {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PaneCtx<'_>) {
+        let header = egui::CollapsingHeader::new("Start a job (export, transfer, training, download)")
+            .id_salt("job launcher")
+            .open(self.launcher_open.then_some(true))
+            .show(ui, |ui| self.launcher.ui(ui, ctx.commands));
+        self.launcher_open = !header.fully_closed();
+        ui.separator();
         let entries = ctx.board.entries();
         ui.horizontal(|ui| {
             let active = entries.iter().filter(|e| e.phase.is_active()).count();
@@ -56,7 +66,7 @@ impl JobsPane {
                 }
             });
             if let Some(e) = self.selected.as_deref().and_then(|s| ctx.board.get(s)) {
-                detail_ui(&mut cols[1], e);
+                detail_ui(&mut cols[1], e, ctx.commands);
             }
         });
     }
@@ -92,11 +102,45 @@ impl JobsPane {
     }
 }
 
+/// What a finished job's output can be opened in.
+fn actions_ui(ui: &mut egui::Ui, e: &Entry, commands: &mut crate::ui::command::Commands) {
+    use crate::ui::command::DialogKind;
+    let Some(out) = &e.spec.output else { return };
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Open folder").on_hover_text(out.display().to_string()).clicked() {
+            commands.push(Command::Reveal(out.clone()));
+        }
+        match e.spec.kind {
+            "export" | "transfer" => {
+                if ui.button("Use in the sweep").on_hover_text("the strategy sweep's real-image folder").clicked() {
+                    commands.push(Command::Open(DialogKind::RealDir, out.clone()));
+                }
+            }
+            "train" => {
+                for (k, label) in [(0, "Open in Explain (left)"), (1, "Open in Explain (right)")] {
+                    if ui.button(label).on_hover_text("heatmaps of the trained classifier").clicked() {
+                        commands.push(Command::OpenClassifier(k, out.clone()));
+                    }
+                }
+            }
+            "fetch" => {
+                if ui.button("Open model").clicked() {
+                    commands.push(Command::Open(DialogKind::ModelFolder, out.clone()));
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
 /// The selected job's curves and log.
-fn detail_ui(ui: &mut egui::Ui, e: &Entry) {
+fn detail_ui(ui: &mut egui::Ui, e: &Entry, commands: &mut crate::ui::command::Commands) {
     ui.strong(&e.spec.name);
     if let Phase::Failed(m) = &e.phase {
         ui.colored_label(ui.visuals().error_fg_color, m);
+    }
+    if e.phase == Phase::Done {
+        actions_ui(ui, e, commands);
     }
     let has_metrics = e.control.with_metrics(|m| !m.is_empty());
     if has_metrics {
@@ -111,6 +155,9 @@ fn detail_ui(ui: &mut egui::Ui, e: &Entry) {
             },
         );
     }
+    if let Some(b) = e.control.bars() {
+        bars_ui(ui, &e.spec.name, &b);
+    }
     let log = e.control.log_lines();
     egui::CollapsingHeader::new(format!("Log ({})", log.len()))
         .id_salt(("job log", &e.spec.name))
@@ -122,4 +169,26 @@ fn detail_ui(ui: &mut egui::Ui, e: &Entry) {
                 }
             });
         });
+}
+
+/// A job's labelled values as a bar chart (per-class accuracy of a training run).
+fn bars_ui(ui: &mut egui::Ui, job: &str, b: &crate::jobs::Bars) {
+    use egui_plot::{Bar, BarChart};
+    ui.label(&b.title);
+    let bars: Vec<Bar> = b.values.iter().enumerate().map(|(i, (name, v))| Bar::new(i as f64, *v).name(name)).collect();
+    let labels: Vec<String> = b.values.iter().map(|(n, _)| n.clone()).collect();
+    Plot::new(format!("bars {job}"))
+        .height(110.0)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .include_y(1.0)
+        .x_axis_formatter(move |m, _| {
+            let i = m.value.round();
+            if (m.value - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .show(ui, |p| p.bar_chart(BarChart::new(b.title.clone(), bars)));
 }

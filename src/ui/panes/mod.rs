@@ -14,9 +14,11 @@
 pub mod counterfactual;
 pub mod explain;
 pub mod jobs;
+pub mod launch;
 pub mod perf;
 pub mod steer;
 pub mod sweep;
+pub mod train_form;
 
 use super::command::Commands;
 use super::StudioState;

@@ -41,6 +41,17 @@ impl SteerPane {
             let active = state.sliders.iter().filter(|s| **s != 0.0).count();
             ui.label(format!("{active} active"));
         });
+        if ui
+            .button("Export intervened set…")
+            .on_hover_text("GenInt's export with this model, these components and this class (Jobs pane)")
+            .clicked()
+        {
+            ctx.commands.push(Command::PrepareExport {
+                model: state.model.clone(),
+                components: Some(comps.source.clone()),
+                class: state.class,
+            });
+        }
         self.saved_ui(ui, state, num_latents);
         extra(ui, ctx);
         ui.separator();
