@@ -26,7 +26,7 @@ fn main() {
         (64, 128, 1, 128, 128, false),
         (128, 3, 3, 128, 128, false),
     ];
-    let mut total_ms = 0.0;
+    let (mut total_ms, mut zero_total) = (0.0, 0.0);
     for &(c, o, k, h, w, up) in &shapes {
         let x = data(c * h * w, 7919);
         let wt = data(o * c * k * k, 104_729);
@@ -54,7 +54,19 @@ fn main() {
         let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
         total_ms += ms;
         let f = conv_flops(1, c, o, k, oh, ow);
-        println!("conv c{c:<4} o{o:<4} k{k} {oh:>3}x{ow:<3} up={up:<5} {ms:7.2} ms {:6.1} GFLOP/s", f / ms / 1e6);
+        // The zeroed output buffer the fused path allocates per call (`ops::output_buffer`): its
+        // cost next to the kernel's (zeroed rather than uninitialised, for soundness).
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(intervene::ops::output_buffer(o * oh * ow));
+        }
+        let zero_ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        zero_total += zero_ms;
+        println!(
+            "conv c{c:<4} o{o:<4} k{k} {oh:>3}x{ow:<3} up={up:<5} {ms:7.2} ms {:6.1} GFLOP/s  (zeroed output buffer {:.3} ms)",
+            f / ms / 1e6,
+            zero_ms
+        );
     }
     let (c, h, w) = (256usize, 64usize, 64usize);
     let x = data(c * h * w, 7919);
@@ -68,5 +80,5 @@ fn main() {
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
     println!("attention 256ch 64x64            {ms:7.2} ms");
-    println!("sum of the listed kernels: {:.1} ms", total_ms + ms);
+    println!("sum of the listed kernels: {:.1} ms; their zeroed output buffers: {:.3} ms ({:.2} %)", total_ms + ms, zero_total, 100.0 * zero_total / (total_ms + ms));
 }

@@ -106,6 +106,18 @@ else
   biggan=("deep-128 1" "deep-128 8" "deep-256 1" "deep-256 8" "deep-512 1") cams=(resnet18 resnet50 mobilenet_v2)
   runs=5 warm=2 steer_cfgs=(deep-128 models/biggan-deep-tiny-32/config.json)
 fi
+# The export benchmark runs both sides on the same weights: a random-weight deep-128 with
+# converged spectral-norm vectors and calibrated batch norm, so the PNGs look like real samples
+# (tools/reference/make_bench_biggan.py; ~200 MB in a temporary folder, not committed).
+export_batch=8 export_images=$([ "$quick" = 1 ] && echo 8 || echo 32)
+export_dir=${BENCH_BIGGAN:-${TMPDIR:-/tmp}/intervene-bench-biggan-128}
+export_model=(--config deep-128)
+if [ "$peer" = 1 ]; then
+  [ -f "$export_dir/pytorch_model.bin" ] || { say "making the export benchmark's model in $export_dir"; "$py" tools/reference/make_bench_biggan.py "$export_dir" --res 128 >&2; }
+  export_model=(--model "$export_dir")
+fi
+train_workloads=$([ "$quick" = 1 ] && echo mnist-cnn || echo mnist-cnn,resnet18,cgn-gan)
+train_steps=$([ "$quick" = 1 ] && echo 3 || echo 10)
 for r in $(seq 1 "$rounds"); do
   say "round $r of $rounds"
   for cb in "${biggan[@]}"; do
@@ -121,11 +133,23 @@ for r in $(seq 1 "$rounds"); do
     say "  steer $s"
     "$bin" bench steer --config "$s" --runs "$((runs * 2))" --json --cpu | tag "$r" intervene steer
   done
+  say "  export (GenInt loop: BigGAN forward + PNG write), batch $export_batch"
+  "$bin" bench export "${export_model[@]}" --batch "$export_batch" --images "$export_images" --json | tag "$r" intervene export
+  if [ "$peer" = 1 ]; then
+    "$py" tools/reference/pt_export_bench.py --model "$export_dir" --batch "$export_batch" --images "$export_images" --variant reference --threads "$threads" | tag "$r" pytorch export
+    [ -n "$jemalloc" ] && peer_run tools/reference/pt_export_bench.py --model "$export_dir" --batch "$export_batch" --images "$export_images" --variant tuned --threads "$threads" | tag "$r" pytorch export
+  fi
+  say "  train (s/step, 1 thread each)"
+  "$bin" bench train --workload "$train_workloads" --steps "$train_steps" --threads 1 --json | tag "$r" intervene train
+  [ "$peer" = 1 ] && peer_run tools/reference/pt_train_bench.py --workload "$train_workloads" --steps "$train_steps" --threads 1 | tag "$r" pytorch train
   if [ "$quick" = 0 ]; then
     say "  cgn frame"
     "$bin" bench cgn --runs 50 --json | tag "$r" intervene cgn || say "  (bench cgn needs the default gui feature; skipped)"
   fi
 done
+
+say "ui under load (window frames while a classifier trains)"
+cargo bench --locked --bench ui_under_load -- --json 2>/dev/null | tag 1 intervene ui
 
 cuda=()
 for f in benches/results/*cuda*.jsonl; do [ -f "$f" ] && cuda+=(--cuda "$f"); done

@@ -7,7 +7,7 @@ Every number it prints comes from the files it is given, and the section names t
       [--cuda benches/results/2026-11-22-h100-cuda-biggan.jsonl] [--readme README.md] [--summary OUT.jsonl]
 
 Input lines are the JSON objects `intervene bench … --json` and the peers in tools/reference/ print;
-`tools/bench.sh` adds `round`, `impl` (intervene|pytorch) and `what` (biggan|cam|steer|cgn) to each,
+`tools/bench.sh` adds `round`, `impl` (intervene|pytorch) and `what` (biggan|cam|steer|cgn|export|train) to each,
 and writes one `{"kind": "meta", …}` line (machine, date, versions). Older files without those fields
 are read as intervene measurements of one round (`what` inferred from the keys). Lines that are not
 JSON (a CUDA loader's warnings) are skipped.
@@ -56,10 +56,16 @@ def key(o):
         return (w, o["arch"])
     if w == "steer":
         return (w, o["config"])
+    if w == "export":
+        return (w, int(o["res"]), int(o["batch"]), o.get("variant") or f"writes on a {o.get('writer', 'thread')}")
+    if w == "train":
+        return (w, o["workload"], int(o["batch"]))
+    if w == "ui":
+        return (w, o["model"], o["load"])
     return (w, o.get("model", "cgn"))
 
 
-VALUE = {"biggan": "ms_per_image", "cam": "gradcam_ms", "cgn": "frame_ms"}
+VALUE = {"biggan": "ms_per_image", "cam": "gradcam_ms", "cgn": "frame_ms", "export": "ms_per_image", "train": "s_per_step"}
 
 
 def summarise(rows):
@@ -70,6 +76,9 @@ def summarise(rows):
     out = {}
     for (k, impl), os_ in groups.items():
         what = k[0]
+        if what == "ui":
+            out[(k, impl)] = dict(os_[-1]) | {"rounds": len(os_)}
+            continue
         if what == "steer":
             vals = {f: [o[f] for o in os_] for f in ("full_ms", "edit_ms")}
             out[(k, impl)] = {f: stat(v) for f, v in vals.items()} | {"rounds": len(os_), "start": os_[-1].get("start"), "slots": os_[-1].get("slots")}
@@ -136,6 +145,39 @@ def section(summary, meta, files, cuda_summary, cuda_files):
         for k in cams:
             a, b = summary.get((k, "intervene")), summary.get((k, "pytorch"))
             lines.append(f"| {k[1]} | {fmt(a)} | {fmt(b)} | {ratio(a, b)} |")
+        lines.append("")
+    exports = sorted({k for (k, _) in summary if k[0] == "export"})
+    if exports:
+        mine = [summary[(k, "intervene")] for k in exports if (k, "intervene") in summary]
+        lines += ["| GenInt export loop (BigGAN-deep forward + PNG), CPU | batch | ms/image | images/s | intervene speed-up |",
+                  "|---|---|---|---|---|"]
+        for k in exports:
+            for impl in ("intervene", "pytorch"):
+                s = summary.get((k, impl))
+                if not s:
+                    continue
+                who = f"intervene ({k[3]})" if impl == "intervene" else f"PyTorch, {k[3]}"
+                ips = 1000.0 / s["median"]
+                up = "" if impl == "intervene" or not mine else f"{s['median'] / mine[0]['median']:.2f}×"
+                lines.append(f"| {who}, {k[1]}² | {k[2]} | {fmt(s)} | {ips:.2f} | {up} |")
+        lines.append("")
+    trains = sorted({k for (k, _) in summary if k[0] == "train"})
+    if trains:
+        lines += ["| training step, 1 thread each (CPU) | batch | intervene s/step | PyTorch s/step | ratio |", "|---|---|---|---|---|"]
+        for k in trains:
+            a, b = summary.get((k, "intervene")), summary.get((k, "pytorch"))
+            cell = lambda s: "—" if s is None else f"{s['median']:.3f}" + (f" ({s['lo']:.3f}–{s['hi']:.3f})" if s["rounds"] > 1 else "")
+            lines.append(f"| {k[1]} | {k[2]} | {cell(a)} | {cell(b)} | {ratio(a, b)} |")
+        lines.append("")
+    uis = sorted({k for (k, _) in summary if k[0] == "ui"})
+    if uis:
+        lines += ["| studio frame while … (headless, 60 Hz pacing) | frame p50 ms | frame p99 ms | frame max ms | new seed on screen p50 / p99 ms |",
+                  "|---|---|---|---|---|"]
+        for k in uis:
+            s = summary[(k, "intervene")]
+            extra = f" ({s['train_steps']} training steps meanwhile)" if s.get("train_steps") else ""
+            lines.append(f"| {k[2]}{extra}, {k[1]} | {s['frame_p50_ms']:.1f} | {s['frame_p99_ms']:.1f} | {s['frame_max_ms']:.1f} | "
+                         f"{s['new_seed_p50_ms']:.0f} / {s['new_seed_p99_ms']:.0f} |")
         lines.append("")
     inter = [k for (k, impl) in summary if impl == "intervene" and k[0] in ("steer", "cgn")]
     if inter:

@@ -61,6 +61,31 @@ impl StudioApp {
         }
     }
 
+    /// The models `intervene fetch` knows: open those on disk, get the others as a job (the
+    /// studio opens each when its download is verified).
+    fn fetch_menu_ui(&mut self, ui: &mut egui::Ui) {
+        let dir = crate::fetch::default_dir();
+        ui.label(format!("in {}", dir.display()));
+        for s in crate::fetch::list(&dir) {
+            let name = s.model.name;
+            let clicked = match &s.path {
+                Some(p) => ui.button(format!("Open {name}")).on_hover_text(p.display().to_string()).clicked(),
+                None => ui.button(format!("Get {name}")).on_hover_text(format!("{} (not on disk; downloads in the Jobs pane)", s.model.what)).clicked(),
+            };
+            if clicked {
+                match s.path {
+                    Some(p) => self.send(Command::Open(DialogKind::ModelFolder, p)),
+                    None => {
+                        self.state.show_perf = true;
+                        self.state.bottom_tab = super::app::BottomTab::Jobs;
+                        self.send(Command::Start(super::job_requests::JobRequest::Fetch { name: name.to_string(), to: dir.clone(), from: None }));
+                    }
+                }
+                ui.close();
+            }
+        }
+    }
+
     pub(super) fn menu_ui(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
@@ -71,6 +96,7 @@ impl StudioApp {
                     self.send(Command::OpenDialog(DialogKind::ModelFile));
                 }
                 ui.menu_button("Bundled models", |ui| self.bundled_menu_ui(ui));
+                ui.menu_button("Real weights (download)", |ui| self.fetch_menu_ui(ui));
                 ui.menu_button("Recent models", |ui| {
                     if self.state.recent_models.is_empty() {
                         ui.label("(none yet)");
