@@ -53,7 +53,7 @@ fn stand_in(name: &str, keys: &[&str]) -> PathBuf {
     p
 }
 
-fn cgn(model: &PathBuf, extra: &[&str]) -> String {
+fn cgn(model: &std::path::Path, extra: &[&str]) -> String {
     let out = model.with_extension("png");
     let mut args = vec!["cgn", "--model", model.to_str().unwrap(), "--cpu", "--shape", "1", "--texture", "2"];
     args.extend_from_slice(&["--background", "3", "--out", out.to_str().unwrap()]);

@@ -142,6 +142,7 @@ fn real_mnist_has_the_published_label_counts() {
         let (mut s, mut n) = (0u64, 0u64);
         for i in 0..1000 {
             let img = train.image(i);
+            #[allow(clippy::needless_range_loop)] // p is the pixel position, read as (row, column)
             for p in 0..784 {
                 if f(p / 28, p % 28) {
                     s += img[p] as u64;

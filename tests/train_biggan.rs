@@ -119,6 +119,7 @@ fn spectral_norm_gradient_matches_the_closed_form_and_finite_differences() {
     };
     let s = sigma(&w0);
     let cw: f64 = c.iter().zip(&w0).map(|(a, b)| a * b).sum();
+    #[allow(clippy::needless_range_loop)] // i, j index the matrix and both singular vectors
     for i in 0..out {
         for j in 0..rest {
             let k = i * rest + j;

@@ -151,7 +151,7 @@ fn output_folder_opens_as_a_classifier_and_bad_arch_is_named() {
     assert!(format!("{e:#}").contains("model.safetensors"), "{e:#}");
     // Evaluating the folder through the library reports the classes by name.
     let m = intervene::train::EvalModel::open(out.to_str().unwrap(), None, &Device::Cpu).unwrap();
-    let r = intervene::train::evaluate_folders(&m, &[data.clone()], &Device::Cpu, &Control::new()).unwrap();
+    let r = intervene::train::evaluate_folders(&m, std::slice::from_ref(&data), &Device::Cpu, &Control::new()).unwrap();
     assert_eq!(r[0].n, 18);
     assert_eq!(r[0].per_class.len(), 3);
     assert_eq!(r[0].confusion.iter().flatten().sum::<u64>(), 18);

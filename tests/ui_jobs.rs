@@ -168,6 +168,10 @@ fn an_export_and_a_training_run_start_from_the_jobs_pane_and_open_where_they_bel
     let bars = e.control.bars().expect("per-class accuracy");
     assert_eq!(bars.values.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(), ["0", "1"]);
     assert!(run.join("config.json").is_file() && run.join("metrics.jsonl").is_file());
+    // For a look at the pane (not compared): the window as rendered, in the temp folder.
+    if let Ok(img) = h.render() {
+        let _ = img.save(std::env::temp_dir().join("intervene-ui-jobs-launcher.png"));
+    }
     h.get_by_label("Open in Explain (right)").click();
     h.run_steps(2);
     let app = h.state();

@@ -52,7 +52,7 @@ pub fn veined_set(seed: u64) -> Vec<Texture> {
 
 /// The striped texture of class `k`.
 pub fn striped(k: usize, seed: u64) -> Texture {
-    let mut rng = Rng::new(hash3(seed, 0x5771_BED, k as u64));
+    let mut rng = Rng::new(hash3(seed, 0x0577_1BED, k as u64));
     let kf = k as f64;
     let theta = (kf * 18.0 + (rng.uniform() - 0.5) * 6.0).to_radians();
     let period = 5.0 + 6.0 * ((k * 7 % 10) as f64 / 9.0) + rng.uniform() * 0.5;
@@ -73,7 +73,7 @@ pub fn striped(k: usize, seed: u64) -> Texture {
 
 /// The veined texture of class `k`.
 pub fn veined(k: usize, seed: u64) -> Texture {
-    let mut rng = Rng::new(hash3(seed, 0x7E14_ED, k as u64));
+    let mut rng = Rng::new(hash3(seed, 0x007E_14ED, k as u64));
     let kf = k as f64;
     let hue = kf / 10.0 + 0.05;
     let base = hsv(hue, 0.2 + 0.25 * rng.uniform(), 0.7 + 0.2 * rng.uniform());

@@ -51,7 +51,7 @@ const TILE: usize = 1024;
 
 /// Computes the estimate for queries `q (nq, f)` against dictionary `d (nd, f)`, row-major.
 pub fn estimate(q: &[f32], d: &[f32], f: usize, variant: Variant) -> Result<Bound, BoundError> {
-    if f == 0 || q.len() % f != 0 || d.len() % f != 0 {
+    if f == 0 || !q.len().is_multiple_of(f) || !d.len().is_multiple_of(f) {
         return Err(BoundError::Shape(format!(
             "features must be [N, {f}] arrays (got {} and {} values)",
             q.len(),

@@ -154,7 +154,7 @@ impl Transfer {
         if !(req.alpha.is_finite() && (0.0..=1.0).contains(&req.alpha)) {
             bail!("--alpha must lie in [0, 1], got {}", req.alpha);
         }
-        if req.size < 16 || req.size % 8 != 0 {
+        if req.size < 16 || !req.size.is_multiple_of(8) {
             bail!("--size must be a multiple of 8 and at least 16, got {}", req.size);
         }
         let content = list_images(&req.content, "--content")?;

@@ -126,7 +126,7 @@ impl RebnConv {
         let conv = Conv::new(vb.pp("conv_s1"), cin, cout, 3, dirate)?;
         let bn = vb.pp("bn_s1");
         let get = |name: &str| -> Result<Vec<f64>> {
-            Ok(bn.get(cout, name)?.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec1::<f64>()?)
+            bn.get(cout, name)?.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec1::<f64>()
         };
         let (gamma, beta, mean, var) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
         // bn(conv(x)) = a·(W∗x + b − μ) + β with a = γ/√(σ² + ε): scale W's rows by a.

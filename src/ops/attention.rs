@@ -125,6 +125,8 @@ pub fn self_attention(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
         maxpool2(&full, c2, h, w, &mut g);
         let base = SendPtr(attn_g.as_mut_ptr());
         (0..n.div_ceil(QUERY_TILE)).into_par_iter().for_each(|t| {
+            // Rebinds so the closure captures the Send wrapper whole, not its raw-pointer field.
+            #[allow(clippy::redundant_locals)]
             let base = base;
             let (q0, nq) = (t * QUERY_TILE, QUERY_TILE.min(n - t * QUERY_TILE));
             let mut s = vec![0f32; nq * m];

@@ -192,6 +192,8 @@ fn conv1x1_preact_chunks(
     let base = SendPtr(dst.as_mut_ptr());
     let dst_len = dst.len();
     (0..hw.div_ceil(step)).into_par_iter().for_each(|t| {
+        // Rebinds so the closure captures the Send wrapper whole, not its raw-pointer field.
+        #[allow(clippy::redundant_locals)]
         let base = base;
         let (p0, n) = (t * step, step.min(hw - t * step));
         COL.with(|col| {
@@ -314,6 +316,8 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
         let base = SendPtr(dst.as_mut_ptr());
         let dst_len = dst.len();
         (0..hw.div_ceil(step)).into_par_iter().for_each(|t| {
+            // Rebinds so the closure captures the Send wrapper whole, not its raw-pointer field.
+            #[allow(clippy::redundant_locals)]
             let base = base;
             let (p0, n) = (t * step, step.min(hw - t * step));
             // SAFETY: this task owns columns [p0, p0+n) of every output row.
@@ -340,6 +344,8 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
     let base = SendPtr(dst.as_mut_ptr());
     let dst_len = dst.len();
     (0..tiles).into_par_iter().for_each(|t| {
+        // Rebinds so the closure captures the Send wrapper whole, not its raw-pointer field.
+        #[allow(clippy::redundant_locals)]
         let base = base;
         let r0 = t * rows_per_tile;
         let r1 = (r0 + rows_per_tile).min(oh);

@@ -6,6 +6,7 @@
 //! - build im2col one cache-sized tile of output pixels at a time, in a reused buffer,
 //! - fold bias and residual into the GEMM's destination (one pass over the output),
 //! - run 1×1 convolutions as plain GEMMs,
+//!
 //! and call the `gemm` crate directly (the same GEMM candle uses).
 //!
 //! [`strided`] serves the classifiers: any kernel/stride/padding, depthwise, BN folded.

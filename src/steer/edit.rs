@@ -131,7 +131,7 @@ pub fn edit_latents(
     edits: &[Edit],
     mode: EditMode,
 ) -> Result<Vec<Vec<f32>>, EditError> {
-    if z_dim == 0 || z.len() % z_dim != 0 {
+    if z_dim == 0 || !z.len().is_multiple_of(z_dim) {
         return Err(EditError::Latent { got: z.len(), z_dim });
     }
     if comps.z_dim() != z_dim {

@@ -192,6 +192,8 @@ impl IncrementalPca {
         // to an orthonormal set. Then restore exact orthonormality if rounding drifted.
         let top_s = s.first().copied().unwrap_or(0.0);
         for i in 0..c {
+            // Written so that NaN counts as negligible too.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
             if !(s[i] > 1e-6 * top_s) {
                 s[i] = s[i].max(0.0);
                 comps.row_mut(i).iter_mut().for_each(|x| *x = self.rng.normal());

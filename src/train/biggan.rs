@@ -116,7 +116,7 @@ impl BigGanSettings {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.ch == 0 || self.ch % 4 != 0 {
+        if self.ch == 0 || !self.ch.is_multiple_of(4) {
             bail!("--ch must be a positive multiple of 4 (the bottleneck divides channels by 4), got {}", self.ch);
         }
         if self.d_ch == 0 || self.z_dim == 0 || self.batch < 2 || self.steps == 0 {

@@ -93,7 +93,7 @@ impl CvaeSettings {
         if self.epochs == 0 || self.batch == 0 {
             bail!("--epochs and --batch must be positive");
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) || !(self.scale.is_finite() && self.scale > 0.0) {
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.scale.is_finite() && self.scale > 0.0) {
             bail!("--lr and --scale must be positive numbers");
         }
         if self.shape.z_dim < 2 {

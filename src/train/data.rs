@@ -272,7 +272,7 @@ impl Images {
 
 /// A seed from a tuple of integers (splitmix64 folded), for per-sample randomness.
 pub fn seed_of(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x5EED_0F_1A7E_u64, |h, &p| splitmix64(h ^ p.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    parts.iter().fold(0x005E_ED0F_1A7E_u64, |h, &p| splitmix64(h ^ p.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 
 /// One splitmix64 output step (Steele, Lea & Flood 2014).

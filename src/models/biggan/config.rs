@@ -82,7 +82,7 @@ impl BigGanConfig {
             if l.1 != l.2 && l.1 != 2 * l.2 {
                 return bad(format!("layer {i}: out_mult must equal in_mult or in_mult/2 (got {} → {})", l.1, l.2));
             }
-            if l.1 * self.channel_width % 4 != 0 {
+            if !(l.1 * self.channel_width).is_multiple_of(4) {
                 return bad(format!(
                     "layer {i}: {} channels are not divisible by the bottleneck factor 4",
                     l.1 * self.channel_width

@@ -112,7 +112,8 @@ fn actions_ui(ui: &mut egui::Ui, e: &Entry, commands: &mut crate::ui::command::C
         }
         match e.spec.kind {
             "export" | "transfer" => {
-                if ui.button("Use in the sweep").on_hover_text("the strategy sweep's real-image folder").clicked() {
+                let sweep = ui.button("Use in the sweep").on_hover_text("the strategy sweep's real-image folder");
+                if sweep.clicked() {
                     commands.push(Command::Open(DialogKind::RealDir, out.clone()));
                 }
             }
@@ -124,7 +125,8 @@ fn actions_ui(ui: &mut egui::Ui, e: &Entry, commands: &mut crate::ui::command::C
                 }
             }
             "fetch" => {
-                if ui.button("Open model").clicked() {
+                let open = ui.button("Open model");
+                if open.clicked() {
                     commands.push(Command::Open(DialogKind::ModelFolder, out.clone()));
                 }
             }
