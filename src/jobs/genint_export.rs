@@ -1,4 +1,4 @@
-//! GenInt's intervened training set (Mao et al., 2021, §4.2; ANCHORS §3), as a resumable,
+//! GenInt's intervened training set (Mao et al., 2021, §4.2), as a resumable,
 //! shardable job: for each (class, n) of `classes × per_class` a BigGAN sample whose per-layer
 //! latents carry a random intervention — 5 distinct components among the top k, each offset
 //! drawn uniformly in `scale ×` GenInt's reference range of that component, applied with the

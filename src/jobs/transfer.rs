@@ -2,7 +2,7 @@
 //! real images by style transfer — content = a real image, style = a random intervened image,
 //! label = the real image's. We use AdaIN ([`crate::models::adain`], the real VGG-19 encoder
 //! and trained decoder) as the fast transfer with the same intent as GenInt's Gatys optimisation
-//! (ANCHORS §3).
+//! (content = a real image, style = a random intervened image, label = the real image's).
 //!
 //! Inputs: `content` and `style` are folders of images (`.png`, `.jpg`, `.jpeg`, searched
 //! recursively, hidden files skipped, sorted by relative path) — typically an ImageFolder of

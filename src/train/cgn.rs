@@ -1,6 +1,6 @@
 //! `intervene train cgn`: the MNIST Counterfactual Generative Network on a CGN variant, with the
 //! authors' recipe (Sauer & Geiger, 2021; reference `mnists/train_cgn.py`,
-//! `mnists/experiments/cgn_*/cfg.yaml`; ANCHORS.md §5):
+//! `mnists/experiments/cgn_*/cfg.yaml`):
 //!
 //! per step, batch 16 —
 //! 1. **G**: labels `y ~ U{0..9}`, `u ~ N(0, 1)³²`, one torus shift per texture;

@@ -1,4 +1,4 @@
-//! Classifier training with GenInt's objective (Mao et al., 2021, §3.4; ANCHORS.md §3):
+//! Classifier training with GenInt's objective (Mao et al., 2021, §3.4):
 //! `L = CE(x) + λ1·CE(x_int) + λ2·CE(x_itr)`, the original, intervened and transferred batches
 //! concatenated into **one** forward pass so batch norm sees one set of statistics.
 //!

@@ -30,7 +30,7 @@ pub enum DeviceChoice {
 crate::named_enum!(DeviceChoice, "device", { Cpu => "cpu", Cuda => "cuda" });
 
 /// A classifier training run. `L = CE(x) + λ1·CE(x_int) + λ2·CE(x_itr)`, the three batches
-/// concatenated into one forward pass (shared batch-norm statistics; GenInt, ANCHORS.md §3).
+/// concatenated into one forward pass (shared batch-norm statistics, as GenInt's training script does).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     pub arch: TrainArch,
@@ -61,7 +61,7 @@ pub struct TrainSettings {
 
 impl TrainSettings {
     /// The recipe an architecture is trained with by default:
-    /// - `mnist-cnn`: the CGN paper's (ANCHORS.md §5): Adadelta lr 1.0, ×0.7 per epoch, 10
+    /// - `mnist-cnn`: the CGN paper's (`mnists/train_classifier.py`): Adadelta lr 1.0, ×0.7 per epoch, 10
     ///   epochs, batch 64, no augmentation;
     /// - ImageNet architectures: torchvision's reference recipe scaled to the batch: SGD momentum
     ///   0.9, weight decay 1e-4, lr 0.1·batch/256, cosine decay, RandomResizedCrop(224) + flip.

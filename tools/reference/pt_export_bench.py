@@ -11,7 +11,7 @@ does per batch, on pytorch-pretrained-biggan (random weights, the same BigGAN-de
 Variants: `--variant reference` is the package as GenInt uses it (eval mode, spectral norm
 computed each forward, 128-channel conv_to_rgb); `--variant tuned` folds spectral norm and
 computes only the 3 kept RGB channels (run it with jemalloc via LD_PRELOAD for the tuned
-allocator, as in ANCHORS §8). Threads: --threads (default 2, the cores of the dev VM).
+allocator, as a tuned PyTorch CPU deployment runs). Threads: --threads (default 2, the cores of the dev VM).
 
 Prints one JSON line: images, seconds, images_per_s, ms_per_image, mean PNG size.
 
@@ -36,7 +36,7 @@ L128 = [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False,
         (True, 4, 2), (False, 2, 2), (True, 2, 1)]
 L256 = [(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8), (True, 8, 8), (False, 8, 8),
         (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)]
-# GenInt's reference offset ranges of components 0..19 (ANCHORS §3); the bench draws among the top 20.
+# GenInt's reference offset ranges of components 0..19 (GenInt's released ranges, as in src/explain/sweep.rs); the bench draws among the top 20.
 RANGES = [(-3, 3), (-4, 2), (-3, 3), (-4, 3), (-3, 5), (-4, 4), (-5, 5), (-5, 5), (-6, 6), (-6, 6), (-7, 7), (-8, 8),
           (-8, 10), (-10, 7), (-10, 10), (-8, 8), (-10, 10), (-10, 10), (-5, 10), (-10, 8)]
 

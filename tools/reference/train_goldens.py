@@ -231,7 +231,7 @@ def load_formula(model):
 
 
 class MnistCnn(nn.Module):
-    # CGN repo mnists/models/classifier.py (ANCHORS.md section 5), same attribute names.
+    # CGN repo mnists/models/classifier.py, same attribute names.
     def __init__(self):
         super().__init__()
         self.model = nn.Sequential(

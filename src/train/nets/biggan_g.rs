@@ -1,5 +1,5 @@
 //! BigGAN-deep's generator in training mode (Brock et al., 2019), with exactly the hub
-//! checkpoint's structure and key names (`pytorch_pretrained_biggan/model.py`; ANCHORS.md §1), so
+//! checkpoint's structure and key names (`pytorch_pretrained_biggan/model.py`), so
 //! what it learns opens in [`crate::models::biggan`] unchanged:
 //!
 //! - `embeddings.weight (z_dim, classes)`: a Linear without bias and without SN;

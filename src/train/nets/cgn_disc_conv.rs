@@ -1,6 +1,6 @@
 //! The wildlife variant's convolutional discriminator of the MNIST CGN (reference:
 //! autonomousvision/counterfactual_generative_networks `mnists/models/discriminator.py`,
-//! `DiscConv`; ANCHORS.md §5): the label becomes a fourth input channel
+//! `DiscConv`): the label becomes a fourth input channel
 //! (`label_embedding (classes, 1)` broadcast over the image), then
 //! `[Conv(k, s, no bias) → BN → LeakyReLU 0.2]` × 4 with (4→ndf, 3, 1), (ndf→2ndf, 3, 1),
 //! (2ndf→4ndf, 4, 2), (4ndf→4ndf, 4, 2), `AvgPool(3)` and a 1×1 conv to one score

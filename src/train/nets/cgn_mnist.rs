@@ -1,6 +1,6 @@
 //! The MNIST CGN's generator in training mode and its discriminator (Sauer & Geiger, 2021;
 //! reference: autonomousvision/counterfactual_generative_networks, `mnists/models/cgn.py` and
-//! `mnists/models/discriminator.py`; ANCHORS.md §5), with the checkpoint's key names
+//! `mnists/models/discriminator.py`), with the checkpoint's key names
 //! (`label_emb`, `f_shape.{0,4,5,9,10}`, `f_text{1,2}.{0,3,4,7,8,10,11}`) so trained weights open
 //! in [`crate::models::cgn_mnist`]. Batch norms use batch statistics; the textures are rolled on
 //! the torus by a seeded random shift, as the original does inside `forward`.

@@ -1,6 +1,6 @@
 //! The CGN paper's MNIST classifier for training (reference:
-//! autonomousvision/counterfactual_generative_networks, `mnists/models/classifier.py`;
-//! ANCHORS.md §5): BN(3) → Conv5×5 3→32 p2 → ReLU → MaxPool(3, s2, p1) → Conv3×3 32→32 →
+//! autonomousvision/counterfactual_generative_networks, `mnists/models/classifier.py`):
+//! BN(3) → Conv5×5 3→32 p2 → ReLU → MaxPool(3, s2, p1) → Conv3×3 32→32 →
 //! ReLU → Conv3×3 s2 32→64 → ReLU → Conv3×3 64→64 → ReLU → AvgPool(7) → Linear(64→10) →
 //! LogSoftmax. Keys `model.{0,1,4,6,8}.*`, `cls.0.*` as the authors', so the weights open in
 //! [`crate::models::mnist_cnn`] unchanged. PyTorch's default initialisation.

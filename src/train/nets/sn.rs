@@ -12,7 +12,7 @@
 //! ([`crate::models::biggan::layers::sn_weight`]) folds at load time.
 //!
 //! The parameter is stored as `{prefix}.weight_orig`, the buffers as `{prefix}.weight_u` `[out]`
-//! and `{prefix}.weight_v` `[in·kh·kw]` — the hub checkpoint layout (ANCHORS.md §1).
+//! and `{prefix}.weight_v` `[in·kh·kw]` — the layout of pytorch-pretrained-BigGAN's checkpoints.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,4 +1,4 @@
-//! The CGN's Gram ("style") perceptual loss (Sauer & Geiger 2021, MNIST recipe; ANCHORS.md §5),
+//! The CGN's Gram ("style") perceptual loss (Sauer & Geiger 2021, MNIST recipe),
 //! with the real, normalised **VGG-19** in place of the authors' ImageNet VGG-16 (which cannot be
 //! obtained offline; DATA.md):
 //!
