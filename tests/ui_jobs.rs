@@ -140,6 +140,8 @@ fn an_export_and_a_training_run_start_from_the_jobs_pane_and_open_where_they_bel
     pngs.sort();
     assert_eq!(pngs, ["00000000.png", "00000001.png", "00000002.png", "00000003.png"]);
     assert!(h.state().status().unwrap_or_default().contains("wrote 4 images"), "{:?}", h.state().status());
+    let p = h.state().board.get(&name).unwrap().control.progress();
+    assert_eq!((p.done, p.total), (4, 4), "progress counts images");
     h.get_by_label("Use in the sweep").click();
     h.run_steps(2);
     assert_eq!(h.state().state.sweep_real.as_deref(), Some(out.display().to_string().as_str()));

@@ -473,6 +473,11 @@ impl Job for GenintExport {
         self.settings.total().div_ceil(self.settings.unit_size())
     }
 
+    /// Progress and rate count images, not batches or tar shards.
+    fn unit_items(&self, unit: usize) -> u64 {
+        self.settings.unit_range(unit).len() as u64
+    }
+
     fn is_complete(&self, unit: usize) -> bool {
         match self.settings.layout {
             Layout::ImageFolder => self.settings.unit_range(unit).all(|i| {

@@ -273,6 +273,11 @@ impl Job for Transfer {
         self.content.len().div_ceil(CHUNK)
     }
 
+    /// Progress and rate count images, not chunks.
+    fn unit_items(&self, unit: usize) -> u64 {
+        self.range(unit).len() as u64
+    }
+
     fn is_complete(&self, unit: usize) -> bool {
         self.range(unit).all(|i| self.output_path(i).is_file())
     }
