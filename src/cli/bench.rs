@@ -143,6 +143,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
 fn train(a: TrainBench) -> anyhow::Result<()> {
     use crate::train::bench::{median, prepare, time_steps};
+    super::train::limit_candle_threads(a.threads);
     let body = || -> anyhow::Result<()> {
         let mut prepared = Vec::new();
         for &w in &a.workload {

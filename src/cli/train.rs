@@ -285,7 +285,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Sizes candle's own worker pool (its elementwise ops run there, not on rayon) to the job's
+/// threads, unless the environment already does. Must run before the first candle op.
+pub(crate) fn limit_candle_threads(threads: usize) {
+    if threads > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY-relevant only in the 2024 edition: called on the main thread before any candle
+        // worker starts.
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    }
+}
+
 fn classifier(a: ClassifierArgs) -> anyhow::Result<()> {
+    limit_candle_threads(a.threads);
     let settings = a.settings()?;
     let out = a.out.clone();
     let summary = super::job::run("steps", |control| crate::train::train_classifier(&settings, &out, a.resume, &Default::default(), control))?;

@@ -98,6 +98,10 @@ impl Geom {
     pub fn kk(&self) -> usize {
         self.c * self.k * self.k
     }
+    /// Stride 1 with an output as large as the input ("same" padding).
+    fn same_size(&self) -> bool {
+        self.stride == 1 && self.oh == self.h && self.ow == self.w
+    }
     fn pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1 && self.pad == 0
     }
@@ -128,11 +132,16 @@ fn parallel() -> bool {
 /// im2col of sample `x (c, h, w)` into columns `[j0, j0 + ohw)` of `col (kk, n)`.
 fn im2col(g: &Geom, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
     let (k, ohw) = (g.k, g.ohw());
+    let same = g.same_size();
     let fill = |ci: usize, rows: &mut [f32]| {
         let plane = &x[ci * g.hw()..(ci + 1) * g.hw()];
         for ky in 0..k {
             for kx in 0..k {
                 let row = &mut rows[(ky * k + kx) * n + j0..][..ohw];
+                if same {
+                    shifted_copy(g, plane, row, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
+                    continue;
+                }
                 for oy in 0..g.oh {
                     let line = &mut row[oy * g.ow..(oy + 1) * g.ow];
                     let iy = (oy * g.stride + ky) as isize - g.pad as isize;
@@ -151,9 +160,17 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
                         let s0 = (lo as isize + shift) as usize;
                         line[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
                     } else {
-                        for (ox, v) in line.iter_mut().enumerate() {
-                            let ix = (ox * g.stride) as isize + shift;
-                            *v = if ix < 0 || ix >= g.w as isize { 0.0 } else { src[ix as usize] };
+                        let (lo, hi) = super::pool::tap_range(g.ow, g.w, g.stride, shift);
+                        line[..lo].fill(0.0);
+                        line[hi.max(lo)..].fill(0.0);
+                        if hi > lo {
+                            let base = ((lo * g.stride) as isize + shift) as usize;
+                            let dst = &mut line[lo..hi];
+                            if g.stride == 2 {
+                                super::pool::gather::<2>(&src[base..], dst, 2);
+                            } else {
+                                super::pool::gather::<0>(&src[base..], dst, g.stride);
+                            }
                         }
                     }
                 }
@@ -171,10 +188,15 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
 /// col2im: adds columns `[j0, j0 + ohw)` of `col (kk, n)` onto `dx (c, h, w)` (not cleared).
 fn col2im(g: &Geom, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
     let (k, ohw) = (g.k, g.ohw());
+    let same = g.same_size();
     let add = |ci: usize, plane: &mut [f32]| {
         for ky in 0..k {
             for kx in 0..k {
                 let row = &col[((ci * k + ky) * k + kx) * n + j0..][..ohw];
+                if same {
+                    shifted_add(g, row, plane, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
+                    continue;
+                }
                 for oy in 0..g.oh {
                     let iy = (oy * g.stride + ky) as isize - g.pad as isize;
                     if iy < 0 || iy >= g.h as isize {
@@ -191,11 +213,9 @@ fn col2im(g: &Geom, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
                             *d += v;
                         }
                     } else {
-                        for (ox, v) in line.iter().enumerate() {
-                            let ix = (ox * g.stride) as isize + shift;
-                            if ix >= 0 && ix < g.w as isize {
-                                dst[ix as usize] += v;
-                            }
+                        let (lo, hi) = super::pool::tap_range(g.ow, g.w, g.stride, shift);
+                        for ox in lo..hi {
+                            dst[((ox * g.stride) as isize + shift) as usize] += line[ox];
                         }
                     }
                 }
@@ -207,6 +227,72 @@ fn col2im(g: &Geom, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
         dx[..g.c * hw].par_chunks_mut(hw).enumerate().for_each(|(ci, p)| add(ci, p));
     } else {
         dx[..g.c * hw].chunks_mut(hw).enumerate().for_each(|(ci, p)| add(ci, p));
+    }
+}
+
+/// Output rows `[lo, hi)` whose input row `oy + dy` lies in `[0, h)`.
+#[inline]
+fn row_range(h: usize, dy: isize) -> (usize, usize) {
+    ((-dy).clamp(0, h as isize) as usize, (h as isize - dy).clamp(0, h as isize) as usize)
+}
+
+/// im2col row of one tap of a stride-1 "same" convolution: `row[oy·w + ox] = plane[(oy + dy)·w +
+/// ox + dx]`, 0 outside. The valid rows are one contiguous span of the plane shifted by
+/// `dy·w + dx`, so it is one copy; the `|dx|` columns per row that wrapped around are zeroed after.
+fn shifted_copy(g: &Geom, plane: &[f32], row: &mut [f32], dy: isize, dx: isize) {
+    let w = g.w;
+    let (lo, hi) = row_range(g.h, dy);
+    row[..lo * w].fill(0.0);
+    row[hi.max(lo) * w..].fill(0.0);
+    if hi <= lo {
+        return;
+    }
+    // Destination [lo·w, hi·w) reads source [lo·w + s, hi·w + s) with s = dy·w + dx, clipped to
+    // the plane; what falls outside is a wrapped column and is zeroed below anyway.
+    let s = dy * w as isize + dx;
+    let (d0, d1) = (lo * w, hi * w);
+    let a = ((d0 as isize + s).max(0) - s) as usize;
+    let b = ((d1 as isize + s).min(plane.len() as isize) - s) as usize;
+    row[d0..a.max(d0)].fill(0.0);
+    row[b.min(d1)..d1].fill(0.0);
+    if b > a {
+        row[a..b].copy_from_slice(&plane[(a as isize + s) as usize..(b as isize + s) as usize]);
+    }
+    let m = dx.unsigned_abs().min(w);
+    if m > 0 {
+        for oy in lo..hi {
+            let r = &mut row[oy * w..(oy + 1) * w];
+            if dx > 0 {
+                r[w - m..].fill(0.0);
+            } else {
+                r[..m].fill(0.0);
+            }
+        }
+    }
+}
+
+/// col2im of one tap of a stride-1 "same" convolution: `plane[(oy + dy)·w + ox + dx] += row[oy·w
+/// + ox]` where inside. One contiguous span, minus the wrapped columns, which are skipped by
+/// adding row by row only where `|dx|` makes them wrap.
+fn shifted_add(g: &Geom, row: &[f32], plane: &mut [f32], dy: isize, dx: isize) {
+    let w = g.w;
+    let (lo, hi) = row_range(g.h, dy);
+    if hi <= lo {
+        return;
+    }
+    let s = dy * w as isize + dx;
+    let m = dx.unsigned_abs().min(w);
+    if m == 0 {
+        let (d0, d1) = (lo * w, hi * w);
+        let dst = &mut plane[(d0 as isize + s) as usize..(d1 as isize + s) as usize];
+        dst.iter_mut().zip(&row[d0..d1]).for_each(|(d, &v)| *d += v);
+        return;
+    }
+    for oy in lo..hi {
+        let (c0, c1) = if dx > 0 { (0, w - m) } else { (m, w) };
+        let src = &row[oy * w + c0..oy * w + c1];
+        let start = ((oy * w + c0) as isize + s) as usize;
+        plane[start..start + src.len()].iter_mut().zip(src).for_each(|(d, &v)| *d += v);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Pooling with PyTorch's semantics and a correct backward, where candle 0.11.1 has none:
 //! - `max_pool2d(k, stride, padding)`: padding counts as −∞ (never wins), the first maximum of a
 //!   window in row-major order takes the gradient (PyTorch's CPU tie rule; NaN wins), any
-//!   `k ≠ stride` (ResNet's and the CGN classifier's MaxPool(3, s2, p1));
+//!   `k ≠ stride` (ResNet's and the CGN classifier's MaxPool(3, s2, p1)); the forward pass records
+//!   each output's source so the backward pass is one scatter;
 //! - `avg_pool2d(k, stride)`: floor mode, so when windows do not tile the input (AvgPool(7) on
 //!   8×8) the pixels outside every window get no gradient.
 
@@ -9,6 +10,11 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::f32_slice;
+
+thread_local! {
+    /// One window tap of an output row, gathered contiguously.
+    static TAP: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Window size, stride and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,17 +42,23 @@ impl Pool {
         Ok([b * c, h, w, self.out(h)?, self.out(w)?, 0])
     }
 
-    /// The input offsets of output `(oy, ox)`'s window, in row-major order.
-    fn window(&self, h: usize, w: usize, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
-        let y0 = (oy * self.stride) as isize - self.padding as isize;
-        let x0 = (ox * self.stride) as isize - self.padding as isize;
-        (0..self.k).flat_map(move |ky| {
-            (0..self.k).filter_map(move |kx| {
-                let (y, x) = (y0 + ky as isize, x0 + kx as isize);
-                (y >= 0 && y < h as isize && x >= 0 && x < w as isize).then(|| y as usize * w + x as usize)
-            })
-        })
+    /// The rows `[y0, y1)` and columns `[x0, x1)` of output `(oy, ox)`'s window inside the input.
+    #[inline]
+    fn bounds(&self, h: usize, w: usize, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+        let ys = (oy * self.stride) as isize - self.padding as isize;
+        let xs = (ox * self.stride) as isize - self.padding as isize;
+        let clamp = |v: isize, n: usize| v.clamp(0, n as isize) as usize;
+        (clamp(ys, h), clamp(ys + self.k as isize, h), clamp(xs, w), clamp(xs + self.k as isize, w))
     }
+}
+
+/// Output columns `[lo, hi)` whose input column `ox·stride + shift` lies in `[0, w)`.
+#[inline]
+pub(crate) fn tap_range(ow: usize, w: usize, stride: usize, shift: isize) -> (usize, usize) {
+    let s = stride as isize;
+    let lo = if shift >= 0 { 0 } else { ((-shift) + s - 1) / s };
+    let hi = if (w as isize) <= shift { 0 } else { ((w as isize - shift) + s - 1) / s };
+    (lo.clamp(0, ow as isize) as usize, hi.clamp(0, ow as isize) as usize)
 }
 
 fn per_plane(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
@@ -57,25 +69,75 @@ fn per_plane(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sync
     }
 }
 
-/// Index of the first maximum of a window (PyTorch: `val > max || isnan(val)`).
-fn argmax(p: &Pool, x: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> usize {
-    let mut best = usize::MAX;
-    let mut bv = f32::NEG_INFINITY;
-    for i in p.window(h, w, oy, ox) {
-        let v = x[i];
-        if best == usize::MAX || v > bv || v.is_nan() {
-            best = i;
-            bv = v;
-            if v.is_nan() {
-                break;
+/// Folds one window tap into running maxima: `t[j]` is output `j`'s value at this tap, found at
+/// input index `first + step·j`. Branch-free selects over contiguous slices, so it vectorises.
+#[inline(always)]
+fn tap_update(o: &mut [f32], ii: &mut [u32], t: &[f32], first: u32, step: u32) {
+    let n = o.len().min(ii.len()).min(t.len());
+    let (o, ii, t) = (&mut o[..n], &mut ii[..n], &t[..n]);
+    for j in 0..n {
+        let (v, ov) = (t[j], o[j]);
+        // The first maximum wins; a NaN always replaces (PyTorch's rule). Selected through a bit
+        // mask: LLVM turns `if` selects here into branches, which mispredict on data.
+        let m = 0u32.wrapping_sub(((v > ov) | v.is_nan()) as u32);
+        o[j] = f32::from_bits((v.to_bits() & m) | (ov.to_bits() & !m));
+        ii[j] = ((first + step * j as u32) & m) | (ii[j] & !m);
+    }
+}
+
+/// Max pooling of one plane into `out`/`ix` (values and source indices): a whole output row at
+/// a time, window tap by tap in row-major order, each tap first gathered into a contiguous
+/// buffer (`tap`), so the comparisons vectorise instead of forming one dependency chain.
+#[allow(clippy::too_many_arguments)]
+fn max_plane(p: &Pool, xp: &[f32], h: usize, w: usize, oh: usize, ow: usize, out: &mut [f32], ix: &mut [u32], tap: &mut Vec<f32>) {
+    tap.resize(ow, 0.0);
+    for oy in 0..oh {
+        let (orow, irow) = (&mut out[oy * ow..(oy + 1) * ow], &mut ix[oy * ow..(oy + 1) * ow]);
+        orow.fill(f32::NEG_INFINITY);
+        let (y0, y1, _, _) = p.bounds(h, w, oy, 0);
+        // PyTorch starts each window at its first in-bounds position.
+        for (ox, v) in irow.iter_mut().enumerate() {
+            let (_, _, x0, _) = p.bounds(h, w, oy, ox);
+            *v = (y0 * w + x0) as u32;
+        }
+        for yy in y0..y1 {
+            let src = &xp[yy * w..(yy + 1) * w];
+            for kx in 0..p.k {
+                let shift = kx as isize - p.padding as isize;
+                let (lo, hi) = tap_range(ow, w, p.stride, shift);
+                if lo >= hi {
+                    continue;
+                }
+                let base = ((lo * p.stride) as isize + shift) as usize;
+                let t = &mut tap[..hi - lo];
+                if p.stride == 2 {
+                    gather::<2>(&src[base..], t, 2);
+                } else {
+                    gather::<0>(&src[base..], t, p.stride);
+                }
+                tap_update(&mut orow[lo..hi], &mut irow[lo..hi], t, (yy * w + base) as u32, p.stride as u32);
             }
         }
     }
-    best
 }
 
-#[derive(Debug, Clone, Copy)]
-struct MaxPool(Pool);
+/// `dst[j] = src[j·stride]` (`S`: the stride when known at compile time, else 0).
+#[inline(always)]
+pub(crate) fn gather<const S: usize>(src: &[f32], dst: &mut [f32], stride: usize) {
+    let s = if S == 0 { stride } else { S };
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    let src = &src[..(n - 1) * s + 1];
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = src[j * s];
+    }
+}
+
+/// Max pooling; the forward pass keeps each output's source index for the backward pass.
+#[derive(Debug, Clone)]
+struct MaxPool(Pool, std::sync::Arc<std::sync::Mutex<Vec<u32>>>);
 
 impl CustomOp1 for MaxPool {
     fn name(&self) -> &'static str {
@@ -84,25 +146,40 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let [planes, h, w, oh, ow, _] = self.0.geom(l)?;
         let x = f32_slice(s, l, "max_pool2d input")?;
+        let t0 = std::time::Instant::now();
+        let cpu = || { let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 }; unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }; ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9 };
+        let c0 = cpu();
         let mut y = crate::ops::output_buffer(planes * oh * ow);
-        per_plane(&mut y, oh * ow, |i, out| {
-            let xp = &x[i * h * w..(i + 1) * h * w];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    out[oy * ow + ox] = xp[argmax(&self.0, xp, h, w, oy, ox)];
-                }
-            }
-        });
+        let mut idx = vec![0u32; planes * oh * ow];
+        let c1 = cpu();
+        let p = self.0;
+        let run = |(i, (out, ix)): (usize, (&mut [f32], &mut [u32]))| {
+            TAP.with(|t| max_plane(&p, &x[i * h * w..(i + 1) * h * w], h, w, oh, ow, out, ix, &mut t.borrow_mut()));
+        };
+        if rayon::current_num_threads() > 1 {
+            y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().for_each(run);
+        } else {
+            y.chunks_mut(oh * ow).zip(idx.chunks_mut(oh * ow)).enumerate().for_each(run);
+        }
+        let c2 = cpu();
+        if let Ok(mut g) = self.1.lock() {
+            *g = idx;
+        }
+        if std::env::var_os("POOL_DEBUG").is_some() {
+            eprintln!("alloc {:.1} ms loop {:.1} ms", 1e3 * (c1 - c0), 1e3 * (c2 - c1));
+            eprintln!("maxpool {:?} {planes}x{h}x{w} -> {oh}x{ow}: {:?} cpu {:.1} ms", l.dims(), t0.elapsed(), 1e3 * (cpu() - c0));
+        }
         let d = l.dims();
         Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
     }
     fn bwd(&self, x: &Tensor, _: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolGrad(self.0))?))
+        let idx = self.1.lock().map_err(|_| candle_core::Error::Msg("max_pool2d: poisoned".into()))?.clone();
+        Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolGrad(self.0, idx))?))
     }
 }
 
-/// `(x, dy) → dx`.
-struct MaxPoolGrad(Pool);
+/// `(x, dy) → dx`: each output's gradient goes to its recorded source.
+struct MaxPoolGrad(Pool, Vec<u32>);
 
 impl CustomOp2 for MaxPoolGrad {
     fn name(&self) -> &'static str {
@@ -113,16 +190,17 @@ impl CustomOp2 for MaxPoolGrad {
         if l2.dims().iter().product::<usize>() != planes * oh * ow {
             candle_core::bail!("max_pool2d backward: gradient {:?} does not fit input {:?}", l2.dims(), l1.dims());
         }
-        let x = f32_slice(s1, l1, "max_pool2d input")?;
+        let _ = f32_slice(s1, l1, "max_pool2d input")?;
         let dy = f32_slice(s2, l2, "max_pool2d gradient")?;
+        if self.1.len() != dy.len() {
+            candle_core::bail!("max_pool2d backward: {} recorded indices for {} gradients", self.1.len(), dy.len());
+        }
         let mut dx = vec![0f32; planes * h * w];
         per_plane(&mut dx, h * w, |i, out| {
-            let xp = &x[i * h * w..(i + 1) * h * w];
             let dp = &dy[i * oh * ow..(i + 1) * oh * ow];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    out[argmax(&self.0, xp, h, w, oy, ox)] += dp[oy * ow + ox];
-                }
+            let ip = &self.1[i * oh * ow..(i + 1) * oh * ow];
+            for (&a, &g) in ip.iter().zip(dp) {
+                out[a as usize] += g;
             }
         });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
@@ -145,7 +223,12 @@ impl CustomOp1 for AvgPool {
             let xp = &x[i * h * w..(i + 1) * h * w];
             for oy in 0..oh {
                 for ox in 0..ow {
-                    out[oy * ow + ox] = self.0.window(h, w, oy, ox).map(|j| xp[j]).sum::<f32>() * inv;
+                    let (y0, y1, x0, x1) = self.0.bounds(h, w, oy, ox);
+                    let mut acc = 0f32;
+                    for y in y0..y1 {
+                        acc += xp[y * w + x0..y * w + x1].iter().sum::<f32>();
+                    }
+                    out[oy * ow + ox] = acc * inv;
                 }
             }
         });
@@ -179,8 +262,9 @@ impl CustomOp1 for AvgPoolGrad {
             for oy in 0..oh {
                 for ox in 0..ow {
                     let g = dp[oy * ow + ox] * inv;
-                    for j in self.0.window(h, w, oy, ox) {
-                        out[j] += g;
+                    let (y0, y1, x0, x1) = self.0.bounds(h, w, oy, ox);
+                    for y in y0..y1 {
+                        out[y * w + x0..y * w + x1].iter_mut().for_each(|v| *v += g);
                     }
                 }
             }
@@ -191,7 +275,7 @@ impl CustomOp1 for AvgPoolGrad {
 
 /// Max pooling `(b, c, h, w) → (b, c, oh, ow)` on the CPU.
 pub fn max_pool2d(x: &Tensor, p: Pool) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(MaxPool(p))
+    x.contiguous()?.apply_op1(MaxPool(p, Default::default()))
 }
 
 /// Average pooling (no padding) on the CPU.
