@@ -314,7 +314,9 @@ fn request_error(url: &str, e: ureq::Error) -> anyhow::Error {
     let offline = matches!(e, ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_))
         || matches!(&e, ureq::Error::Io(io) if matches!(io.kind(),
             std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::TimedOut));
+            | std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::TimedOut)
+            // A failed DNS lookup reaches us as an uncategorised I/O error from getaddrinfo.
+            || io.to_string().contains("lookup address"));
     if offline {
         anyhow::anyhow!(
             "cannot reach {url} ({e}). No network here? Behind a proxy, set HTTPS_PROXY; on an offline machine, \
