@@ -128,6 +128,10 @@ pub struct BigganBench {
     /// Run on the CPU even when a GPU is available.
     #[arg(long)]
     pub cpu: bool,
+    /// Also time each kernel kind (3×3 convs, 1×1 convs, attention, the rest) against its FLOP
+    /// floor at this machine's measured SGEMM rate (CPU fused path).
+    #[arg(long)]
+    pub breakdown: bool,
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
@@ -329,6 +333,47 @@ fn steer(a: SteerBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a forward's time goes, per kernel kind, against each kind's FLOP floor.
+fn breakdown(name: &str, b: usize, runs: usize, mut forward: impl FnMut() -> anyhow::Result<()>, json: bool) -> anyhow::Result<()> {
+    use crate::ops::profile;
+    let peak = profile::gemm_gflops();
+    profile::reset();
+    profile::enable(true);
+    let t = std::time::Instant::now();
+    for _ in 0..runs {
+        forward()?;
+    }
+    let wall = t.elapsed().as_secs_f64();
+    profile::enable(false);
+    let per = |x: f64| x / (runs * b) as f64;
+    let total_ms = 1e3 * per(wall);
+    let mut rows = Vec::new();
+    let mut covered = 0.0;
+    for (kind, secs, flops) in profile::totals() {
+        covered += secs;
+        let (ms, gflop) = (1e3 * per(secs), per(flops) / 1e9);
+        rows.push((kind.name().to_string(), ms, gflop, gflop / (ms / 1e3).max(1e-12), 1e3 * gflop / peak));
+    }
+    let rest = 1e3 * per(wall - covered);
+    rows.push(("the rest (embeddings, cBN parameters, glue, allocation)".into(), rest, 0.0, 0.0, 0.0));
+    if json {
+        let kinds: Vec<_> = rows
+            .iter()
+            .map(|r| serde_json::json!({"kind": r.0, "ms_per_image": r.1, "gflop_per_image": r.2, "gflops": r.3, "floor_ms": r.4}))
+            .collect();
+        println!("{}", serde_json::json!({"breakdown": name, "batch": b, "ms_per_image": total_ms, "sgemm_gflops": peak, "kinds": kinds}));
+        return Ok(());
+    }
+    println!("  where the time goes ({name}, batch {b}, {runs} runs; SGEMM peak here {peak:.0} GFLOP/s, all cores):");
+    println!("  {:<58} {:>10} {:>6} {:>11} {:>9} {:>10}", "kind", "ms/image", "share", "GFLOP/img", "GFLOP/s", "floor ms");
+    for r in &rows {
+        println!("  {:<58} {:>10.1} {:>5.0}% {:>11.2} {:>9.1} {:>10.1}", r.0, r.1, 100.0 * r.1 / total_ms, r.2, r.3, r.4);
+    }
+    let floor: f64 = rows.iter().map(|r| r.4).sum();
+    println!("  {:<58} {:>10.1} {:>6} {:>11} {:>9} {:>10.1}", "total (floor = FLOPs at the SGEMM peak)", total_ms, "", "", "", floor);
+    Ok(())
+}
+
 fn biggan(a: BigganBench) -> anyhow::Result<()> {
     let device = crate::device::select(a.cpu);
     for name in &a.config {
@@ -360,6 +405,13 @@ fn biggan(a: BigganBench) -> anyhow::Result<()> {
             let gflop = cfg.flops_per_image() / 1e9;
             let gflops = gflop / (per_img / 1e3);
             let rss = peak_rss_mib().unwrap_or(f64::NAN);
+            if a.breakdown {
+                let fwd = || -> anyhow::Result<()> {
+                    drop(model.forward(&z, &cv, a.truncation)?);
+                    Ok(())
+                };
+                breakdown(name, b, a.runs, fwd, a.json)?;
+            }
             if a.json {
                 let o = serde_json::json!({
                     "config": name, "batch": b, "device": crate::device::describe(&device),

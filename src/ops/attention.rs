@@ -93,6 +93,18 @@ unsafe impl Sync for SendPtr {}
 
 /// `out = x + γ·o(g·softmax(θᵀφ)ᵀ)`, no 1/√d scaling (BigGAN's parity quirk).
 pub fn self_attention(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
+    let t = super::profile::start();
+    self_attention_inner(a, out)?;
+    let [b, c, h, w] = a.dims;
+    let (c8, c2, n) = ((c / 8) as f64, (c / 2) as f64, (h * w) as f64);
+    let (c, m) = (c as f64, n / 4.0);
+    // θ, φ, g projections; θᵀφ scores; the weighted sum; the output projection.
+    let flops = 2.0 * n * c * (2.0 * c8 + c2) + 2.0 * n * m * (c8 + c2) + 2.0 * n * c2 * c;
+    super::profile::record(super::profile::Kind::Attention, t, b as f64 * flops);
+    Ok(())
+}
+
+fn self_attention_inner(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let [b, c, h, w] = a.dims;
     let (c8, c2, n) = (c / 8, c / 2, h * w);
     let m = n / 4;

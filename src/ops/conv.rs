@@ -126,6 +126,16 @@ impl Conv2dArgs<'_> {
 
 /// Runs the convolution into `out (b, o, h', w')` (overwritten).
 pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
+    let t = super::profile::start();
+    conv2d_inner(a, out)?;
+    let [b, c, _, _] = a.dims;
+    let (oh, ow) = a.out_hw();
+    let kind = if a.kernel == 1 { super::profile::Kind::Conv1x1 } else { super::profile::Kind::Conv3x3 };
+    super::profile::record(kind, t, conv_flops(b, c, a.out_channels, a.kernel, oh, ow));
+    Ok(())
+}
+
+fn conv2d_inner(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
     a.check(out.len())?;
     let [b, c, h, w] = a.dims;
     let o = a.out_channels;
@@ -250,7 +260,7 @@ fn init_dst(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: u
 ///
 /// # Safety contract (upheld by callers)
 /// `dst` points at `o` rows of `n` valid values spaced `dst_rs`; `rhs` holds `k·n` values.
-fn gemm_into(
+pub(crate) fn gemm_into(
     o: usize,
     n: usize,
     k: usize,

@@ -18,6 +18,7 @@ pub mod backend;
 mod conv;
 mod few_outputs;
 mod pointwise;
+pub mod profile;
 mod softmax;
 pub mod strided;
 
