@@ -10,6 +10,9 @@
 #
 #   tools/bench.sh             the full set, 3 rounds (≈ 25 min on 2 cores): run it on a quiet machine
 #   tools/bench.sh --quick     one round of a small subset into a temporary folder (checks the script)
+#   tools/bench.sh --only train  the training rows alone (after a training-kernel change), into
+#                              <date>-<arch>-cpu-train.jsonl; README's other rows stay those of the
+#                              newest full run, and the table says which file each row comes from
 #
 # Options: --rounds N, --out DIR (results folder), --readme FILE, --python PY (the peer's
 # interpreter; default $PEER_PYTHON, else python3), --no-peer (intervene only).
@@ -19,7 +22,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-rounds=3 quick=0 peer=1
+rounds=3 quick=0 peer=1 only=
 out=benches/results readme=README.md
 py=${PEER_PYTHON:-python3}
 while [ $# -gt 0 ]; do
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
     --readme) readme=$2; shift ;;
     --python) py=$2; shift ;;
     --no-peer) peer=0 ;;
-    *) echo "usage: tools/bench.sh [--quick] [--rounds N] [--out DIR] [--readme FILE] [--python PY] [--no-peer]" >&2; exit 2 ;;
+    --only) only=$2; [ "$only" = train ] || { echo "--only takes: train" >&2; exit 2; }; shift ;;
+    *) echo "usage: tools/bench.sh [--quick] [--only train] [--rounds N] [--out DIR] [--readme FILE] [--python PY] [--no-peer]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -66,7 +70,8 @@ peer_run() {
 }
 
 host=$(hostname -s 2>/dev/null || echo host)
-file=$out/$(date -u +%Y-%m-%d)-$(uname -m)-cpu-bench.jsonl
+base=$(ls -t "$out"/*-cpu-bench.jsonl 2>/dev/null | head -1 || true)
+file=$out/$(date -u +%Y-%m-%d)-$(uname -m)-cpu-${only:-bench}.jsonl
 threads=$(nproc)
 torch_v=$([ "$peer" = 1 ] && "$py" -c "import torch; print(torch.__version__)" 2>/dev/null || echo "")
 python3 - "$file" "$rounds" "$threads" "$torch_v" "$([ -n "$jemalloc" ] && echo 1 || echo 0)" "$host" <<'PY'
@@ -112,7 +117,7 @@ fi
 export_batch=8 export_images=$([ "$quick" = 1 ] && echo 8 || echo 32)
 export_dir=${BENCH_BIGGAN:-${TMPDIR:-/tmp}/intervene-bench-biggan-128}
 export_model=(--config deep-128)
-if [ "$peer" = 1 ]; then
+if [ "$peer" = 1 ] && [ -z "$only" ]; then
   [ -f "$export_dir/pytorch_model.bin" ] || { say "making the export benchmark's model in $export_dir"; "$py" tools/reference/make_bench_biggan.py "$export_dir" --res 128 >&2; }
   export_model=(--model "$export_dir")
 fi
@@ -120,6 +125,7 @@ train_workloads=$([ "$quick" = 1 ] && echo mnist-cnn || echo mnist-cnn,resnet18,
 train_steps=$([ "$quick" = 1 ] && echo 3 || echo 10)
 for r in $(seq 1 "$rounds"); do
   say "round $r of $rounds"
+  if [ -z "$only" ]; then
   for cb in "${biggan[@]}"; do
     set -- $cb
     say "  biggan $1 batch $2"
@@ -139,21 +145,26 @@ for r in $(seq 1 "$rounds"); do
     "$py" tools/reference/pt_export_bench.py --model "$export_dir" --batch "$export_batch" --images "$export_images" --variant reference --threads "$threads" | tag "$r" pytorch export
     [ -n "$jemalloc" ] && peer_run tools/reference/pt_export_bench.py --model "$export_dir" --batch "$export_batch" --images "$export_images" --variant tuned --threads "$threads" | tag "$r" pytorch export
   fi
+  fi
   say "  train (s/step, 1 thread each)"
   "$bin" bench train --workload "$train_workloads" --steps "$train_steps" --threads 1 --json | tag "$r" intervene train
   [ "$peer" = 1 ] && peer_run tools/reference/pt_train_bench.py --workload "$train_workloads" --steps "$train_steps" --threads 1 | tag "$r" pytorch train
-  if [ "$quick" = 0 ]; then
+  if [ "$quick" = 0 ] && [ -z "$only" ]; then
     say "  cgn frame"
     "$bin" bench cgn --runs 50 --json | tag "$r" intervene cgn || say "  (bench cgn needs the default gui feature; skipped)"
   fi
 done
 
-say "ui under load (window frames while a classifier trains)"
-cargo bench --locked --bench ui_under_load -- --json 2>/dev/null | tag 1 intervene ui
+if [ -z "$only" ]; then
+  say "ui under load (window frames while a classifier trains)"
+  cargo bench --locked --bench ui_under_load -- --json 2>/dev/null | tag 1 intervene ui
+fi
 
 cuda=()
 for f in benches/results/*cuda*.jsonl; do [ -f "$f" ] && cuda+=(--cuda "$f"); done
-python3 tools/bench_report.py --results "$file" "${cuda[@]}" --readme "$readme" --summary "${file%.jsonl}.summary.jsonl"
+results=(--results "$file")
+[ -n "$only" ] && [ -n "$base" ] && results=(--results "$base" --results "$file")
+python3 tools/bench_report.py "${results[@]}" "${cuda[@]}" --readme "$readme" --summary "${file%.jsonl}.summary.jsonl"
 say "README section rewritten: $readme"
 [ "$quick" = 1 ] && { say "quick run: results and README copy in $out"; sed -n '/bench:begin/,/bench:end/p' "$readme"; }
 exit 0
