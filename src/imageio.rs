@@ -44,11 +44,15 @@ pub fn images_from_tensor(t: &Tensor) -> anyhow::Result<Vec<RgbImage>> {
 
 /// Tiles images into a grid of `ceil(sqrt(n))` columns with a 2-pixel black border.
 pub fn grid(images: &[RgbImage]) -> RgbImage {
-    let n = images.len().max(1);
-    let cols = (n as f64).sqrt().ceil() as usize;
-    let rows = n.div_ceil(cols);
+    let cols = (images.len().max(1) as f64).sqrt().ceil() as usize;
+    grid_with(images, cols, if images.len() > 1 { 2 } else { 0 })
+}
+
+/// Tiles images (all the size of the first) into `cols` columns with a `pad`-pixel black border.
+pub fn grid_with(images: &[RgbImage], cols: usize, pad: usize) -> RgbImage {
+    let cols = cols.max(1);
+    let rows = images.len().div_ceil(cols).max(1);
     let (w, h) = images.first().map_or((1, 1), |i| (i.width, i.height));
-    let pad = if images.len() > 1 { 2 } else { 0 };
     let gw = cols * w + (cols + 1) * pad;
     let gh = rows * h + (rows + 1) * pad;
     let mut out = vec![0u8; gw * gh * 3];

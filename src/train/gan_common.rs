@@ -173,23 +173,7 @@ impl Ema {
 
 /// Images in a grid of `cols` columns with a 2-pixel border (rows = classes in the sheets).
 pub fn grid_cols(images: &[RgbImage], cols: usize) -> RgbImage {
-    let cols = cols.max(1);
-    let rows = images.len().div_ceil(cols).max(1);
-    let (w, h) = images.first().map_or((1, 1), |i| (i.width, i.height));
-    let pad = 2;
-    let gw = cols * w + (cols + 1) * pad;
-    let gh = rows * h + (rows + 1) * pad;
-    let mut out = vec![0u8; gw * gh * 3];
-    for (k, img) in images.iter().enumerate() {
-        let (r, c) = (k / cols, k % cols);
-        let (ox, oy) = (pad + c * (w + pad), pad + r * (h + pad));
-        for y in 0..img.height.min(h) {
-            let src = &img.pixels[y * img.width * 3..(y * img.width + img.width.min(w)) * 3];
-            let dst = ((oy + y) * gw + ox) * 3;
-            out[dst..dst + src.len()].copy_from_slice(src);
-        }
-    }
-    RgbImage { width: gw, height: gh, pixels: out }
+    crate::imageio::grid_with(images, cols, 2)
 }
 
 /// Saves `(n, 3, h, w)` in [−1, 1] as a grid of `cols` columns, enlarged `scale`× (nearest).
