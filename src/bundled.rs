@@ -41,6 +41,9 @@ pub struct Entry {
     /// GANSpace components shipped beside a generator (relative to `models/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<String>,
+    /// The class a generator opens on (else the studio's default class, clamped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_class: Option<usize>,
     /// The classifier that explains this generator's images by default (an index name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classifier: Option<String>,
@@ -117,6 +120,38 @@ mod tests {
         assert_eq!(names.len(), idx.len(), "names are unique");
         for kind in [Kind::Biggan, Kind::Cgn, Kind::Classifier] {
             assert!(default_of(kind).is_some(), "a default {kind:?}");
+        }
+    }
+
+    /// Every shipped (non-test) generator opens, names as many classes as it has, and draws
+    /// its classes: the classifier its entry names (trained on the real images of the same
+    /// data set) recognises its samples at the truncation the studio opens on.
+    #[test]
+    fn the_shipped_generators_draw_the_classes_their_classifier_recognises() {
+        use crate::train::quality::Generator;
+        let shipped: Vec<Entry> = index().into_iter().filter(|e| e.kind == Kind::Biggan && !e.testing).collect();
+        assert!(!shipped.is_empty(), "a trained BigGAN-deep is shipped");
+        assert!(!default_of(Kind::Biggan).expect("a default BigGAN").testing, "the studio opens on a trained model");
+        for e in shipped {
+            let gen = Generator::open(&e.dir()).unwrap_or_else(|err| panic!("{}: {err:#}", e.name));
+            let nc = gen.num_classes();
+            let names = crate::models::biggan::load::class_names(&e.dir().display().to_string()).unwrap();
+            assert_eq!(names.len(), nc, "{}: classes.txt names every class", e.name);
+            assert!(e.default_class.is_none_or(|c| c < nc), "{}: default class in range", e.name);
+            let clf = e.classifier.clone().unwrap_or_else(|| panic!("{}: names its classifier", e.name));
+            let judge = crate::train::eval::EvalModel::open(&clf, None, &candle_core::Device::Cpu).unwrap();
+            assert_eq!(judge.classes.len(), nc, "{}: classifier {clf} has the generator's classes", e.name);
+            let per = 20;
+            let mut correct = 0;
+            for c in 0..nc {
+                let x = gen.sample(c, per, 0.4, 7).unwrap();
+                let pred = judge.opened.model.logits(&x).unwrap().argmax(1).unwrap().to_vec1::<u32>().unwrap();
+                correct += pred.iter().filter(|&&p| p as usize == c).count();
+            }
+            let acc = correct as f64 / (per * nc) as f64;
+            // The model card reports the 1,000-per-class figure; 20 per class leaves room for
+            // sampling noise around it.
+            assert!(acc >= 0.8, "{}: {clf} recognises {:.1} % of its samples at truncation 0.4", e.name, 100.0 * acc);
         }
     }
 }

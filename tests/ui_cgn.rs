@@ -2,29 +2,13 @@
 //! compositing shader against the CPU path pixel for pixel, class changes, live mask shaping
 //! without a network run, and the export job from the window.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::ui::{harness_sized, step_until};
 
 use egui_kittest::kittest::Queryable as _;
-use egui_kittest::Harness;
 use intervene::composite::View;
-use intervene::ui::app::{StudioApp, StudioState};
-
-fn harness(state: StudioState) -> Harness<'static, StudioApp> {
-    Harness::builder()
-        .with_size([1280.0, 860.0])
-        .wgpu()
-        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true))
-}
-
-fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what} ({:?})", h.state().error());
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
+use intervene::ui::app::StudioState;
 
 /// The counterfactual mode on the random-weight test CGN (whatever the bundled default is).
 fn cgn_state() -> StudioState {
@@ -35,7 +19,7 @@ fn cgn_state() -> StudioState {
 
 #[test]
 fn the_gpu_composite_shows_exactly_the_cpu_pixels() {
-    let mut h = harness(cgn_state());
+    let mut h = harness_sized(cgn_state(), "ui-cgn", 1280.0, 860.0);
     step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
     assert!(h.state().gpu_compose(), "the wgpu pipeline is installed");
     for shape in [Default::default(), intervene::composite::MaskShape { softness: 0.2, threshold: 0.6 }] {
@@ -72,7 +56,7 @@ fn the_gpu_composite_shows_exactly_the_cpu_pixels() {
 
 #[test]
 fn classes_change_the_composite_and_mask_shaping_needs_no_network_run() {
-    let mut h = harness(cgn_state());
+    let mut h = harness_sized(cgn_state(), "ui-cgn", 1280.0, 860.0);
     step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
     let first = h.state().cgn_composite_hash();
     let version = h.state().cgn_shown().unwrap().request.clone();
@@ -106,7 +90,7 @@ fn the_export_runs_from_the_window_with_progress() {
     state.cgn.export_n = 200;
     state.cgn.export_k = 4;
     state.cgn.export_dir = Some(dir.display().to_string());
-    let mut h = harness(state);
+    let mut h = harness_sized(state, "ui-cgn", 1280.0, 860.0);
     step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
     h.get_by_label("Export counterfactuals").click();
     step_until(&mut h, "the export", |a| !a.export_running() && (a.status().is_some() || a.error().is_some()));
@@ -128,7 +112,7 @@ fn the_interpolation_sheet_has_a_row_per_mechanism_from_class_to_class() {
     state.capture_dir = Some(dir.display().to_string());
     state.cgn.classes[0].other = 8;
     state.cgn.classes[1].other = 1;
-    let mut h = harness(state);
+    let mut h = harness_sized(state, "ui-cgn", 1280.0, 860.0);
     step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
     h.get_by_label("Save interpolation sheet").click();
     step_until(&mut h, "the sheet", |a| a.status().is_some_and(|s| s.starts_with("saved")) || a.error().is_some());
@@ -152,7 +136,7 @@ fn the_interpolation_sheet_has_a_row_per_mechanism_from_class_to_class() {
 fn the_counterfactual_mode_matches_its_snapshot() {
     let mut state = cgn_state();
     state.cgn.export_dir = Some("/data/cf".into()); // shown in the panel: keep the snapshot machine-independent
-    let mut h = harness(state);
+    let mut h = harness_sized(state, "ui-cgn", 1280.0, 860.0);
     step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
     h.run_steps(3);
     h.snapshot("studio_cgn");

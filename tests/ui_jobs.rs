@@ -2,48 +2,17 @@
 //! progress and a cancel button; starting it again while it runs is refused with a visible
 //! "already running" message; cancel ends it as "cancelled" within a second.
 
+mod common;
+
+use common::ui::{harness, step_until, tiny};
+
 use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
-use intervene::ui::app::{BottomTab, StudioApp, StudioState};
+use intervene::ui::app::{BottomTab, StudioApp};
 use intervene::ui::command::Command;
 use intervene::ui::job_requests::JobRequest;
-
-/// The studio on the random-weight test model (whatever the bundled default is), with
-/// MobileNetV2 explaining it: these tests are about the window, not the weights.
-fn tiny() -> StudioState {
-    let mut s = StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, ..StudioState::default() };
-    for slot in &mut s.explain.slots {
-        slot.classifier = "mobilenet_v2".into();
-    }
-    s
-}
-
-fn harness(state: StudioState) -> Harness<'static, StudioApp> {
-    let cache = std::env::temp_dir().join(format!("intervene-ui-jobs-cache-{}", std::process::id()));
-    // SAFETY: set before any thread of this test reads it.
-    unsafe { std::env::set_var("INTERVENE_CACHE", &cache) };
-    let _ = std::fs::remove_dir_all(&cache);
-    Harness::builder()
-        .with_size([1280.0, 820.0])
-        .wgpu()
-        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true))
-}
-
-fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what} (error: {:?})",
-            h.state().error()
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
 
 #[test]
 fn a_running_job_is_listed_refused_a_second_time_and_cancelled_from_the_jobs_pane() {
@@ -53,7 +22,7 @@ fn a_running_job_is_listed_refused_a_second_time_and_cancelled_from_the_jobs_pan
     state.bottom_tab = BottomTab::Jobs;
     let model = state.model.clone();
     let class = state.class;
-    let mut h = harness(state);
+    let mut h = harness(state, "ui-jobs");
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     h.get_by_label("Compute PCA").click();
     step_until(&mut h, "the job on the board", |a| a.board.entries().iter().any(|e| e.phase.is_active()));

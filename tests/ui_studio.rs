@@ -1,46 +1,14 @@
 //! The studio window driven through accesskit, headless (wgpu on a software adapter).
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::ui::{harness, step_until, tiny};
+
+use std::time::Duration;
 
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
-use intervene::ui::app::{StudioApp, StudioState};
-
-/// The studio on the random-weight test model (whatever the bundled default is), with
-/// MobileNetV2 explaining it: these tests are about the window, not the weights.
-fn tiny() -> StudioState {
-    let mut s = StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, ..StudioState::default() };
-    for slot in &mut s.explain.slots {
-        slot.classifier = "mobilenet_v2".into();
-    }
-    s
-}
-
-fn harness(state: StudioState) -> Harness<'static, StudioApp> {
-    // PCA results are cached on disk: keep them out of the user's cache.
-    let cache = std::env::temp_dir().join(format!("intervene-ui-test-cache-{}", std::process::id()));
-    // SAFETY: set before any thread of this test reads it; every test sets the same value.
-    unsafe { std::env::set_var("INTERVENE_CACHE", &cache) };
-    Harness::builder()
-        .with_size([1280.0, 820.0])
-        .wgpu()
-        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true))
-}
-
-/// Steps the UI (the worker renders in the background) until `done` holds.
-fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what} (error shown: {:?})",
-            h.state().error()
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
+use intervene::ui::app::StudioApp;
 
 /// Waits until the image on screen is the one for the current settings.
 fn settle(h: &mut Harness<'static, StudioApp>, what: &str) {
@@ -57,7 +25,7 @@ fn settle(h: &mut Harness<'static, StudioApp>, what: &str) {
 
 #[test]
 fn opens_on_the_bundled_model_and_seed_buttons_change_the_image() {
-    let mut h = harness(tiny());
+    let mut h = harness(tiny(), "ui-test");
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     assert!(h.state().error().is_none(), "no error: {:?}", h.state().error());
     let first = h.state().shown_image_hash();
@@ -72,7 +40,7 @@ fn opens_on_the_bundled_model_and_seed_buttons_change_the_image() {
 fn a_bad_model_path_shows_an_error_and_the_app_keeps_running() {
     let mut state = tiny();
     state.model = "/definitely/not/a/model".into();
-    let mut h = harness(state);
+    let mut h = harness(state, "ui-test");
     step_until(&mut h, "the error", |a| a.error().is_some());
     assert!(h.state().error().unwrap_or_default().contains("no BigGAN model found"));
     let _ = h.get_by_label_contains("no BigGAN model found");
@@ -93,7 +61,7 @@ fn a_corrupt_weights_file_shows_an_error_naming_it() {
     std::fs::write(dir.join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
     let mut state = tiny();
     state.model = dir.display().to_string();
-    let mut h = harness(state);
+    let mut h = harness(state, "ui-test");
     step_until(&mut h, "the error", |a| a.error().is_some());
     let err = h.state().error().unwrap_or_default().to_string();
     assert!(err.contains("model.safetensors"), "the error names the file: {err}");
@@ -103,7 +71,7 @@ fn a_corrupt_weights_file_shows_an_error_naming_it() {
 
 #[test]
 fn typing_a_class_name_and_picking_it_changes_the_class() {
-    let mut h = harness(tiny());
+    let mut h = harness(tiny(), "ui-test");
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     let before = h.state().shown_image_hash();
     h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Search").type_text("goldfish");
@@ -119,7 +87,7 @@ fn typing_a_class_name_and_picking_it_changes_the_class() {
 fn pca_from_the_ui_then_dragging_a_component_slider_changes_the_image_and_capture_regenerates_it() {
     let mut state = tiny();
     state.pca_samples = 600;
-    let mut h = harness(state);
+    let mut h = harness(state, "ui-test");
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     h.get_by_label("Compute PCA").click();
     step_until(&mut h, "the PCA job", |a| a.components().is_some() && !a.job_running());
@@ -179,7 +147,7 @@ fn pca_from_the_ui_then_dragging_a_component_slider_changes_the_image_and_captur
 
 #[test]
 fn the_window_matches_its_snapshot() {
-    let mut h = harness(tiny());
+    let mut h = harness(tiny(), "ui-test");
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     h.state_mut().state.show_perf = false; // timings differ run to run
     h.run_steps(3);
@@ -218,7 +186,7 @@ fn the_explain_pane_follows_the_frame_and_explains_image_files() {
     let mut state = tiny();
     state.explain.enabled = true;
     state.explain.two = true; // GradCAM and GradCAM++ of the bundled MobileNetV2 side by side
-    let mut h = harness(state);
+    let mut h = harness(state, "ui-test");
     step_until(&mut h, "the first explanation", |a| a.explained().is_some_and(|e| e.len() == 2));
     let first: Vec<usize> = h.state().explained().unwrap().iter().map(|e| e.target).collect();
     {
@@ -307,7 +275,7 @@ fn the_strategy_sweep_runs_from_the_window_and_plots_three_curves() {
     state.pca_samples = 600;
     state.sweep_real = Some(real.display().to_string());
     state.sweep_per_setting = 2;
-    let mut h = harness(state);
+    let mut h = harness(state, "ui-test");
     step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
     h.get_by_label("Compute PCA").click();
     step_until(&mut h, "the PCA job", |a| a.components().is_some() && !a.job_running());

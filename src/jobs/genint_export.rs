@@ -646,46 +646,26 @@ pub fn replay(manifest: &Path, index: usize, device: &Device) -> anyhow::Result<
     Ok(images.swap_remove(index - batch.start))
 }
 
-/// An export as both faces give it: plain values, the model and components by path or name.
+/// An export as both faces give it: the [`Settings`] (model and components by path or name,
+/// every option with its default), the classes still as typed, and where and how to run it.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub model: String,
-    /// Needed unless `observational`.
-    pub components: Option<PathBuf>,
+    /// Everything but the classes; `settings.classes` is filled by [`export`].
+    pub settings: Settings,
     /// `all`, or indices, WordNet ids or names separated by commas.
     pub classes: String,
-    pub per_class: usize,
-    pub top_k: usize,
-    pub scale: f64,
-    pub truncation: f64,
-    pub seed: u64,
-    pub observational: bool,
-    pub format: ImageFormat,
-    pub layout: Layout,
-    pub samples_per_tar: usize,
-    pub batch: usize,
     pub out: PathBuf,
     pub shard: Shard,
     pub resume: bool,
 }
 
 impl Request {
-    /// An export of `per_class` images of `classes` with GenInt's defaults for the rest.
+    /// An export of `per_class` images of `classes` with GenInt's defaults for the rest
+    /// (observational when there are no components).
     pub fn new(model: &str, components: Option<PathBuf>, classes: &str, per_class: usize, out: PathBuf) -> Self {
         Self {
-            model: model.to_string(),
-            observational: components.is_none(),
-            components,
+            settings: Settings::new(model, components.as_deref(), Vec::new(), per_class),
             classes: classes.to_string(),
-            per_class,
-            top_k: 60,
-            scale: 1.0,
-            truncation: 1.0,
-            seed: 0,
-            format: ImageFormat::Png,
-            layout: Layout::ImageFolder,
-            samples_per_tar: DEFAULT_SAMPLES_PER_TAR,
-            batch: DEFAULT_BATCH,
             out,
             shard: Shard::default(),
             resume: false,
@@ -696,29 +676,20 @@ impl Request {
 /// Opens the model and components a [`Request`] names, resolves its classes, and runs the
 /// export ([`run`]): the one entry point of `intervene export genint` and the window.
 pub fn export(req: &Request, device: &Device, control: &Control) -> anyhow::Result<Report> {
-    if !req.observational && req.components.is_none() {
+    let mut s = req.settings.clone();
+    if !s.observational && s.components.is_none() {
         bail!("interventions need --components C.npz (or pass --observational for plain samples)");
     }
-    if req.per_class == 0 {
+    if s.per_class == 0 {
         bail!("--per-class must be at least 1");
     }
-    control.set_status(format!("opening {}", req.model));
-    let model = crate::models::biggan::load::load(&req.model, device)?;
-    let classes = resolve_classes(&req.classes, model.cfg.num_classes)?;
-    let components = match (&req.components, req.observational) {
-        (Some(p), false) => Some(Components::load(p)?),
-        _ => None,
-    };
-    let mut s = Settings::new(&req.model, req.components.as_deref().filter(|_| !req.observational), classes, req.per_class);
-    s.top_k = req.top_k;
-    s.scale = req.scale;
-    s.truncation = req.truncation;
-    s.seed = req.seed;
-    s.observational = req.observational;
-    s.format = req.format;
-    s.layout = req.layout;
-    s.samples_per_tar = req.samples_per_tar;
-    s.batch = req.batch;
+    control.set_status(format!("opening {}", s.model));
+    let model = crate::models::biggan::load::load(&s.model, device)?;
+    s.classes = resolve_classes(&req.classes, model.cfg.num_classes)?;
+    if s.observational {
+        s.components = None;
+    }
+    let components = s.components.as_ref().map(|p| Components::load(Path::new(p))).transpose()?;
     control.set_status("");
     run(model, components, s, &req.out, req.shard, req.resume, control)
 }

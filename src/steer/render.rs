@@ -52,6 +52,29 @@ pub struct ModelInfo {
     pub num_latents: usize,
     pub z_dim: usize,
     pub resolution: usize,
+    /// Class names from `classes.txt` beside the model's config (one per line, in class
+    /// order); empty when there is none (ImageNet models are named by `crate::classes`).
+    pub class_names: Vec<String>,
+}
+
+impl ModelInfo {
+    /// The display name of class `i`: its `classes.txt` name, the ImageNet name for
+    /// 1000-class models, else none.
+    pub fn class_name(&self, i: usize) -> Option<String> {
+        if !self.class_names.is_empty() {
+            return self.class_names.get(i).cloned();
+        }
+        (self.num_classes == 1000).then(|| crate::classes::imagenet().get(i).map(|c| c.name().to_string())).flatten()
+    }
+}
+
+/// A render asked for a class the model does not have; carries the model's facts so the
+/// window can correct the class (a 10-class model opened while class 207 was picked).
+#[derive(Debug, thiserror::Error)]
+#[error("class {class} does not exist: the model has {} classes", info.num_classes)]
+pub struct ClassOutOfRange {
+    pub class: usize,
+    pub info: ModelInfo,
 }
 
 /// A finished frame.
@@ -70,7 +93,7 @@ pub struct Rendered {
 /// The worker's state: the open model and its steering cache.
 pub struct Renderer {
     device: Device,
-    open: Option<(String, Steerer)>,
+    open: Option<(String, Steerer, Vec<String>)>,
 }
 
 impl Renderer {
@@ -79,19 +102,21 @@ impl Renderer {
     }
 
     fn steerer(&mut self, query: &str) -> anyhow::Result<&mut Steerer> {
-        if self.open.as_ref().is_none_or(|(q, _)| q != query) {
+        if self.open.as_ref().is_none_or(|(q, _, _)| q != query) {
             self.open = None; // free the old model before loading the next
             let model: BigGan = load::load(query, &self.device)?;
-            self.open = Some((query.to_string(), Steerer::new(model)));
+            let names = load::class_names(query)?;
+            self.open = Some((query.to_string(), Steerer::new(model), names));
         }
-        let Some((_, s)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
+        let Some((_, s, _)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
         Ok(s)
     }
 
     /// Renders one request.
     pub fn render(&mut self, req: RenderRequest) -> anyhow::Result<Rendered> {
         let device = self.device.clone();
-        let steerer = self.steerer(&req.model)?;
+        self.steerer(&req.model)?;
+        let Some((_, steerer, class_names)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
         let cfg = steerer.model().cfg.clone();
         let info = ModelInfo {
             query: req.model.clone(),
@@ -100,10 +125,11 @@ impl Renderer {
             num_latents: cfg.num_latents(),
             z_dim: cfg.z_dim,
             resolution: cfg.output_dim,
+            class_names: class_names.clone(),
         };
         let batch = req.batch.clamp(1, 9);
         if req.class >= cfg.num_classes {
-            anyhow::bail!("class {} does not exist: the model has {} classes", req.class, cfg.num_classes);
+            return Err(ClassOutOfRange { class: req.class, info }.into());
         }
         let z = crate::noise::truncated_noise(req.seed, batch, cfg.z_dim, req.truncation, &device)?;
         let cv = crate::classes::one_hot(&vec![req.class; batch], cfg.num_classes, &device)?;

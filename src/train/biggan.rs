@@ -476,7 +476,9 @@ fn finalize(g: &Generator, settings: &BigGanSettings, data: &GanData, out: &Path
         let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
         safetensors::serialize_to_file(views, Some(meta), tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
     })?;
-    control.log(format!("wrote {} and {}", cfg_path.display(), model.display()));
+    let names = out.join(crate::models::biggan::load::CLASS_NAMES_FILE);
+    crate::imageio::write_atomically(&names, |tmp| Ok(std::fs::write(tmp, data.classes.join("\n") + "\n")?))?;
+    control.log(format!("wrote {}, {} and {}", cfg_path.display(), model.display(), names.display()));
     // Open it back with the inference runtime: sheets per truncation.
     let m = crate::models::biggan::load::load(&out.display().to_string(), &Device::Cpu).context("the exported model does not open in the BigGAN runtime")?;
     let nc = g.cfg.num_classes.min(10);
@@ -491,7 +493,6 @@ fn finalize(g: &Generator, settings: &BigGanSettings, data: &GanData, out: &Path
         let cfg = crate::steer::pca_job::default_config(settings.pca_samples, settings.pca_components.min(16 * g.cfg.channel_width * 16), 1.0, settings.seed);
         crate::steer::pca_job::run(&m, 0, &cfg, &out.join(COMPONENTS), control)?;
     }
-    let _ = data;
     Ok(())
 }
 

@@ -76,7 +76,7 @@ pub fn save(r: &Rendered, stem: &Path) -> anyhow::Result<PathBuf> {
     let record = serde_json::json!({
         "model": req.model,
         "class": req.class,
-        "class_name": (r.info.num_classes == 1000).then(|| crate::classes::imagenet().get(req.class).map(|c| c.name().to_string())).flatten(),
+        "class_name": r.info.class_name(req.class),
         "seed": req.seed,
         "batch": batch,
         "truncation": req.truncation,

@@ -40,6 +40,9 @@ impl StudioApp {
             Kind::Biggan => {
                 self.state.cgn_mode = false;
                 self.state.model = e.name.clone();
+                if let Some(c) = e.default_class {
+                    self.state.class = c;
+                }
                 self.state.sliders.iter_mut().for_each(|s| *s = 0.0);
                 if let Some(p) = e.components_path() {
                     self.send(Command::Open(DialogKind::Components, p));

@@ -73,7 +73,7 @@ impl Default for StudioState {
             model: biggan.as_ref().map_or_else(|| crate::DEFAULT_BIGGAN.to_string(), |e| e.name.clone()),
             recent_models: Vec::new(),
             class_query: String::new(),
-            class: 207,
+            class: biggan.as_ref().and_then(|e| e.default_class).unwrap_or(207),
             seed: 0,
             batch: 1,
             truncation: 0.4,

@@ -4,3 +4,4 @@
 pub mod formula;
 pub mod http_server;
 pub mod pickle_writer;
+pub mod ui;

@@ -128,24 +128,12 @@ pub fn run(a: ExportGenintArgs) -> anyhow::Result<()> {
         bail!("--model, --classes and --per-class are needed (or --replay MANIFEST --index I)");
     };
     let shard = a.shard.or_else(Shard::from_env).unwrap_or_default();
-    let req = genint_export::Request {
-        model: model_name.clone(),
-        components: a.components.clone(),
-        classes: classes.clone(),
-        per_class,
-        top_k: a.topk,
-        scale: a.scale,
-        truncation: a.truncation,
-        seed: a.seed,
-        observational: a.observational,
-        format: a.format,
-        layout: a.layout,
-        samples_per_tar: a.samples_per_tar,
-        batch: a.batch,
-        out: a.out.clone(),
-        shard,
-        resume: a.resume,
-    };
+    let mut req = genint_export::Request::new(model_name, a.components.clone(), classes, per_class, a.out.clone());
+    let st = &mut req.settings;
+    (st.top_k, st.scale, st.truncation, st.seed) = (a.topk, a.scale, a.truncation, a.seed);
+    (st.observational, st.format, st.layout) = (a.observational, a.format, a.layout);
+    (st.samples_per_tar, st.batch) = (a.samples_per_tar, a.batch);
+    (req.shard, req.resume) = (shard, a.resume);
     let report = crate::cli::job::run("images", |control| genint_export::export(&req, &device, control))?;
     let sm = &report.summary;
     let secs = sm.elapsed.as_secs_f64();

@@ -183,6 +183,21 @@ pub fn open_embedded(device: &Device) -> Result<BigGan, LoadError> {
 }
 
 /// `locate` + `open`; the default model's name falls back to the compiled-in copy.
+/// The file beside a model's `config.json` that names its classes, one per line in class order
+/// (`intervene train biggan` writes it; ImageNet models need none).
+pub const CLASS_NAMES_FILE: &str = "classes.txt";
+
+/// The class names of the model `query` (empty when it has no `classes.txt`).
+pub fn class_names(query: &str) -> anyhow::Result<Vec<String>> {
+    let Ok(files) = locate(query) else { return Ok(Vec::new()) };
+    let Some(path) = files.config.parent().map(|d| d.join(CLASS_NAMES_FILE)) else { return Ok(Vec::new()) };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
 pub fn load(query: &str, device: &Device) -> Result<BigGan, LoadError> {
     match locate(query) {
         Ok(files) => open(&files, device),

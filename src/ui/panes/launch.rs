@@ -84,13 +84,13 @@ impl ExportForm {
         }
         let components = (!comps.is_empty()).then(|| PathBuf::from(comps));
         let mut r = genint_export::Request::new(model, components, &self.classes, self.per_class.max(1), out.into());
-        r.top_k = self.top_k.max(1);
-        r.scale = self.scale;
-        r.truncation = self.truncation;
-        r.seed = self.seed;
-        r.observational = self.observational;
-        r.layout = if self.webdataset { Layout::WebDataset } else { Layout::ImageFolder };
-        r.format = if self.jpg { ImageFormat::Jpg } else { ImageFormat::Png };
+        r.settings.top_k = self.top_k.max(1);
+        r.settings.scale = self.scale;
+        r.settings.truncation = self.truncation;
+        r.settings.seed = self.seed;
+        r.settings.observational = self.observational;
+        r.settings.layout = if self.webdataset { Layout::WebDataset } else { Layout::ImageFolder };
+        r.settings.format = if self.jpg { ImageFormat::Jpg } else { ImageFormat::Png };
         r.resume = self.resume;
         Ok(r)
     }

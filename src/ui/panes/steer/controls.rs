@@ -55,14 +55,15 @@ impl SteerPane {
 
     fn class_ui(&self, ui: &mut egui::Ui, state: &mut StudioState) {
         let n = self.info.as_ref().map_or(1000, |i| i.num_classes);
+        let named = self.info.as_ref().filter(|i| !i.class_names.is_empty());
         ui.horizontal(|ui| {
             ui.label("Class");
-            if n == 1000 {
-                let name = crate::classes::imagenet().get(state.class).map_or("?", |c| c.name());
-                ui.strong(format!("{} {}", state.class, name));
-            } else {
-                ui.strong(format!("{}", state.class));
-            }
+            let name = match named {
+                Some(i) => i.class_name(state.class),
+                None if n == 1000 => crate::classes::imagenet().get(state.class).map(|c| c.name().to_string()),
+                None => None,
+            };
+            ui.strong(name.map_or_else(|| state.class.to_string(), |name| format!("{} {name}", state.class)));
         });
         ui.horizontal(|ui| {
             let l = ui.label("Search");
@@ -74,15 +75,23 @@ impl SteerPane {
             .labelled_by(l.id);
         });
         egui::ScrollArea::vertical().id_salt("classes").max_height(160.0).show(ui, |ui| {
-            if n == 1000 {
+            let q = state.class_query.trim().to_lowercase();
+            if let Some(info) = named {
+                for (i, name) in info.class_names.iter().enumerate().take(n) {
+                    if (q.is_empty() || i.to_string().starts_with(&q) || name.to_lowercase().contains(&q))
+                        && ui.selectable_label(state.class == i, format!("{i} {name}")).clicked()
+                    {
+                        state.class = i;
+                    }
+                }
+            } else if n == 1000 {
                 for c in crate::classes::search(&state.class_query, 50) {
                     if ui.selectable_label(state.class == c.index, format!("{} {}", c.index, c.name())).clicked() {
                         state.class = c.index;
                     }
                 }
             } else {
-                let q = state.class_query.trim();
-                for i in (0..n).filter(|i| q.is_empty() || i.to_string().starts_with(q)).take(200) {
+                for i in (0..n).filter(|i| q.is_empty() || i.to_string().starts_with(&q)).take(200) {
                     if ui.selectable_label(state.class == i, format!("class {i}")).clicked() {
                         state.class = i;
                     }

@@ -150,7 +150,19 @@ impl SteerPane {
                     self.shown = Some(r);
                     commands.push(Command::ClearError);
                 }
-                Err(e) => commands.error("render failed", format!("{e:#}")),
+                Err(e) => match e.downcast::<crate::steer::render::ClassOutOfRange>() {
+                    // A model with fewer classes than the picked one: take its facts, move to its
+                    // default class (or its last) and render again.
+                    Ok(o) => {
+                        state.class = crate::bundled::find(&o.info.query)
+                            .and_then(|e| e.default_class)
+                            .unwrap_or(o.info.num_classes - 1)
+                            .min(o.info.num_classes - 1);
+                        commands.push(Command::Status(format!("{}: class {} does not exist, showing class {}", o.info.query, o.class, state.class)));
+                        self.info = Some(o.info);
+                    }
+                    Err(e) => commands.error("render failed", format!("{e:#}")),
+                },
             }
         }
         self.take_jobs(state, board, commands);
