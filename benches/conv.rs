@@ -80,5 +80,10 @@ fn main() {
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
     println!("attention 256ch 64x64            {ms:7.2} ms");
-    println!("sum of the listed kernels: {:.1} ms; their zeroed output buffers: {:.3} ms ({:.2} %)", total_ms + ms, zero_total, 100.0 * zero_total / (total_ms + ms));
+    println!(
+        "sum of the listed kernels: {:.1} ms; their zeroed output buffers: {:.3} ms ({:.2} %)",
+        total_ms + ms,
+        zero_total,
+        100.0 * zero_total / (total_ms + ms)
+    );
 }

@@ -75,7 +75,8 @@ fn main() {
     folder(&root.join("data"));
     let state = StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, ..StudioState::default() };
     let model = state.model.clone();
-    let mut h = Harness::builder().with_size([1280.0, 820.0]).build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
+    let mut h =
+        Harness::builder().with_size([1280.0, 820.0]).build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
     let start = Instant::now();
     while h.state().shown_image_hash().is_none() {
         assert!(start.elapsed() < Duration::from_secs(120), "no first frame: {:?}", h.state().error());

@@ -57,7 +57,10 @@ fn one_bad_value_per_subcommand_exits_2() {
     refused(&["train", "biggan", "--data", "no-such-data", "--out", "o"], "not a data set name");
     refused(&["train", "cgn", "--variant", "rainbow", "--out", "o"], "rainbow");
     refused(&["train", "cvae", "--out", "o", "--scale", "0"], "must be a finite number > 0");
-    refused(&["quality", "measure", "--generator", "g", "--judge", "j", "--data", "mnist", "--truncation", "0"], "must lie in (0, 1]");
+    refused(
+        &["quality", "measure", "--generator", "g", "--judge", "j", "--data", "mnist", "--truncation", "0"],
+        "must lie in (0, 1]",
+    );
 }
 
 #[test]

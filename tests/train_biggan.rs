@@ -53,7 +53,17 @@ fn exported_generator_matches_the_trainable_one_in_the_hub_runtime() {
     let state = hub_state(&g, &params, &tables).unwrap();
     // The hub's key set: weight_orig/u/v for every SN module, tables for every BN.
     let keys: Vec<&str> = state.iter().map(|(k, _)| k.as_str()).collect();
-    for k in ["embeddings.weight", "generator.gen_z.weight_orig", "generator.gen_z.weight_u", "generator.gen_z.weight_v", "generator.layers.4.gamma", "generator.layers.0.bn_0.scale.weight_orig", "generator.layers.0.bn_0.running_means", "generator.bn.running_vars", "generator.conv_to_rgb.weight_v"] {
+    for k in [
+        "embeddings.weight",
+        "generator.gen_z.weight_orig",
+        "generator.gen_z.weight_u",
+        "generator.gen_z.weight_v",
+        "generator.layers.4.gamma",
+        "generator.layers.0.bn_0.scale.weight_orig",
+        "generator.layers.0.bn_0.running_means",
+        "generator.bn.running_vars",
+        "generator.conv_to_rgb.weight_v",
+    ] {
         assert!(keys.contains(&k), "missing {k}");
     }
     let dir = tempdir("hub");
@@ -88,7 +98,17 @@ fn spectral_norm_gradient_matches_the_closed_form_and_finite_differences() {
     let c: Vec<f64> = truncnorm(2, out * rest).iter().map(|&v| v as f64).collect();
     let mut b = Builder::init(3, &dev);
     let mut bufs = Vec::new();
-    let sn = b.scope("w", |s| SnWeight::new(s, &[out, rest], intervene::train::nets::init_ext::WInit::Plain(intervene::train::nets::layers::Init::Const(0.0)), 1e-12, &mut bufs)).unwrap();
+    let sn = b
+        .scope("w", |s| {
+            SnWeight::new(
+                s,
+                &[out, rest],
+                intervene::train::nets::init_ext::WInit::Plain(intervene::train::nets::layers::Init::Const(0.0)),
+                1e-12,
+                &mut bufs,
+            )
+        })
+        .unwrap();
     let var: &Var = &b.vars()[0].1;
     var.set(&Tensor::from_vec(w0.iter().map(|&v| v as f32).collect::<Vec<_>>(), (out, rest), &dev).unwrap()).unwrap();
     // Training mode: one power iteration, then σ with the new u, v.
@@ -103,7 +123,17 @@ fn spectral_norm_gradient_matches_the_closed_form_and_finite_differences() {
     {
         let mut b2 = Builder::init(3, &dev);
         let mut bufs2 = Vec::new();
-        let s2 = b2.scope("w", |s| SnWeight::new(s, &[out, rest], intervene::train::nets::init_ext::WInit::Plain(intervene::train::nets::layers::Init::Const(0.0)), 1e-12, &mut bufs2)).unwrap();
+        let s2 = b2
+            .scope("w", |s| {
+                SnWeight::new(
+                    s,
+                    &[out, rest],
+                    intervene::train::nets::init_ext::WInit::Plain(intervene::train::nets::layers::Init::Const(0.0)),
+                    1e-12,
+                    &mut bufs2,
+                )
+            })
+            .unwrap();
         u2.copy_from_slice(&s2.buf.u.lock().unwrap());
         v2.copy_from_slice(&s2.buf.v.lock().unwrap());
         let w32: Vec<f32> = w0.iter().map(|&x| x as f32).collect();
@@ -112,7 +142,8 @@ fn spectral_norm_gradient_matches_the_closed_form_and_finite_differences() {
     for (a, b) in u.iter().zip(&u2) {
         assert!((a - *b as f64).abs() < 1e-6);
     }
-    let sigma = |w: &[f64]| -> f64 { (0..out).map(|i| u[i] * (0..rest).map(|j| w[i * rest + j] * v[j]).sum::<f64>()).sum() };
+    let sigma =
+        |w: &[f64]| -> f64 { (0..out).map(|i| u[i] * (0..rest).map(|j| w[i * rest + j] * v[j]).sum::<f64>()).sum() };
     let f64_of = |w: &[f64]| -> f64 {
         let s = sigma(w);
         w.iter().zip(&c).map(|(a, b)| a * b / s).sum()
@@ -130,7 +161,11 @@ fn spectral_norm_gradient_matches_the_closed_form_and_finite_differences() {
             wm[k] -= 1e-6;
             let fd = (f64_of(&wp) - f64_of(&wm)) / 2e-6;
             assert!((closed - fd).abs() < 1e-6, "closed form vs FD at {k}: {closed} {fd}");
-            assert!((grad[k] as f64 - closed).abs() < 1e-4 * (1.0 + closed.abs()), "autograd vs closed form at {k}: {} {closed}", grad[k]);
+            assert!(
+                (grad[k] as f64 - closed).abs() < 1e-4 * (1.0 + closed.abs()),
+                "autograd vs closed form at {k}: {} {closed}",
+                grad[k]
+            );
         }
     }
 }
@@ -155,11 +190,14 @@ fn conditional_batch_norm_gradients_match_finite_differences() {
     let cond: Vec<f64> = truncnorm(5, bsz * cd).iter().map(|&v| v as f64).collect();
     let r: Vec<f64> = truncnorm(6, bsz * c * hw).iter().map(|&v| v as f64).collect();
     let reference = |x: &[f64], ws: &[f64], wo: &[f64]| -> f64 {
-        let sig = |w: &[f64], u: &[f64], v: &[f64]| -> f64 { (0..c).map(|i| u[i] * (0..cd).map(|j| w[i * cd + j] * v[j]).sum::<f64>()).sum() };
+        let sig = |w: &[f64], u: &[f64], v: &[f64]| -> f64 {
+            (0..c).map(|i| u[i] * (0..cd).map(|j| w[i * cd + j] * v[j]).sum::<f64>()).sum()
+        };
         let (ss, so) = (sig(ws, &us, &vs), sig(wo, &uo, &vo));
         let mut loss = 0.0;
         for ch in 0..c {
-            let vals: Vec<f64> = (0..bsz).flat_map(|n| (0..hw).map(move |p| (n, p))).map(|(n, p)| x[(n * c + ch) * hw + p]).collect();
+            let vals: Vec<f64> =
+                (0..bsz).flat_map(|n| (0..hw).map(move |p| (n, p))).map(|(n, p)| x[(n * c + ch) * hw + p]).collect();
             let m = vals.iter().sum::<f64>() / vals.len() as f64;
             let var = vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / vals.len() as f64;
             for n in 0..bsz {
@@ -175,7 +213,10 @@ fn conditional_batch_norm_gradients_match_finite_differences() {
         }
         loss
     };
-    let xv = Var::from_tensor(&Tensor::from_vec(x0.iter().map(|&v| v as f32).collect::<Vec<_>>(), (bsz, c, 2, 2), &dev).unwrap()).unwrap();
+    let xv = Var::from_tensor(
+        &Tensor::from_vec(x0.iter().map(|&v| v as f32).collect::<Vec<_>>(), (bsz, c, 2, 2), &dev).unwrap(),
+    )
+    .unwrap();
     let ct = Tensor::from_vec(cond.iter().map(|&v| v as f32).collect::<Vec<_>>(), (bsz, cd), &dev).unwrap();
     let rt = Tensor::from_vec(r.iter().map(|&v| v as f32).collect::<Vec<_>>(), (bsz, c, 2, 2), &dev).unwrap();
     let y = bn.forward(xv.as_tensor(), &ct, true, false, &mut None).unwrap();
@@ -222,7 +263,11 @@ fn tiny(steps: u64) -> BigGanSettings {
 }
 
 fn losses(dir: &Path) -> Vec<(f64, f64)> {
-    intervene::train::output::read_metrics(dir).unwrap().iter().map(|v| (v["loss_d"].as_f64().unwrap(), v["loss_g"].as_f64().unwrap())).collect()
+    intervene::train::output::read_metrics(dir)
+        .unwrap()
+        .iter()
+        .map(|v| (v["loss_d"].as_f64().unwrap(), v["loss_g"].as_f64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -242,7 +287,15 @@ fn a_short_run_trains_resumes_bit_for_bit_and_exports_a_loadable_model() {
     assert!(last < first, "loss_d did not decrease: {first} → {last}");
     assert_eq!(c.last_metric("loss_d"), Some(l[11].0));
     // Hub files that open in the runtime, sheets, components.
-    for f in ["config.json", "model.safetensors", "components.npz", "samples.png", "samples_t0.4.png", "checkpoint.safetensors", "train.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "components.npz",
+        "samples.png",
+        "samples_t0.4.png",
+        "checkpoint.safetensors",
+        "train.json",
+    ] {
         assert!(straight.join(f).is_file(), "{f} missing");
     }
     let m = intervene::models::biggan::load::load(&straight.display().to_string(), &Device::Cpu).unwrap();
@@ -250,7 +303,14 @@ fn a_short_run_trains_resumes_bit_for_bit_and_exports_a_loadable_model() {
     // Same run in two pieces: stop after 5 steps, then resume (with more steps allowed).
     let mut s5 = tiny(12);
     s5.checkpoint_every = 100;
-    let r = biggan::train_biggan(&s5, &split, false, Hooks { stop_after_steps: Some(5), skip_finalize: true }, &Control::new()).unwrap();
+    let r = biggan::train_biggan(
+        &s5,
+        &split,
+        false,
+        Hooks { stop_after_steps: Some(5), skip_finalize: true },
+        &Control::new(),
+    )
+    .unwrap();
     assert!(!r.finished && r.steps == 5);
     // Other settings are refused, naming the setting.
     let mut other = tiny(12);
@@ -265,7 +325,14 @@ fn a_short_run_trains_resumes_bit_for_bit_and_exports_a_loadable_model() {
     assert!(a == b, "a resumed run differs from the straight one");
     assert_eq!(losses(&straight), losses(&split));
     // A finished run resumed with more steps continues.
-    let r = biggan::train_biggan(&tiny(14), &split, true, Hooks { stop_after_steps: None, skip_finalize: true }, &Control::new()).unwrap();
+    let r = biggan::train_biggan(
+        &tiny(14),
+        &split,
+        true,
+        Hooks { stop_after_steps: None, skip_finalize: true },
+        &Control::new(),
+    )
+    .unwrap();
     assert_eq!(r.steps, 14);
 }
 
@@ -277,7 +344,9 @@ fn bad_data_is_refused_clearly() {
     std::fs::create_dir_all(one.join("a")).unwrap();
     let img = image::RgbImage::new(8, 8);
     img.save(one.join("a/x.png")).unwrap();
-    let e = intervene::train::gan_data::GanData::load(&DataSource::Folder(one.clone()), Path::new("/")).unwrap_err().to_string();
+    let e = intervene::train::gan_data::GanData::load(&DataSource::Folder(one.clone()), Path::new("/"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("at least 2"), "{e}");
     let _ = HashMap::<u8, u8>::new();
 }

@@ -53,7 +53,10 @@ fn cgn_trains_resumes_exactly_and_opens_in_the_runtime() {
     let e = train_cgn(&tiny_cgn("colored", 6), &b, true, None, &Control::new()).unwrap_err().to_string();
     assert!(e.contains("other settings") && e.contains("variant"), "{e}");
     train_cgn(&tiny_cgn("double-colored", 6), &b, true, None, &Control::new()).unwrap();
-    assert!(std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap(), "resumed run differs");
+    assert!(
+        std::fs::read(a.join("model.safetensors")).unwrap() == std::fs::read(b.join("model.safetensors")).unwrap(),
+        "resumed run differs"
+    );
     // The authors' layout: 57 entries, opens as an MNIST CGN.
     let map = intervene::checkpoint::load(&a.join("model.safetensors")).unwrap();
     assert_eq!(map.len(), 57);
@@ -100,7 +103,8 @@ fn reflection_padding_and_gram_match_hand_computations() {
 fn cvae_trains_resumes_and_writes_both_sets() {
     let a = tempdir("cvae-a");
     let b = tempdir("cvae-b");
-    let mut s = CvaeSettings { epochs: 1, batch: 2000, samples_per_class: 3, checkpoint_every: 100, ..Default::default() };
+    let mut s =
+        CvaeSettings { epochs: 1, batch: 2000, samples_per_class: 3, checkpoint_every: 100, ..Default::default() };
     s.shape.hidden = 64;
     let r = train_cvae(&s, &a, false, None, &Control::new()).unwrap();
     assert!(r.finished && r.steps == 30);

@@ -31,7 +31,10 @@ fn synthetic(dir: &Path, classes: usize, per_class: usize, seed: u64) {
                 let inside = x >= ox && x < ox + 14 && y >= oy && y < oy + 14;
                 let noise = (rng.below(40)) as u8;
                 if inside {
-                    image::Rgb([[220, 30, 30], [30, 220, 30], [30, 30, 220], [220, 220, 30]][k % 4].map(|c: u8| c.saturating_add(noise)))
+                    image::Rgb(
+                        [[220, 30, 30], [30, 220, 30], [30, 30, 220], [220, 220, 30]][k % 4]
+                            .map(|c: u8| c.saturating_add(noise)),
+                    )
                 } else {
                     image::Rgb([noise; 3])
                 }
@@ -42,12 +45,7 @@ fn synthetic(dir: &Path, classes: usize, per_class: usize, seed: u64) {
 }
 
 fn small_settings(data: &Path) -> TrainSettings {
-    TrainSettings {
-        epochs: 2,
-        batch: 16,
-        threads: 1,
-        ..TrainSettings::recipe(TrainArch::MnistCnn, data.to_path_buf())
-    }
+    TrainSettings { epochs: 2, batch: 16, threads: 1, ..TrainSettings::recipe(TrainArch::MnistCnn, data.to_path_buf()) }
 }
 
 fn weights(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -56,7 +54,9 @@ fn weights(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|(k, t)| {
             let bytes = match t.dtype() {
-                candle_core::DType::I64 => t.flatten_all().unwrap().to_vec1::<i64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                candle_core::DType::I64 => {
+                    t.flatten_all().unwrap().to_vec1::<i64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect()
+                }
                 _ => t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
             };
             (k, bytes)
@@ -140,14 +140,19 @@ fn output_folder_opens_as_a_classifier_and_bad_arch_is_named() {
     for f in ["config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl"] {
         assert!(out.join(f).is_file(), "{f}");
     }
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["settings"]["seed"], 0);
     assert_eq!(cfg["num_classes"], 3);
     let o = intervene::models::classifier::open(out.to_str().unwrap(), None, &Device::Cpu).unwrap();
     assert_eq!((o.arch, o.num_classes), (intervene::models::classifier::Arch::MnistCnn, 3));
-    let e = intervene::models::classifier::open(out.to_str().unwrap(), Some(intervene::models::classifier::Arch::ResNet18), &Device::Cpu)
-        .err()
-        .unwrap();
+    let e = intervene::models::classifier::open(
+        out.to_str().unwrap(),
+        Some(intervene::models::classifier::Arch::ResNet18),
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap();
     assert!(format!("{e:#}").contains("model.safetensors"), "{e:#}");
     // Evaluating the folder through the library reports the classes by name.
     let m = intervene::train::EvalModel::open(out.to_str().unwrap(), None, &Device::Cpu).unwrap();
@@ -255,11 +260,20 @@ fn mnist_cnn_learns_real_mnist() {
     mnist_folder(&train, 4000, &root.join("train"));
     mnist_folder(&test, 1000, &root.join("test"));
     // The CGN recipe (Adadelta lr 1.0, ×0.7 per epoch, batch 64), 3 epochs on 4,000 digits.
-    let s = TrainSettings { epochs: 3, eval: vec![root.join("test")], ..TrainSettings::recipe(TrainArch::MnistCnn, root.join("train")) };
+    let s = TrainSettings {
+        epochs: 3,
+        eval: vec![root.join("test")],
+        ..TrainSettings::recipe(TrainArch::MnistCnn, root.join("train"))
+    };
     let t = std::time::Instant::now();
     let sum = train_classifier(&s, &root.join("out"), false, &Hooks::default(), &Control::new()).unwrap();
     let acc = sum.last_epoch.as_ref().unwrap().eval[0].top1;
-    eprintln!("MNIST CNN, 4,000 training digits, 3 epochs ({} steps): test accuracy {:.2} % on 1,000 t10k digits, {:.1} s", sum.steps, 100.0 * acc, t.elapsed().as_secs_f64());
+    eprintln!(
+        "MNIST CNN, 4,000 training digits, 3 epochs ({} steps): test accuracy {:.2} % on 1,000 t10k digits, {:.1} s",
+        sum.steps,
+        100.0 * acc,
+        t.elapsed().as_secs_f64()
+    );
     // PyTorch on the same recipe and digits (tools/reference/mnist_recipe_ref.py) ends at 57.1 %
     // (seed 0) and 69.3 % (seed 1): Adadelta's first steps are small, so 189 steps are early in
     // training. Chance is 10 %; a broken gradient stays near it.

@@ -155,9 +155,17 @@ fn state_dict_keys_match_the_inference_loaders() {
     for arch in [TrainArch::MnistCnn, TrainArch::ResNet18, TrainArch::ResNet50, TrainArch::MobileNetV2] {
         let net = Net::init(arch, 10, 1, &Device::Cpu).unwrap();
         let map: intervene::checkpoint::TensorMap = net.params.state_dict().unwrap().into_iter().collect();
-        let opened = intervene::models::classifier::open_map(map, Some(arch.inference()), std::path::Path::new("<test>"), &Device::Cpu)
-            .unwrap_or_else(|e| panic!("{arch}: {e:#}"));
+        let opened = intervene::models::classifier::open_map(
+            map,
+            Some(arch.inference()),
+            std::path::Path::new("<test>"),
+            &Device::Cpu,
+        )
+        .unwrap_or_else(|e| panic!("{arch}: {e:#}"));
         assert_eq!(opened.num_classes, 10);
-        assert_eq!(intervene::models::classifier::Arch::detect(&net.params.state_dict().unwrap().into_iter().collect()), Some(arch.inference()));
+        assert_eq!(
+            intervene::models::classifier::Arch::detect(&net.params.state_dict().unwrap().into_iter().collect()),
+            Some(arch.inference())
+        );
     }
 }

@@ -26,8 +26,12 @@ fn close(name: &str, got: &Tensor, want: &Tensor, tol: f32) {
 }
 
 fn conv_names(g: &HashMap<String, Tensor>) -> Vec<String> {
-    let mut v: Vec<String> =
-        g.keys().filter_map(|k| k.strip_suffix(".cfg")).filter(|n| g.contains_key(&format!("{n}.w"))).map(String::from).collect();
+    let mut v: Vec<String> = g
+        .keys()
+        .filter_map(|k| k.strip_suffix(".cfg"))
+        .filter(|n| g.contains_key(&format!("{n}.w")))
+        .map(String::from)
+        .collect();
     v.sort();
     v
 }
@@ -134,7 +138,8 @@ fn convolution_gradient_matches_finite_differences() {
             let mut m = base.clone();
             m[i] -= h;
             let mk = |v: Vec<f32>| Tensor::from_vec(v, t.shape(), &Device::Cpu).unwrap();
-            let (fp, fm) = if std::ptr::eq(t, &x0) { (f(&mk(p), &w0), f(&mk(m), &w0)) } else { (f(&x0, &mk(p)), f(&x0, &mk(m))) };
+            let (fp, fm) =
+                if std::ptr::eq(t, &x0) { (f(&mk(p), &w0), f(&mk(m), &w0)) } else { (f(&x0, &mk(p)), f(&x0, &mk(m))) };
             let fd = (fp - fm) / (2.0 * h as f64);
             assert!((fd - an[i] as f64).abs() < 2e-3 * (1.0 + fd.abs()), "entry {i}: fd {fd} vs {}", an[i]);
         }
@@ -149,7 +154,8 @@ fn pooling_matches_pytorch() {
         let c = t("cfg").to_vec1::<i64>().unwrap();
         let p = Pool { k: c[0] as usize, stride: c[1] as usize, padding: c[2] as usize };
         let x = Var::from_tensor(&t("x")).unwrap();
-        let y = if n.starts_with("mp") { ops::max_pool2d(x.as_tensor(), p) } else { ops::avg_pool2d(x.as_tensor(), p) }.unwrap();
+        let y = if n.starts_with("mp") { ops::max_pool2d(x.as_tensor(), p) } else { ops::avg_pool2d(x.as_tensor(), p) }
+            .unwrap();
         close(&format!("{n} y"), &y, &t("y"), 1e-6);
         let grads = (y * t("dy")).unwrap().sum_all().unwrap().backward().unwrap();
         close(&format!("{n} dx"), grads.get(x.as_tensor()).unwrap(), &t("dx"), 1e-6);
@@ -161,7 +167,11 @@ fn batch_norm_matches_pytorch() {
     let g = goldens();
     for (n, relu) in [("bn", false), ("bnrelu", true)] {
         let t = |s: &str| g[&format!("{n}.{s}")].clone();
-        let (x, ga, be) = (Var::from_tensor(&t("x")).unwrap(), Var::from_tensor(&t("g")).unwrap(), Var::from_tensor(&t("b")).unwrap());
+        let (x, ga, be) = (
+            Var::from_tensor(&t("x")).unwrap(),
+            Var::from_tensor(&t("g")).unwrap(),
+            Var::from_tensor(&t("b")).unwrap(),
+        );
         let (y, stats) = ops::batch_norm_train(x.as_tensor(), ga.as_tensor(), be.as_tensor(), 1e-5, relu).unwrap();
         assert_eq!(stats.n, 4 * 25);
         close(&format!("{n} y"), &y, &t("y"), 2e-6);

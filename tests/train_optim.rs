@@ -35,22 +35,34 @@ fn update_rules_match_pytorch() {
     let cases: Vec<Case> = vec![
         ("sgd", Box::new(|p, gr, s, _| sgd_update(p, gr, &mut s[0], 0.1, 0.0, 0.0))),
         ("sgd_momentum_wd", Box::new(|p, gr, s, _| sgd_update(p, gr, &mut s[0], 0.1, 0.9, 1e-2))),
-        ("adam", Box::new(move |p, gr, s, t| {
-            let (m, v) = s.split_at_mut(1);
-            adam_update(p, gr, &mut m[0], &mut v[0], t, 0.01, (0.9, 0.999, 1e-8, 0.0))
-        })),
-        ("adam_wd", Box::new(move |p, gr, s, t| {
-            let (m, v) = s.split_at_mut(1);
-            adam_update(p, gr, &mut m[0], &mut v[0], t, 0.01, (0.5, 0.999, 1e-8, 1e-2))
-        })),
-        ("adadelta", Box::new(|p, gr, s, _| {
-            let (a, b) = s.split_at_mut(1);
-            adadelta_update(p, gr, &mut a[0], &mut b[0], 1.0, (0.9, 1e-6, 0.0))
-        })),
-        ("adadelta_wd", Box::new(|p, gr, s, _| {
-            let (a, b) = s.split_at_mut(1);
-            adadelta_update(p, gr, &mut a[0], &mut b[0], 0.5, (0.9, 1e-6, 1e-2))
-        })),
+        (
+            "adam",
+            Box::new(move |p, gr, s, t| {
+                let (m, v) = s.split_at_mut(1);
+                adam_update(p, gr, &mut m[0], &mut v[0], t, 0.01, (0.9, 0.999, 1e-8, 0.0))
+            }),
+        ),
+        (
+            "adam_wd",
+            Box::new(move |p, gr, s, t| {
+                let (m, v) = s.split_at_mut(1);
+                adam_update(p, gr, &mut m[0], &mut v[0], t, 0.01, (0.5, 0.999, 1e-8, 1e-2))
+            }),
+        ),
+        (
+            "adadelta",
+            Box::new(|p, gr, s, _| {
+                let (a, b) = s.split_at_mut(1);
+                adadelta_update(p, gr, &mut a[0], &mut b[0], 1.0, (0.9, 1e-6, 0.0))
+            }),
+        ),
+        (
+            "adadelta_wd",
+            Box::new(|p, gr, s, _| {
+                let (a, b) = s.split_at_mut(1);
+                adadelta_update(p, gr, &mut a[0], &mut b[0], 0.5, (0.9, 1e-6, 1e-2))
+            }),
+        ),
     ];
     for (name, step) in cases {
         let want = rows(&g[name]);

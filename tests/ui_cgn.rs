@@ -4,15 +4,16 @@
 
 mod common;
 
-use common::ui::{harness_sized, step_until};
+use common::ui::{harness_sized, step_until, tiny};
 
 use egui_kittest::kittest::Queryable as _;
 use intervene::composite::View;
 use intervene::ui::app::StudioState;
 
-/// The counterfactual mode on the random-weight test CGN (whatever the bundled default is).
+/// The counterfactual mode on the random-weight test CGN (whatever the bundled default is), with
+/// the steering side on the test BigGAN without components (no load message in the status).
 fn cgn_state() -> StudioState {
-    let mut s = StudioState { cgn_mode: true, show_perf: false, ..Default::default() };
+    let mut s = StudioState { cgn_mode: true, show_perf: false, ..tiny() };
     s.cgn.model = intervene::models::cgn::DEFAULT_CGN.into();
     s
 }

@@ -98,13 +98,20 @@ fn an_export_and_a_training_run_start_from_the_jobs_pane_and_open_where_they_bel
     h.get_by_label("Start export").click();
     let name = format!("GenInt export to {}", out.file_name().unwrap().to_string_lossy());
     step_until(&mut h, "the export", |a| a.board.get(&name).is_some_and(|e| !e.phase.is_active()));
-    assert_eq!(h.state().board.get(&name).map(|e| e.phase.to_string()), Some("done".to_string()), "{:?}", h.state().error());
+    assert_eq!(
+        h.state().board.get(&name).map(|e| e.phase.to_string()),
+        Some("done".to_string()),
+        "{:?}",
+        h.state().error()
+    );
     assert!(out.join("manifest.jsonl").is_file());
     let mut pngs: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
         .filter(|d| d.path().is_dir())
-        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|f| f.file_name().to_string_lossy().into_owned()))
+        .flat_map(|d| {
+            std::fs::read_dir(d.path()).unwrap().flatten().map(|f| f.file_name().to_string_lossy().into_owned())
+        })
         .collect();
     pngs.sort();
     assert_eq!(pngs, ["00000000.png", "00000001.png", "00000002.png", "00000003.png"]);

@@ -168,7 +168,12 @@ fn train(a: TrainBench) -> anyhow::Result<()> {
                 } else {
                     println!(
                         "train {:<10} batch {:>3}: {:.4} s/step (best {:.4}) over {} steps, {} thread(s)  [CPU]",
-                        w.name(), w.batch(), med, best, a.steps, rayon::current_num_threads()
+                        w.name(),
+                        w.batch(),
+                        med,
+                        best,
+                        a.steps,
+                        rayon::current_num_threads()
                     );
                 }
             }
@@ -334,7 +339,13 @@ fn steer(a: SteerBench) -> anyhow::Result<()> {
 }
 
 /// Where a forward's time goes, per kernel kind, against each kind's FLOP floor.
-fn breakdown(name: &str, b: usize, runs: usize, mut forward: impl FnMut() -> anyhow::Result<()>, json: bool) -> anyhow::Result<()> {
+fn breakdown(
+    name: &str,
+    b: usize,
+    runs: usize,
+    mut forward: impl FnMut() -> anyhow::Result<()>,
+    json: bool,
+) -> anyhow::Result<()> {
     use crate::ops::profile;
     let peak = profile::gemm_gflops();
     profile::reset();
@@ -361,16 +372,33 @@ fn breakdown(name: &str, b: usize, runs: usize, mut forward: impl FnMut() -> any
             .iter()
             .map(|r| serde_json::json!({"kind": r.0, "ms_per_image": r.1, "gflop_per_image": r.2, "gflops": r.3, "floor_ms": r.4}))
             .collect();
-        println!("{}", serde_json::json!({"breakdown": name, "batch": b, "ms_per_image": total_ms, "sgemm_gflops": peak, "kinds": kinds}));
+        println!(
+            "{}",
+            serde_json::json!({"breakdown": name, "batch": b, "ms_per_image": total_ms, "sgemm_gflops": peak, "kinds": kinds})
+        );
         return Ok(());
     }
     println!("  where the time goes ({name}, batch {b}, {runs} runs; SGEMM peak here {peak:.0} GFLOP/s, all cores):");
-    println!("  {:<58} {:>10} {:>6} {:>11} {:>9} {:>10}", "kind", "ms/image", "share", "GFLOP/img", "GFLOP/s", "floor ms");
+    println!(
+        "  {:<58} {:>10} {:>6} {:>11} {:>9} {:>10}",
+        "kind", "ms/image", "share", "GFLOP/img", "GFLOP/s", "floor ms"
+    );
     for r in &rows {
-        println!("  {:<58} {:>10.1} {:>5.0}% {:>11.2} {:>9.1} {:>10.1}", r.0, r.1, 100.0 * r.1 / total_ms, r.2, r.3, r.4);
+        println!(
+            "  {:<58} {:>10.1} {:>5.0}% {:>11.2} {:>9.1} {:>10.1}",
+            r.0,
+            r.1,
+            100.0 * r.1 / total_ms,
+            r.2,
+            r.3,
+            r.4
+        );
     }
     let floor: f64 = rows.iter().map(|r| r.4).sum();
-    println!("  {:<58} {:>10.1} {:>6} {:>11} {:>9} {:>10.1}", "total (floor = FLOPs at the SGEMM peak)", total_ms, "", "", "", floor);
+    println!(
+        "  {:<58} {:>10.1} {:>6} {:>11} {:>9} {:>10.1}",
+        "total (floor = FLOPs at the SGEMM peak)", total_ms, "", "", "", floor
+    );
     Ok(())
 }
 

@@ -50,7 +50,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         }
         if r.labels.len() <= 20 {
             let names: Vec<String> = r.labels.iter().map(|&l| model.classes.names[l].clone()).collect();
-            let w = names.iter().map(|n| n.len()).chain(r.confusion.iter().flatten().map(|v| v.to_string().len())).max().unwrap_or(1).max(3);
+            let w = names
+                .iter()
+                .map(|n| n.len())
+                .chain(r.confusion.iter().flatten().map(|v| v.to_string().len()))
+                .max()
+                .unwrap_or(1)
+                .max(3);
             println!("  confusion (rows true, columns predicted):");
             println!("  {:>w$} {}", "", names.iter().map(|n| format!("{n:>w$}")).collect::<Vec<_>>().join(" "));
             for (n, row) in names.iter().zip(&r.confusion) {
@@ -69,7 +75,8 @@ mod tests {
 
     #[test]
     fn bad_values_fail_at_parse_time() {
-        let parse = |args: &[&str]| crate::cli::Cli::try_parse_from(std::iter::once("intervene").chain(args.iter().copied()));
+        let parse =
+            |args: &[&str]| crate::cli::Cli::try_parse_from(std::iter::once("intervene").chain(args.iter().copied()));
         assert!(parse(&["eval", "--classifier", "m", "--data", "d", "--data", "e", "--json"]).is_ok());
         let e = parse(&["eval", "--classifier", "m", "--data", "d", "--threads", "two"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);

@@ -114,9 +114,24 @@ pub fn run(a: QualityArgs) -> anyhow::Result<()> {
             let truncations = if m.truncation.is_empty() { vec![1.0] } else { m.truncation.clone() };
             let report = super::job::run("classes", |c| {
                 let g = crate::train::quality::Generator::open(&m.generator)?;
-                let judge = crate::train::eval::EvalModel::open(&m.judge.display().to_string(), None, &candle_core::Device::Cpu)?;
+                let judge = crate::train::eval::EvalModel::open(
+                    &m.judge.display().to_string(),
+                    None,
+                    &candle_core::Device::Cpu,
+                )?;
                 let data = GanData::load(&m.data, &crate::data::data_dir())?;
-                crate::train::quality::measure(&g, &m.generator.display().to_string(), &judge, &m.judge.display().to_string(), &data, m.per_class, m.diversity_per_class, &truncations, m.seed, c)
+                crate::train::quality::measure(
+                    &g,
+                    &m.generator.display().to_string(),
+                    &judge,
+                    &m.judge.display().to_string(),
+                    &data,
+                    m.per_class,
+                    m.diversity_per_class,
+                    &truncations,
+                    m.seed,
+                    c,
+                )
             })?;
             for (c, d) in report.consistency.iter().zip(&report.diversity) {
                 println!(
@@ -129,7 +144,9 @@ pub fn run(a: QualityArgs) -> anyhow::Result<()> {
                 );
             }
             if let Some(p) = &m.json {
-                crate::imageio::write_atomically(p, |tmp| Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&report)?)?))?;
+                crate::imageio::write_atomically(p, |tmp| {
+                    Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&report)?)?)
+                })?;
             }
             Ok(())
         }

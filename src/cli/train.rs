@@ -204,9 +204,15 @@ impl ClassifierArgs {
         if let Some(o) = self.optimizer {
             let wd = self.weight_decay;
             s.optimizer = match o {
-                OptimizerArg::Sgd => OptimizerKind::Sgd { momentum: self.momentum.unwrap_or(0.9), weight_decay: wd.unwrap_or(1e-4) },
-                OptimizerArg::Adam => OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd.unwrap_or(0.0) },
-                OptimizerArg::Adadelta => OptimizerKind::Adadelta { rho: 0.9, eps: 1e-6, weight_decay: wd.unwrap_or(0.0) },
+                OptimizerArg::Sgd => {
+                    OptimizerKind::Sgd { momentum: self.momentum.unwrap_or(0.9), weight_decay: wd.unwrap_or(1e-4) }
+                }
+                OptimizerArg::Adam => {
+                    OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd.unwrap_or(0.0) }
+                }
+                OptimizerArg::Adadelta => {
+                    OptimizerKind::Adadelta { rho: 0.9, eps: 1e-6, weight_decay: wd.unwrap_or(0.0) }
+                }
             };
             s.lr = match o {
                 OptimizerArg::Sgd => 0.1 * s.batch as f64 / 256.0,
@@ -265,8 +271,16 @@ impl ClassifierArgs {
             }
         }
         let quarter = (s.batch / 4).max(1);
-        s.intervened = self.intervened.clone().map(|dir| Extra { dir, lambda: self.lambda1.unwrap_or(0.0), batch: self.batch2.unwrap_or(quarter) });
-        s.transferred = self.transferred.clone().map(|dir| Extra { dir, lambda: self.lambda2.unwrap_or(0.0), batch: self.batch3.unwrap_or(quarter) });
+        s.intervened = self.intervened.clone().map(|dir| Extra {
+            dir,
+            lambda: self.lambda1.unwrap_or(0.0),
+            batch: self.batch2.unwrap_or(quarter),
+        });
+        s.transferred = self.transferred.clone().map(|dir| Extra {
+            dir,
+            lambda: self.lambda2.unwrap_or(0.0),
+            batch: self.batch3.unwrap_or(quarter),
+        });
         s.eval = self.eval.clone();
         s.seed = self.seed;
         s.device = self.device;
@@ -299,8 +313,16 @@ fn classifier(a: ClassifierArgs) -> anyhow::Result<()> {
     limit_candle_threads(a.threads);
     let settings = a.settings()?;
     let out = a.out.clone();
-    let summary = super::job::run("steps", |control| crate::train::train_classifier(&settings, &out, a.resume, &Default::default(), control))?;
-    let mut line = format!("trained {} for {} steps in {:.1} s → {}", settings.arch, summary.steps, summary.seconds, summary.out.display());
+    let summary = super::job::run("steps", |control| {
+        crate::train::train_classifier(&settings, &out, a.resume, &Default::default(), control)
+    })?;
+    let mut line = format!(
+        "trained {} for {} steps in {:.1} s → {}",
+        settings.arch,
+        summary.steps,
+        summary.seconds,
+        summary.out.display()
+    );
     if let Some(e) = &summary.last_epoch {
         for r in &e.eval {
             line += &format!("\n  {}", r.summary());
@@ -324,7 +346,14 @@ mod tests {
     fn bad_values_fail_at_parse_time() {
         let base = ["train", "classifier", "--arch", "mnist-cnn", "--data", "d", "--out", "o"];
         assert!(parse(&base).is_ok());
-        for bad in [["--lr", "0"], ["--lr", "nan"], ["--batch", "0"], ["--epochs", "x"], ["--momentum", "1.5"], ["--size", "8"]] {
+        for bad in [
+            ["--lr", "0"],
+            ["--lr", "nan"],
+            ["--batch", "0"],
+            ["--epochs", "x"],
+            ["--momentum", "1.5"],
+            ["--size", "8"],
+        ] {
             let args: Vec<&str> = base.iter().chain(bad.iter()).copied().collect();
             let e = parse(&args).expect_err(&format!("{bad:?} must be rejected"));
             assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
@@ -337,9 +366,24 @@ mod tests {
 
     #[test]
     fn recipe_defaults_and_overrides() {
-        let Ok(Cli { command: Some(crate::cli::Command::Train(t)), .. }) =
-            parse(&["train", "classifier", "--arch", "resnet18", "--data", "d", "--out", "o", "--batch", "32", "--size", "64", "--intervened", "i", "--lambda1", "0.05"])
-        else {
+        let Ok(Cli { command: Some(crate::cli::Command::Train(t)), .. }) = parse(&[
+            "train",
+            "classifier",
+            "--arch",
+            "resnet18",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--batch",
+            "32",
+            "--size",
+            "64",
+            "--intervened",
+            "i",
+            "--lambda1",
+            "0.05",
+        ]) else {
             panic!("parse")
         };
         let super::TrainWhat::Classifier(c) = t.what else { panic!("classifier") };

@@ -136,7 +136,8 @@ impl BigganArgs {
 
 pub fn biggan(a: BigganArgs) -> anyhow::Result<()> {
     let s = a.settings()?;
-    let r = super::job::run("steps", |c| crate::train::biggan::train_biggan(&s, &a.out, a.resume, Hooks::default(), c))?;
+    let r =
+        super::job::run("steps", |c| crate::train::biggan::train_biggan(&s, &a.out, a.resume, Hooks::default(), c))?;
     println!(
         "trained BigGAN-deep on {} for {} steps ({:.2} s/step) in {:.0} s → {}",
         s.data.name(),
@@ -224,7 +225,14 @@ pub fn cgn(a: CgnArgs) -> anyhow::Result<()> {
     s.threads = a.threads;
     s.validate()?;
     let r = super::job::run("steps", |c| crate::train::cgn::train_cgn(&s, &a.out, a.resume, None, c))?;
-    println!("trained the {} CGN for {} steps ({:.2} s/step) in {:.0} s → {}", s.variant, r.steps, r.sec_per_step, r.seconds, r.out.join("model.safetensors").display());
+    println!(
+        "trained the {} CGN for {} steps ({:.2} s/step) in {:.0} s → {}",
+        s.variant,
+        r.steps,
+        r.sec_per_step,
+        r.seconds,
+        r.out.join("model.safetensors").display()
+    );
     Ok(())
 }
 
@@ -296,7 +304,11 @@ pub fn cvae(a: CvaeArgs) -> anyhow::Result<()> {
         let r = crate::train::cvae::train_cvae(&s, &a.out, a.resume, None, c)?;
         if a.write_data {
             let mnist = crate::data::data_dir().join("mnist");
-            for split in [crate::data::genint_colored::GenintSplit::Train, crate::data::genint_colored::GenintSplit::ConfoundedTest, crate::data::genint_colored::GenintSplit::CausalTest] {
+            for split in [
+                crate::data::genint_colored::GenintSplit::Train,
+                crate::data::genint_colored::GenintSplit::ConfoundedTest,
+                crate::data::genint_colored::GenintSplit::CausalTest,
+            ] {
                 c.set_status(format!("writing data/{}", split.name()));
                 let set = crate::data::genint_colored::load(&mnist, split, s.data_seed)?;
                 let n = crate::train::cvae::write_split(&set, &a.out.join("data").join(split.name()))?;

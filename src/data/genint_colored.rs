@@ -98,7 +98,8 @@ impl GenintSet {
 /// `ToTensor` + `Normalize(0.5, 0.5)` (one channel; the three are equal).
 pub fn digit32(img: &[u8], rows: usize, cols: usize) -> Vec<f32> {
     let rgb: Vec<u8> = img.iter().flat_map(|&v| [v, v, v]).collect();
-    let im = image::RgbImage::from_raw(cols as u32, rows as u32, rgb).unwrap_or_else(|| image::RgbImage::new(cols as u32, rows as u32));
+    let im = image::RgbImage::from_raw(cols as u32, rows as u32, rgb)
+        .unwrap_or_else(|| image::RgbImage::new(cols as u32, rows as u32));
     let r = crate::preprocess::pil_resize_bilinear(&im, SIZE as u32, SIZE as u32);
     r.pixels().map(|p| (p[0] as f32 / 255.0 - 0.5) / 0.5).collect()
 }

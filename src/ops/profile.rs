@@ -62,7 +62,9 @@ pub(crate) fn record(kind: Kind, start: Option<Instant>, flops: f64) {
 
 /// Seconds and FLOPs recorded per kind.
 pub fn totals() -> [(Kind, f64, f64); 3] {
-    Kind::ALL.map(|k| (k, NANOS[k as usize].load(Ordering::Relaxed) as f64 * 1e-9, FLOPS[k as usize].load(Ordering::Relaxed) as f64))
+    Kind::ALL.map(|k| {
+        (k, NANOS[k as usize].load(Ordering::Relaxed) as f64 * 1e-9, FLOPS[k as usize].load(Ordering::Relaxed) as f64)
+    })
 }
 
 /// The machine's SGEMM rate in GFLOP/s with the GEMM the kernels use, all cores: the best of a

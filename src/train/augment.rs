@@ -55,7 +55,8 @@ impl Transform {
         let s = self.size() as u32;
         let (px, flip, mean, std) = match *self {
             Self::Mnist { flip, .. } => {
-                let px = if img.width() == s && img.height() == s { img.clone() } else { pil_resize_bilinear(img, s, s) };
+                let px =
+                    if img.width() == s && img.height() == s { img.clone() } else { pil_resize_bilinear(img, s, s) };
                 (px, flip && rng.uniform() < 0.5, [0.5; 3], [0.5; 3])
             }
             Self::ImagenetTrain { min_scale, .. } => {
@@ -144,7 +145,8 @@ mod tests {
         Transform::Mnist { size: 32, flip: false }.apply(&img, &mut Rng::new(0), &mut out).unwrap();
         assert_eq!(out[0], -1.0);
         assert_eq!(out[2 * 1024], 1.0);
-        let photo = RgbImage::from_fn(300, 260, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+        let photo =
+            RgbImage::from_fn(300, 260, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
         let mut a = vec![0f32; 3 * 224 * 224];
         Transform::ImagenetEval { size: 224 }.apply(&photo, &mut Rng::new(0), &mut a).unwrap();
         let (b, _) = crate::preprocess::imagenet(&photo).unwrap();

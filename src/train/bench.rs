@@ -100,7 +100,8 @@ fn gan() -> Result<Prepared> {
         step: Box::new(move || {
             k += 1;
             let mut r = Rng::new(k);
-            let u = Tensor::from_vec((0..b * 32).map(|_| r.normal() as f32).collect::<Vec<_>>(), (b, 32), &Device::Cpu)?;
+            let u =
+                Tensor::from_vec((0..b * 32).map(|_| r.normal() as f32).collect::<Vec<_>>(), (b, 32), &Device::Cpu)?;
             let y = labels(&mut r, b, 10)?;
             let shifts = [(r.below(32) as usize, r.below(32) as usize), (r.below(32) as usize, r.below(32) as usize)];
             // Generator step.
@@ -122,7 +123,13 @@ fn gan() -> Result<Prepared> {
 pub fn prepare(w: Workload) -> Result<Prepared> {
     match w {
         Workload::MnistCnn => classifier(TrainArch::MnistCnn, 10, [64, 3, 32, 32], OptimizerKind::adadelta(), 1.0),
-        Workload::ResNet18 => classifier(TrainArch::ResNet18, 1000, [32, 3, 64, 64], OptimizerKind::Sgd { momentum: 0.9, weight_decay: 1e-4 }, 0.1),
+        Workload::ResNet18 => classifier(
+            TrainArch::ResNet18,
+            1000,
+            [32, 3, 64, 64],
+            OptimizerKind::Sgd { momentum: 0.9, weight_decay: 1e-4 },
+            0.1,
+        ),
         Workload::CgnGan => gan(),
     }
 }

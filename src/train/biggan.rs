@@ -140,7 +140,17 @@ impl BigGanSettings {
     pub fn resume_key(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            for k in ["steps", "sample_every", "checkpoint_every", "standing_batches", "standing_batch", "pca_samples", "pca_components", "device", "threads"] {
+            for k in [
+                "steps",
+                "sample_every",
+                "checkpoint_every",
+                "standing_batches",
+                "standing_batch",
+                "pca_samples",
+                "pca_components",
+                "device",
+                "threads",
+            ] {
                 o.remove(k);
             }
         }
@@ -151,7 +161,8 @@ impl BigGanSettings {
 /// The hub config of the 32×32 layout: two GenBlocks per resolution (F16,16 T16,8 F8,8 T8,4
 /// F4,4 T4,2 F2,1), attention before the first 16×16 block (layers index 4).
 pub fn config_32(ch: usize, z_dim: usize, num_classes: usize) -> BigGanConfig {
-    let layers = [(false, 16, 16), (true, 16, 8), (false, 8, 8), (true, 8, 4), (false, 4, 4), (true, 4, 2), (false, 2, 1)];
+    let layers =
+        [(false, 16, 16), (true, 16, 8), (false, 8, 8), (true, 8, 4), (false, 4, 4), (true, 4, 2), (false, 2, 1)];
     BigGanConfig {
         output_dim: SIZE,
         z_dim,
@@ -185,7 +196,14 @@ pub struct Hooks {
 }
 
 /// `t·truncnorm(−2, 2)` per row (seeded), labels uniform.
-fn noise(seed: u64, n: usize, z_dim: usize, t: f64, classes: usize, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+fn noise(
+    seed: u64,
+    n: usize,
+    z_dim: usize,
+    t: f64,
+    classes: usize,
+    dev: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let mut rng = crate::noise::Rng::new(seed);
     let z: Vec<f32> = (0..n * z_dim).map(|_| (t * rng.truncated_normal(-2.0, 2.0)) as f32).collect();
     let y: Vec<u32> = (0..n).map(|_| rng.below(classes as u64) as u32).collect();
@@ -193,14 +211,27 @@ fn noise(seed: u64, n: usize, z_dim: usize, t: f64, classes: usize, dev: &Device
 }
 
 /// A sheet's inputs: `per` samples of every class (class-major), fixed by `seed`.
-fn sheet_inputs(seed: u64, classes: usize, per: usize, z_dim: usize, t: f64, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+fn sheet_inputs(
+    seed: u64,
+    classes: usize,
+    per: usize,
+    z_dim: usize,
+    t: f64,
+    dev: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let (z, _) = noise(seed, classes * per, z_dim, t, classes, dev)?;
     let y: Vec<u32> = (0..classes * per).map(|i| (i / per) as u32).collect();
     Ok((z, Tensor::from_vec(y, classes * per, dev)?))
 }
 
 /// Trains (or continues) a BigGAN-deep into `out`.
-pub fn train_biggan(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, control: &Control) -> anyhow::Result<BigGanSummary> {
+pub fn train_biggan(
+    settings: &BigGanSettings,
+    out: &Path,
+    resume: bool,
+    hooks: Hooks,
+    control: &Control,
+) -> anyhow::Result<BigGanSummary> {
     settings.validate()?;
     let s = settings.clone();
     let out = out.to_path_buf();
@@ -208,7 +239,13 @@ pub fn train_biggan(settings: &BigGanSettings, out: &Path, resume: bool, hooks: 
     common::with_threads(settings.threads, move || run(&s, &out, resume, hooks, &control))
 }
 
-fn run(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, control: &Control) -> anyhow::Result<BigGanSummary> {
+fn run(
+    settings: &BigGanSettings,
+    out: &Path,
+    resume: bool,
+    hooks: Hooks,
+    control: &Control,
+) -> anyhow::Result<BigGanSummary> {
     let started = Instant::now();
     let dev = common::device(settings.device)?;
     control.set_status("reading data");
@@ -227,7 +264,9 @@ fn run(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, contro
         bail!("{}: the checkpoint is at step {start}, past --steps {total}", out.display());
     }
     let ckpt_path = out.join(output::CHECKPOINT);
-    let bad_ckpt = |e: candle_core::Error| anyhow::anyhow!("{}: the checkpoint does not fit these settings: {e}", ckpt_path.display());
+    let bad_ckpt = |e: candle_core::Error| {
+        anyhow::anyhow!("{}: the checkpoint does not fit these settings: {e}", ckpt_path.display())
+    };
 
     // Networks (fresh from the seed, or from the checkpoint).
     let (g, gvars, d, dvars) = match &ckpt {
@@ -248,13 +287,27 @@ fn run(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, contro
             (g, gb.vars, d, db.vars)
         }
     };
-    let adam = |wd| OptimizerKind::Adam { beta1: settings.beta1, beta2: settings.beta2, eps: settings.adam_eps, weight_decay: wd };
+    let adam = |wd| OptimizerKind::Adam {
+        beta1: settings.beta1,
+        beta2: settings.beta2,
+        eps: settings.adam_eps,
+        weight_decay: wd,
+    };
     let mut opt_g = Optimizer::new(adam(0.0), gvars.clone());
     let mut opt_d = Optimizer::new(adam(0.0), dvars.clone());
-    let mut ema = Ema::new(settings.ema_decay, settings.ema_start, &gvars, ckpt.as_ref().map(|c| common::under(&c.state, "ema/")).as_ref())?;
+    let mut ema = Ema::new(
+        settings.ema_decay,
+        settings.ema_start,
+        &gvars,
+        ckpt.as_ref().map(|c| common::under(&c.state, "ema/")).as_ref(),
+    )?;
     if let Some(c) = &ckpt {
-        opt_g.load_state(&common::optim_under(&c.optimizer, "g/"), c.optimizer_steps).with_context(|| ckpt_path.display().to_string())?;
-        opt_d.load_state(&common::optim_under(&c.optimizer, "d/"), c.optimizer_steps).with_context(|| ckpt_path.display().to_string())?;
+        opt_g
+            .load_state(&common::optim_under(&c.optimizer, "g/"), c.optimizer_steps)
+            .with_context(|| ckpt_path.display().to_string())?;
+        opt_d
+            .load_state(&common::optim_under(&c.optimizer, "d/"), c.optimizer_steps)
+            .with_context(|| ckpt_path.display().to_string())?;
     }
     drop(ckpt);
     let n_g: usize = gvars.iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
@@ -278,7 +331,8 @@ fn run(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, contro
         let mut state = common::prefixed("g/", gen_state(&g, &gvars)?);
         state.extend(common::prefixed("d/", disc_state(&d, &dvars)?));
         state.extend(common::prefixed("ema/", ema.tensors(&gvars)?));
-        let mut opt: Vec<(String, Vec<f32>)> = opt_g.state_vectors().into_iter().map(|(k, v)| (format!("g/{k}"), v)).collect();
+        let mut opt: Vec<(String, Vec<f32>)> =
+            opt_g.state_vectors().into_iter().map(|(k, v)| (format!("g/{k}"), v)).collect();
         opt.extend(opt_d.state_vectors().into_iter().map(|(k, v)| (format!("d/{k}"), v)));
         output::write_checkpoint(out, &state, &opt, step, opt_g.steps)
     };
@@ -339,7 +393,9 @@ fn run(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, contro
         for (name, v) in [("loss_d", ld), ("loss_g", lg), ("d_real", mr), ("d_fake", mf), ("sec_per_step", sec)] {
             control.metric(name, step as f64, v);
         }
-        metrics.write(&serde_json::json!({ "step": step, "loss_d": ld, "loss_g": lg, "d_real": mr, "d_fake": mf, "sec": sec }))?;
+        metrics.write(
+            &serde_json::json!({ "step": step, "loss_d": ld, "loss_g": lg, "d_real": mr, "d_fake": mf, "sec": sec }),
+        )?;
         control.set_done(step);
         if settings.checkpoint_every > 0 && step % settings.checkpoint_every == 0 {
             save(step, &opt_g, &opt_d, &ema)?;
@@ -362,12 +418,21 @@ fn run(settings: &BigGanSettings, out: &Path, resume: bool, hooks: Hooks, contro
         let ge = ema_generator(&g, &gvars, &ema, &cfg, &dev)?;
         finalize(&ge, settings, &data, out, control)?;
     }
-    Ok(BigGanSummary { out: out.to_path_buf(), steps: step, finished, seconds: started.elapsed().as_secs_f64(), sec_per_step })
+    Ok(BigGanSummary {
+        out: out.to_path_buf(),
+        steps: step,
+        finished,
+        seconds: started.elapsed().as_secs_f64(),
+        sec_per_step,
+    })
 }
 
 /// The generator's state dict: parameters and SN vectors (no statistics tables).
 pub fn gen_state(g: &Generator, vars: &[(String, candle_core::Var)]) -> candle_core::Result<Vec<(String, Tensor)>> {
-    let mut out: Vec<(String, Tensor)> = vars.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?.detach()))).collect::<candle_core::Result<_>>()?;
+    let mut out: Vec<(String, Tensor)> = vars
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?.detach())))
+        .collect::<candle_core::Result<_>>()?;
     for b in &g.sn {
         out.extend(b.tensors()?);
     }
@@ -375,7 +440,10 @@ pub fn gen_state(g: &Generator, vars: &[(String, candle_core::Var)]) -> candle_c
 }
 
 fn disc_state(d: &Discriminator, vars: &[(String, candle_core::Var)]) -> candle_core::Result<Vec<(String, Tensor)>> {
-    let mut out: Vec<(String, Tensor)> = vars.iter().map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?.detach()))).collect::<candle_core::Result<_>>()?;
+    let mut out: Vec<(String, Tensor)> = vars
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?.detach())))
+        .collect::<candle_core::Result<_>>()?;
     for b in &d.sn {
         out.extend(b.tensors()?);
     }
@@ -383,7 +451,13 @@ fn disc_state(d: &Discriminator, vars: &[(String, candle_core::Var)]) -> candle_
 }
 
 /// A generator holding the EMA weights (SN vectors copied from the trained one).
-fn ema_generator(g: &Generator, vars: &[(String, candle_core::Var)], ema: &Ema, cfg: &BigGanConfig, dev: &Device) -> anyhow::Result<Generator> {
+fn ema_generator(
+    g: &Generator,
+    vars: &[(String, candle_core::Var)],
+    ema: &Ema,
+    cfg: &BigGanConfig,
+    dev: &Device,
+) -> anyhow::Result<Generator> {
     let mut map: std::collections::HashMap<String, Tensor> = ema.tensors(vars)?.into_iter().collect();
     for b in &g.sn {
         for (k, t) in b.tensors()? {
@@ -403,7 +477,14 @@ struct Standing {
 
 /// Standing statistics of `g` (SN frozen) at truncation `t` over `batches` batches of `batch`:
 /// per batch norm, the average of the batch means and biased variances.
-pub fn standing_stats(g: &Generator, t: f64, batches: usize, batch: usize, seed: u64, dev: &Device) -> anyhow::Result<Vec<(Vec<f32>, Vec<f32>)>> {
+pub fn standing_stats(
+    g: &Generator,
+    t: f64,
+    batches: usize,
+    batch: usize,
+    seed: u64,
+    dev: &Device,
+) -> anyhow::Result<Vec<(Vec<f32>, Vec<f32>)>> {
     let nc = g.cfg.num_classes;
     let mut acc: Option<Standing> = None;
     for k in 0..batches {
@@ -423,11 +504,19 @@ pub fn standing_stats(g: &Generator, t: f64, batches: usize, batch: usize, seed:
     }
     let a = acc.context("no standing-statistics batches")?;
     let n = a.batches as f64;
-    Ok(a.mean.iter().zip(&a.var).map(|(m, v)| (m.iter().map(|x| (x / n) as f32).collect(), v.iter().map(|x| (x / n) as f32).collect())).collect())
+    Ok(a.mean
+        .iter()
+        .zip(&a.var)
+        .map(|(m, v)| (m.iter().map(|x| (x / n) as f32).collect(), v.iter().map(|x| (x / n) as f32).collect()))
+        .collect())
 }
 
 /// The hub state dict of `g` with statistics tables `tables[bn] = (means, vars)` rows.
-pub fn hub_state(g: &Generator, vars_of: &[(String, Tensor)], tables: &[Vec<(Vec<f32>, Vec<f32>)>]) -> anyhow::Result<Vec<(String, Tensor)>> {
+pub fn hub_state(
+    g: &Generator,
+    vars_of: &[(String, Tensor)],
+    tables: &[Vec<(Vec<f32>, Vec<f32>)>],
+) -> anyhow::Result<Vec<(String, Tensor)>> {
     let mut out: Vec<(String, Tensor)> = vars_of.to_vec();
     for b in &g.sn {
         out.extend(b.tensors()?);
@@ -453,7 +542,13 @@ pub fn hub_state(g: &Generator, vars_of: &[(String, Tensor)], tables: &[Vec<(Vec
 }
 
 /// Converged SN vectors, standing statistics per truncation, the hub files, sheets, components.
-fn finalize(g: &Generator, settings: &BigGanSettings, data: &GanData, out: &Path, control: &Control) -> anyhow::Result<()> {
+fn finalize(
+    g: &Generator,
+    settings: &BigGanSettings,
+    data: &GanData,
+    out: &Path,
+    control: &Control,
+) -> anyhow::Result<()> {
     let dev = g.embeddings.device().clone();
     control.set_status("spectral norms");
     converge_sn(g, 30)?;
@@ -474,23 +569,34 @@ fn finalize(g: &Generator, settings: &BigGanSettings, data: &GanData, out: &Path
     crate::imageio::write_atomically(&model, |tmp| {
         let views: Vec<(&str, &Tensor)> = state.iter().map(|(k, t)| (k.as_str(), t)).collect();
         let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-        safetensors::serialize_to_file(views, Some(meta), tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
+        safetensors::serialize_to_file(views, Some(meta), tmp)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
     })?;
     let names = out.join(crate::models::biggan::load::CLASS_NAMES_FILE);
     crate::imageio::write_atomically(&names, |tmp| Ok(std::fs::write(tmp, data.classes.join("\n") + "\n")?))?;
     control.log(format!("wrote {}, {} and {}", cfg_path.display(), model.display(), names.display()));
     // Open it back with the inference runtime: sheets per truncation.
-    let m = crate::models::biggan::load::load(&out.display().to_string(), &Device::Cpu).context("the exported model does not open in the BigGAN runtime")?;
+    let m = crate::models::biggan::load::load(&out.display().to_string(), &Device::Cpu)
+        .context("the exported model does not open in the BigGAN runtime")?;
     let nc = g.cfg.num_classes.min(10);
     for t in [1.0, 0.7, 0.4] {
         let (z, y) = sheet_inputs(seed_of(&[settings.seed, TAG_SHEET]), nc, 10, g.cfg.z_dim, t, &Device::Cpu)?;
-        let onehot = crate::classes::one_hot(&y.to_vec1::<u32>()?.iter().map(|&c| c as usize).collect::<Vec<_>>(), g.cfg.num_classes, &Device::Cpu)?;
+        let onehot = crate::classes::one_hot(
+            &y.to_vec1::<u32>()?.iter().map(|&c| c as usize).collect::<Vec<_>>(),
+            g.cfg.num_classes,
+            &Device::Cpu,
+        )?;
         let x = m.forward(&z, &onehot, t)?;
         common::save_grid(&x, 10, 2, &out.join(format!("samples_t{t:.1}.png")))?;
     }
     if settings.pca_samples > 0 {
         control.set_status("GANSpace components");
-        let cfg = crate::steer::pca_job::default_config(settings.pca_samples, settings.pca_components.min(16 * g.cfg.channel_width * 16), 1.0, settings.seed);
+        let cfg = crate::steer::pca_job::default_config(
+            settings.pca_samples,
+            settings.pca_components.min(16 * g.cfg.channel_width * 16),
+            1.0,
+            settings.seed,
+        );
         crate::steer::pca_job::run(&m, 0, &cfg, &out.join(COMPONENTS), control)?;
     }
     Ok(())
@@ -511,19 +617,25 @@ fn param_tensors(g: &Generator) -> anyhow::Result<Vec<(String, Tensor)>> {
     use super::nets::biggan_g::Layer;
     let cpu = |t: &Tensor| t.to_device(&Device::Cpu).map(|t| t.detach());
     let mut out = vec![("embeddings.weight".to_string(), cpu(&g.embeddings)?)];
-    let sn = |out: &mut Vec<(String, Tensor)>, prefix: &str, w: &Tensor, b: Option<&Tensor>| -> candle_core::Result<()> {
-        out.push((format!("{prefix}.weight_orig"), cpu(w)?));
-        if let Some(b) = b {
-            out.push((format!("{prefix}.bias"), cpu(b)?));
-        }
-        Ok(())
-    };
+    let sn =
+        |out: &mut Vec<(String, Tensor)>, prefix: &str, w: &Tensor, b: Option<&Tensor>| -> candle_core::Result<()> {
+            out.push((format!("{prefix}.weight_orig"), cpu(w)?));
+            if let Some(b) = b {
+                out.push((format!("{prefix}.bias"), cpu(b)?));
+            }
+            Ok(())
+        };
     sn(&mut out, "generator.gen_z", &g.gen_z.w.weight, g.gen_z.b.as_ref())?;
     for (i, l) in g.layers.iter().enumerate() {
         let p = format!("generator.layers.{i}");
         match l {
             Layer::Attention(a) => {
-                for (name, c) in [("snconv1x1_theta", &a.theta), ("snconv1x1_phi", &a.phi), ("snconv1x1_g", &a.g), ("snconv1x1_o_conv", &a.o)] {
+                for (name, c) in [
+                    ("snconv1x1_theta", &a.theta),
+                    ("snconv1x1_phi", &a.phi),
+                    ("snconv1x1_g", &a.g),
+                    ("snconv1x1_o_conv", &a.o),
+                ] {
                     sn(&mut out, &format!("{p}.{name}"), &c.w.weight, c.b.as_ref())?;
                 }
                 out.push((format!("{p}.gamma"), cpu(&a.gamma)?));

@@ -85,9 +85,24 @@ impl CgnRecipe {
     /// The authors' `cfg.yaml` for `variant`.
     pub fn of(variant: Variant) -> Self {
         match variant {
-            Variant::Colored => Self { lambda_mask: 0.1, gram_weights: [0.05, 0.1, 0.01, 0.0], disc: CgnDisc::Linear, init: CgnInit::Orthogonal(0.1) },
-            Variant::DoubleColored => Self { lambda_mask: 0.3, gram_weights: [0.0, 0.05, 0.0, 0.05], disc: CgnDisc::Linear, init: CgnInit::Orthogonal(0.2) },
-            Variant::Wildlife => Self { lambda_mask: 0.3, gram_weights: [0.01, 0.05, 0.0, 0.01], disc: CgnDisc::Conv, init: CgnInit::Normal(0.03) },
+            Variant::Colored => Self {
+                lambda_mask: 0.1,
+                gram_weights: [0.05, 0.1, 0.01, 0.0],
+                disc: CgnDisc::Linear,
+                init: CgnInit::Orthogonal(0.1),
+            },
+            Variant::DoubleColored => Self {
+                lambda_mask: 0.3,
+                gram_weights: [0.0, 0.05, 0.0, 0.05],
+                disc: CgnDisc::Linear,
+                init: CgnInit::Orthogonal(0.2),
+            },
+            Variant::Wildlife => Self {
+                lambda_mask: 0.3,
+                gram_weights: [0.01, 0.05, 0.0, 0.01],
+                disc: CgnDisc::Conv,
+                init: CgnInit::Normal(0.03),
+            },
         }
     }
 }
@@ -213,13 +228,25 @@ pub struct CgnSummary {
 
 /// Trains (or continues) a CGN into `out`; `stop_after` ends this process's part early (with a
 /// checkpoint), as a cancel does.
-pub fn train_cgn(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>, control: &Control) -> anyhow::Result<CgnSummary> {
+pub fn train_cgn(
+    settings: &CgnSettings,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<u64>,
+    control: &Control,
+) -> anyhow::Result<CgnSummary> {
     settings.validate()?;
     let (s, out2, c) = (settings.clone(), out.to_path_buf(), control.clone());
     common::with_threads(settings.threads, move || run(&s, &out2, resume, stop_after, &c))
 }
 
-fn run(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>, control: &Control) -> anyhow::Result<CgnSummary> {
+fn run(
+    settings: &CgnSettings,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<u64>,
+    control: &Control,
+) -> anyhow::Result<CgnSummary> {
     let started = Instant::now();
     let dev = common::device(settings.device)?;
     let recipe = settings.recipe;
@@ -230,7 +257,8 @@ fn run(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>
     if data.num_classes() != 10 {
         bail!("the MNIST CGN has 10 classes; {} has {}", settings.variant, data.num_classes());
     }
-    let extra = serde_json::json!({ "data": { "source": data.source.name(), "images": data.len(), "classes": data.classes } });
+    let extra =
+        serde_json::json!({ "data": { "source": data.source.name(), "images": data.len(), "classes": data.classes } });
     common::claim(out, FORMAT, &settings.resume_key(), &extra, resume)?;
     let ckpt = output::read_checkpoint(out)?;
     let start = ckpt.as_ref().map_or(0, |c| c.step);
@@ -269,8 +297,12 @@ fn run(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>
     let mut opt_g = Optimizer::new(adam, gp.vars.clone());
     let mut opt_d = Optimizer::new(adam, dp.vars.clone());
     if let Some(c) = &ckpt {
-        opt_g.load_state(&common::optim_under(&c.optimizer, "g/"), c.optimizer_steps).with_context(|| ckpt_path.display().to_string())?;
-        opt_d.load_state(&common::optim_under(&c.optimizer, "d/"), c.optimizer_steps).with_context(|| ckpt_path.display().to_string())?;
+        opt_g
+            .load_state(&common::optim_under(&c.optimizer, "g/"), c.optimizer_steps)
+            .with_context(|| ckpt_path.display().to_string())?;
+        opt_d
+            .load_state(&common::optim_under(&c.optimizer, "d/"), c.optimizer_steps)
+            .with_context(|| ckpt_path.display().to_string())?;
     }
     drop(ckpt);
     control.set_total(total);
@@ -293,7 +325,8 @@ fn run(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>
         let gs = gp.state_dict()?;
         let mut state = common::prefixed("g/", gs.clone());
         state.extend(common::prefixed("d/", dp.state_dict()?));
-        let mut opt: Vec<(String, Vec<f32>)> = opt_g.state_vectors().into_iter().map(|(k, v)| (format!("g/{k}"), v)).collect();
+        let mut opt: Vec<(String, Vec<f32>)> =
+            opt_g.state_vectors().into_iter().map(|(k, v)| (format!("g/{k}"), v)).collect();
         opt.extend(opt_d.state_vectors().into_iter().map(|(k, v)| (format!("d/{k}"), v)));
         output::write_checkpoint(out, &state, &opt, step, opt_g.steps)?;
         write_model(out, &gs, step)
@@ -354,7 +387,15 @@ fn run(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>
         common::check_finite("loss_g", lg, step)?;
         common::check_finite("loss_d", ld, step)?;
         let sec = t0.elapsed().as_secs_f64();
-        for (name, v) in [("loss_g", lg), ("loss_d", ld), ("loss_adv", la), ("loss_binary", lb), ("loss_perc", lp), ("mask_mean", mm), ("sec_per_step", sec)] {
+        for (name, v) in [
+            ("loss_g", lg),
+            ("loss_d", ld),
+            ("loss_adv", la),
+            ("loss_binary", lb),
+            ("loss_perc", lp),
+            ("mask_mean", mm),
+            ("sec_per_step", sec),
+        ] {
             control.metric(name, step as f64, v);
         }
         metrics.write(&serde_json::json!({ "step": step, "loss_g": lg, "loss_d": ld, "loss_adv": la, "loss_binary": lb, "loss_perc": lp, "mask_mean": mm, "sec": sec }))?;
@@ -376,7 +417,13 @@ fn run(settings: &CgnSettings, out: &Path, resume: bool, stop_after: Option<u64>
     if ran > 0 {
         control.log(format!("{ran} steps in {:.0} s ({sec_per_step:.2} s/step)", loop_started.elapsed().as_secs_f64()));
     }
-    Ok(CgnSummary { out: out.to_path_buf(), steps: step, finished: step == total, seconds: started.elapsed().as_secs_f64(), sec_per_step })
+    Ok(CgnSummary {
+        out: out.to_path_buf(),
+        steps: step,
+        finished: step == total,
+        seconds: started.elapsed().as_secs_f64(),
+        sec_per_step,
+    })
 }
 
 fn params(b: Builder) -> Params {
@@ -393,14 +440,21 @@ fn write_model(out: &Path, state: &[(String, Tensor)], step: u64) -> anyhow::Res
         // checkpoint and metrics.
         let _ = step;
         let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-        safetensors::serialize_to_file(views, Some(meta), tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
+        safetensors::serialize_to_file(views, Some(meta), tmp)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
     })
 }
 
 /// Sample sheets through the inference runtime: `samples/step_N.png` (10 classes × 8, one row
 /// per class), `samples.png` (the latest), `parts.png` (per class: composite, mask,
 /// foreground, background) and `counterfactuals.png` (shape per row, textures shuffled).
-pub fn sheets(m: &crate::models::cgn_mnist::CgnMnist, seed: u64, dir: &Path, step: u64, out: &Path) -> anyhow::Result<()> {
+pub fn sheets(
+    m: &crate::models::cgn_mnist::CgnMnist,
+    seed: u64,
+    dir: &Path,
+    step: u64,
+    out: &Path,
+) -> anyhow::Result<()> {
     use crate::models::cgn_mnist::Shifts;
     let dev = Device::Cpu;
     let per = 8;

@@ -91,7 +91,13 @@ fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
 
 /// Trains a classifier into `out` (see the module docs). `resume` continues the run already in
 /// `out`; without it, `out` must be new or empty.
-pub fn train_classifier(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, control: &Control) -> anyhow::Result<TrainSummary> {
+pub fn train_classifier(
+    settings: &TrainSettings,
+    out: &Path,
+    resume: bool,
+    hooks: &Hooks,
+    control: &Control,
+) -> anyhow::Result<TrainSummary> {
     settings.validate()?;
     if settings.threads == 0 {
         return run(settings, out, resume, hooks, control);
@@ -123,7 +129,11 @@ struct Batch {
 }
 
 impl Streams {
-    fn indices(&self, step: u64, cache: &mut std::collections::HashMap<(usize, u64), Arc<Vec<u32>>>) -> Vec<(usize, usize)> {
+    fn indices(
+        &self,
+        step: u64,
+        cache: &mut std::collections::HashMap<(usize, u64), Arc<Vec<u32>>>,
+    ) -> Vec<(usize, usize)> {
         let mut perm = |stream: usize, round: u64, n: usize| {
             cache
                 .entry((stream, round))
@@ -137,7 +147,8 @@ impl Streams {
         let i = (step % self.steps_per_epoch) as usize;
         let n = self.data.len();
         let p = perm(0, epoch, n);
-        let mut out: Vec<(usize, usize)> = p[i * self.batch..((i + 1) * self.batch).min(n)].iter().map(|&j| (0, j as usize)).collect();
+        let mut out: Vec<(usize, usize)> =
+            p[i * self.batch..((i + 1) * self.batch).min(n)].iter().map(|&j| (0, j as usize)).collect();
         for (k, (img, b, _)) in self.extras.iter().enumerate() {
             let nk = img.len() as u64;
             for j in 0..*b as u64 {
@@ -151,7 +162,12 @@ impl Streams {
         out
     }
 
-    fn build(&self, step: u64, cache: &mut std::collections::HashMap<(usize, u64), Arc<Vec<u32>>>, parallel: bool) -> anyhow::Result<Batch> {
+    fn build(
+        &self,
+        step: u64,
+        cache: &mut std::collections::HashMap<(usize, u64), Arc<Vec<u32>>>,
+        parallel: bool,
+    ) -> anyhow::Result<Batch> {
         let idx = self.indices(step, cache);
         let s = self.transform.size();
         let per = 3 * s * s;
@@ -207,7 +223,13 @@ fn describe_settings(s: &TrainSettings) -> String {
     v
 }
 
-fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, control: &Control) -> anyhow::Result<TrainSummary> {
+fn run(
+    settings: &TrainSettings,
+    out: &Path,
+    resume: bool,
+    hooks: &Hooks,
+    control: &Control,
+) -> anyhow::Result<TrainSummary> {
     let started = Instant::now();
     let dev = device(settings.device)?;
     control.set_status("reading data");
@@ -216,12 +238,14 @@ fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, contro
     let names: Vec<String> = scanned.iter().map(|(n, _)| n.clone()).collect();
     let classes = ClassSet::from_names(&names)?;
     let data = Folder::open(&settings.data, &classes, "--data", None)?;
-    let extras: Vec<(Folder, usize, f64)> = [("--intervened", &settings.intervened), ("--transferred", &settings.transferred)]
-        .into_iter()
-        .filter_map(|(role, e)| e.as_ref().map(|e| (role, e)))
-        .map(|(role, e)| Ok((Folder::open(&e.dir, &classes, role, Some(&data))?, e.batch, e.lambda)))
-        .collect::<anyhow::Result<_>>()?;
-    let evals: Vec<Folder> = settings.eval.iter().map(|d| Folder::open(d, &classes, "--eval", None)).collect::<anyhow::Result<_>>()?;
+    let extras: Vec<(Folder, usize, f64)> =
+        [("--intervened", &settings.intervened), ("--transferred", &settings.transferred)]
+            .into_iter()
+            .filter_map(|(role, e)| e.as_ref().map(|e| (role, e)))
+            .map(|(role, e)| Ok((Folder::open(&e.dir, &classes, role, Some(&data))?, e.batch, e.lambda)))
+            .collect::<anyhow::Result<_>>()?;
+    let evals: Vec<Folder> =
+        settings.eval.iter().map(|d| Folder::open(d, &classes, "--eval", None)).collect::<anyhow::Result<_>>()?;
     let steps_per_epoch = data.len().div_ceil(settings.batch) as u64;
     let total = steps_per_epoch * settings.epochs as u64;
 
@@ -243,19 +267,28 @@ fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, contro
     let checkpoint = claim(out, settings, &config, resume)?;
     let start = checkpoint.as_ref().map_or(0, |c| c.step);
     if start > total {
-        bail!("{}: the checkpoint is at step {start}, past this run's {total} steps (fewer --epochs than before?)", out.display());
+        bail!(
+            "{}: the checkpoint is at step {start}, past this run's {total} steps (fewer --epochs than before?)",
+            out.display()
+        );
     }
 
     // Network and optimiser.
     let mut net = match &checkpoint {
-        Some(c) => Net::from_state(settings.arch, classes.len(), &c.state, &dev)
-            .map_err(|e| anyhow::anyhow!("{}: the checkpoint does not fit {}: {e}", out.join(output::CHECKPOINT).display(), settings.arch))?,
+        Some(c) => Net::from_state(settings.arch, classes.len(), &c.state, &dev).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the checkpoint does not fit {}: {e}",
+                out.join(output::CHECKPOINT).display(),
+                settings.arch
+            )
+        })?,
         None => Net::init(settings.arch, classes.len(), seed_of(&[settings.seed, TAG_INIT]), &dev)?,
     };
     net.set_dropout(settings.dropout);
     let mut opt = Optimizer::new(settings.optimizer, net.vars());
     if let Some(c) = &checkpoint {
-        opt.load_state(&c.optimizer, c.optimizer_steps).with_context(|| format!("{}", out.join(output::CHECKPOINT).display()))?;
+        opt.load_state(&c.optimizer, c.optimizer_steps)
+            .with_context(|| format!("{}", out.join(output::CHECKPOINT).display()))?;
     }
     drop(checkpoint);
     let mut metrics = MetricsLog::open(out, start)?;
@@ -271,7 +304,14 @@ fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, contro
     ));
     if start == total {
         control.log("already complete");
-        return Ok(TrainSummary { out: out.to_path_buf(), steps: start, total_steps: total, finished: true, last_epoch: None, seconds: 0.0 });
+        return Ok(TrainSummary {
+            out: out.to_path_buf(),
+            steps: start,
+            total_steps: total,
+            finished: true,
+            last_epoch: None,
+            seconds: 0.0,
+        });
     }
 
     // Images (decoded once when they fit in memory).
@@ -285,7 +325,14 @@ fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, contro
     let evals = evals.into_iter().map(|f| Images::new(f, shrink, &log)).collect::<anyhow::Result<Vec<_>>>()?;
     control.check()?;
 
-    let streams = Arc::new(Streams { data, extras, transform: settings.transform, batch: settings.batch, seed: settings.seed, steps_per_epoch });
+    let streams = Arc::new(Streams {
+        data,
+        extras,
+        transform: settings.transform,
+        batch: settings.batch,
+        seed: settings.seed,
+        steps_per_epoch,
+    });
     let stop_at = hooks.stop_after_steps.map_or(total, |n| (start + n).min(total));
     let batches = loader(streams.clone(), start, stop_at);
     let lambdas: Vec<f64> = std::iter::once(1.0).chain(streams.extras.iter().map(|e| e.2)).collect();
@@ -426,23 +473,43 @@ fn run(settings: &TrainSettings, out: &Path, resume: bool, hooks: &Hooks, contro
         save(&net, &opt, step)?;
         control.log(format!("stopped at step {step}/{total}; --resume continues from here"));
     }
-    Ok(TrainSummary { out: out.to_path_buf(), steps: step, total_steps: total, finished, last_epoch, seconds: started.elapsed().as_secs_f64() })
+    Ok(TrainSummary {
+        out: out.to_path_buf(),
+        steps: step,
+        total_steps: total,
+        finished,
+        last_epoch,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Evaluates the current weights on each folder through the inference model (the same code the
 /// explanation tools run, so what is reported is what they will see).
-fn evaluate_all(net: &Net, settings: &TrainSettings, evals: &[Images], classes: &ClassSet, dev: &Device, control: &Control) -> anyhow::Result<Vec<EvalReport>> {
+fn evaluate_all(
+    net: &Net,
+    settings: &TrainSettings,
+    evals: &[Images],
+    classes: &ClassSet,
+    dev: &Device,
+    control: &Control,
+) -> anyhow::Result<Vec<EvalReport>> {
     if evals.is_empty() {
         return Ok(Vec::new());
     }
     let map: crate::checkpoint::TensorMap = net.params.state_dict()?.into_iter().collect();
-    let opened = crate::models::classifier::open_map(map, Some(settings.arch.inference()), Path::new("<training>"), dev)?;
+    let opened =
+        crate::models::classifier::open_map(map, Some(settings.arch.inference()), Path::new("<training>"), dev)?;
     let t = settings.transform.for_eval();
     evals.iter().map(|im| evaluate(opened.model.as_ref(), &t, im, classes, dev, control)).collect()
 }
 
 /// Prepares `out`: new (config written), or the run to resume (its checkpoint, if any).
-fn claim(out: &Path, settings: &TrainSettings, config: &serde_json::Value, resume: bool) -> anyhow::Result<Option<output::Checkpoint>> {
+fn claim(
+    out: &Path,
+    settings: &TrainSettings,
+    config: &serde_json::Value,
+    resume: bool,
+) -> anyhow::Result<Option<output::Checkpoint>> {
     let cfg_path = out.join(output::CONFIG);
     let write_config = || -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(config)?;
@@ -450,15 +517,19 @@ fn claim(out: &Path, settings: &TrainSettings, config: &serde_json::Value, resum
     };
     if cfg_path.is_file() {
         let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
-        let old: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", cfg_path.display()))?;
+        let old: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", cfg_path.display()))?;
         if old.get("format").and_then(|f| f.as_str()) != Some(output::CONFIG_FORMAT) {
             bail!("{} holds a config.json that is not a training run's: choose another --out", out.display());
         }
         if !resume {
-            bail!("{} already holds a training run: pass --resume to continue it, or choose another --out", out.display());
+            bail!(
+                "{} already holds a training run: pass --resume to continue it, or choose another --out",
+                out.display()
+            );
         }
-        let old_settings: TrainSettings =
-            serde_json::from_value(old["settings"].clone()).with_context(|| format!("{}: unreadable settings", cfg_path.display()))?;
+        let old_settings: TrainSettings = serde_json::from_value(old["settings"].clone())
+            .with_context(|| format!("{}: unreadable settings", cfg_path.display()))?;
         let (a, b) = (old_settings.resume_key(), settings.resume_key());
         if a != b {
             let diff: Vec<String> = a
@@ -472,7 +543,12 @@ fn claim(out: &Path, settings: &TrainSettings, config: &serde_json::Value, resum
         }
         for k in ["images", "classes"] {
             if old[k] != config[k] {
-                bail!("cannot --resume {}: the data changed since the run started ({k}: was {}, now {})", out.display(), old[k], config[k]);
+                bail!(
+                    "cannot --resume {}: the data changed since the run started ({k}: was {}, now {})",
+                    out.display(),
+                    old[k],
+                    config[k]
+                );
             }
         }
         write_config()?;
@@ -482,7 +558,8 @@ fn claim(out: &Path, settings: &TrainSettings, config: &serde_json::Value, resum
         if !out.is_dir() {
             bail!("--out {} is a file", out.display());
         }
-        let nonempty = std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?.next().is_some();
+        let nonempty =
+            std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?.next().is_some();
         if nonempty {
             bail!("--out {} is not empty and holds no training run: choose a new or empty folder", out.display());
         }

@@ -151,13 +151,25 @@ fn batch(set: &GenintSet, idx: &[u32], dev: &Device) -> candle_core::Result<(Ten
 }
 
 /// Trains (or continues) the CVAE into `out`, then writes the two generated sets.
-pub fn train_cvae(settings: &CvaeSettings, out: &Path, resume: bool, stop_after: Option<u64>, control: &Control) -> anyhow::Result<CvaeSummary> {
+pub fn train_cvae(
+    settings: &CvaeSettings,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<u64>,
+    control: &Control,
+) -> anyhow::Result<CvaeSummary> {
     settings.validate()?;
     let (s, o, c) = (settings.clone(), out.to_path_buf(), control.clone());
     common::with_threads(settings.threads, move || run(&s, &o, resume, stop_after, &c))
 }
 
-fn run(settings: &CvaeSettings, out: &Path, resume: bool, stop_after: Option<u64>, control: &Control) -> anyhow::Result<CvaeSummary> {
+fn run(
+    settings: &CvaeSettings,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<u64>,
+    control: &Control,
+) -> anyhow::Result<CvaeSummary> {
     let started = Instant::now();
     let dev = common::device(settings.device)?;
     control.set_status("colouring MNIST");
@@ -175,7 +187,9 @@ fn run(settings: &CvaeSettings, out: &Path, resume: bool, stop_after: Option<u64
         Some(c) => {
             let m = common::under(&c.state, "g/");
             let mut b = Builder::from_map(&m, &dev);
-            let net = Cvae::new(&mut b, settings.shape).map_err(|e| anyhow::anyhow!("{}: the checkpoint does not fit: {e}", out.join(output::CHECKPOINT).display()))?;
+            let net = Cvae::new(&mut b, settings.shape).map_err(|e| {
+                anyhow::anyhow!("{}: the checkpoint does not fit: {e}", out.join(output::CHECKPOINT).display())
+            })?;
             let (vars, bns) = b.into_parts();
             (net, Params { vars, bns })
         }
@@ -186,7 +200,10 @@ fn run(settings: &CvaeSettings, out: &Path, resume: bool, stop_after: Option<u64
             (net, Params { vars, bns })
         }
     };
-    let mut opt = Optimizer::new(OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, params.vars.clone());
+    let mut opt = Optimizer::new(
+        OptimizerKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        params.vars.clone(),
+    );
     if let Some(c) = &ckpt {
         opt.load_state(&common::optim_under(&c.optimizer, "g/"), c.optimizer_steps)?;
     }
@@ -204,11 +221,13 @@ fn run(settings: &CvaeSettings, out: &Path, resume: bool, stop_after: Option<u64
     let mut metrics = MetricsLog::open(out, start)?;
     let save = |step: u64, opt: &Optimizer| -> anyhow::Result<()> {
         let state = params.state_dict()?;
-        let opt_v: Vec<(String, Vec<f32>)> = opt.state_vectors().into_iter().map(|(k, v)| (format!("g/{k}"), v)).collect();
+        let opt_v: Vec<(String, Vec<f32>)> =
+            opt.state_vectors().into_iter().map(|(k, v)| (format!("g/{k}"), v)).collect();
         output::write_checkpoint(out, &common::prefixed("g/", state.clone()), &opt_v, step, opt.steps)?;
         crate::imageio::write_atomically(&out.join(MODEL), |tmp| {
             let views: Vec<(&str, &Tensor)> = state.iter().map(|(k, t)| (k.as_str(), t)).collect();
-            safetensors::serialize_to_file(views, None, tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
+            safetensors::serialize_to_file(views, None, tmp)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
         })
     };
     let stop_at = stop_after.map_or(total, |n| (start + n).min(total));
@@ -265,7 +284,14 @@ fn run(settings: &CvaeSettings, out: &Path, resume: bool, stop_after: Option<u64
     if finished {
         finalize(&net, settings, &data, out, control)?;
     }
-    Ok(CvaeSummary { out: out.to_path_buf(), steps: step, finished, seconds: started.elapsed().as_secs_f64(), sec_per_step, final_loss: last })
+    Ok(CvaeSummary {
+        out: out.to_path_buf(),
+        steps: step,
+        finished,
+        seconds: started.elapsed().as_secs_f64(),
+        sec_per_step,
+        final_loss: last,
+    })
 }
 
 /// PCA of the posterior means of `set` (eigen-decomposition of their covariance).
@@ -322,11 +348,19 @@ pub fn latents(pca: &LatentPca, z_dim: usize, count: usize, interventional: bool
     z
 }
 
-fn finalize(net: &Cvae, settings: &CvaeSettings, data: &GenintSet, out: &Path, control: &Control) -> anyhow::Result<()> {
+fn finalize(
+    net: &Cvae,
+    settings: &CvaeSettings,
+    data: &GenintSet,
+    out: &Path,
+    control: &Control,
+) -> anyhow::Result<()> {
     let dev = Device::Cpu;
     control.set_status("latent PCA");
     let pca = latent_pca(net, data, &dev)?;
-    crate::imageio::write_atomically(&out.join(LATENT_PCA), |tmp| Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&pca)?)?))?;
+    crate::imageio::write_atomically(&out.join(LATENT_PCA), |tmp| {
+        Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&pca)?)?)
+    })?;
     control.log(format!("latent PCA: stdev {:?}, explained {:?}", pca.stdev, pca.explained_variance_ratio));
     let zd = settings.shape.z_dim;
     for (name, interventional, tag) in [("observational", false, TAG_OBS), ("interventional", true, TAG_INT)] {
@@ -384,7 +418,10 @@ pub fn write_split(set: &GenintSet, dir: &Path) -> anyhow::Result<u64> {
             continue;
         }
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-        crate::imageio::save_image(&crate::imageio::RgbImage { width: 32, height: 32, pixels: set.image(i).to_vec() }, &p)?;
+        crate::imageio::save_image(
+            &crate::imageio::RgbImage { width: 32, height: 32, pixels: set.image(i).to_vec() },
+            &p,
+        )?;
         written += 1;
     }
     Ok(written)

@@ -64,7 +64,11 @@ pub fn scan(dir: &Path, role: &str) -> anyhow::Result<Vec<(String, Vec<PathBuf>)
         out.push((name, files));
     }
     if out.is_empty() {
-        let hint = if loose > 0 { format!(" ({loose} images lie directly in it: put them in one subfolder per class)") } else { String::new() };
+        let hint = if loose > 0 {
+            format!(" ({loose} images lie directly in it: put them in one subfolder per class)")
+        } else {
+            String::new()
+        };
         bail!("{role} {} has no class subfolders: expected {}/<class>/*.png|jpg{hint}", dir.display(), dir.display());
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -166,7 +170,9 @@ impl Folder {
             }
         }
         let missing: Vec<&String> = match same_as {
-            Some(d) => (0..classes.len()).filter(|&l| d.counts[l] > 0 && counts[l] == 0).map(|l| &classes.names[l]).collect(),
+            Some(d) => {
+                (0..classes.len()).filter(|&l| d.counts[l] > 0 && counts[l] == 0).map(|l| &classes.names[l]).collect()
+            }
             None => Vec::new(),
         };
         if !unknown.is_empty() || !missing.is_empty() {
@@ -231,7 +237,9 @@ impl Images {
             .map(|(p, _)| {
                 let img = read_image(p)?;
                 Ok(Arc::new(match shrink_to {
-                    Some(s) if img.width() != s || img.height() != s => crate::preprocess::pil_resize_bilinear(&img, s, s),
+                    Some(s) if img.width() != s || img.height() != s => {
+                        crate::preprocess::pil_resize_bilinear(&img, s, s)
+                    }
                     _ => img,
                 }))
             })

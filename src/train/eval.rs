@@ -52,7 +52,14 @@ impl EvalReport {
 }
 
 /// Evaluates `model` on `images` (already labelled with the model's classes).
-pub fn evaluate(model: &dyn Staged, transform: &Transform, images: &Images, classes: &ClassSet, device: &Device, control: &Control) -> anyhow::Result<EvalReport> {
+pub fn evaluate(
+    model: &dyn Staged,
+    transform: &Transform,
+    images: &Images,
+    classes: &ClassSet,
+    device: &Device,
+    control: &Control,
+) -> anyhow::Result<EvalReport> {
     let n = images.len();
     let s = transform.size();
     let per = 3 * s * s;
@@ -67,7 +74,9 @@ pub fn evaluate(model: &dyn Staged, transform: &Transform, images: &Images, clas
         control.check()?;
         let end = (start + BATCH).min(n);
         let mut buf = vec![0f32; (end - start) * per];
-        buf.par_chunks_mut(per).enumerate().try_for_each(|(j, out)| images.sample(start + j, transform, seed_of(&[start as u64 + j as u64]), out))?;
+        buf.par_chunks_mut(per)
+            .enumerate()
+            .try_for_each(|(j, out)| images.sample(start + j, transform, seed_of(&[start as u64 + j as u64]), out))?;
         let x = Tensor::from_vec(buf, (end - start, 3, s, s), device)?;
         let logits = model.logits(&x)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
         for (j, row) in logits.iter().enumerate() {
@@ -92,7 +101,13 @@ pub fn evaluate(model: &dyn Staged, transform: &Transform, images: &Images, clas
     let labels: Vec<usize> = (0..nc).filter(|&l| per_n[l] > 0).collect();
     let per_class = labels
         .iter()
-        .map(|&l| ClassAccuracy { class: classes.names[l].clone(), label: l, n: per_n[l], correct: per_ok[l], accuracy: per_ok[l] as f64 / per_n[l] as f64 })
+        .map(|&l| ClassAccuracy {
+            class: classes.names[l].clone(),
+            label: l,
+            n: per_n[l],
+            correct: per_ok[l],
+            accuracy: per_ok[l] as f64 / per_n[l] as f64,
+        })
         .collect();
     let confusion = labels.iter().map(|&t| labels.iter().map(|&p| confusion[t][p]).collect()).collect();
     let frac = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
@@ -125,20 +140,34 @@ impl EvalModel {
         let (classes, transform) = match trained {
             Some(t) => (t.classes, t.transform),
             None => {
-                let classes = ClassSet { names: (0..opened.num_classes).map(|i| i.to_string()).collect(), by_index: true };
-                let t = if opened.arch == Arch::MnistCnn { Transform::Mnist { size: 32, flip: false } } else { Transform::ImagenetEval { size: 224 } };
+                let classes =
+                    ClassSet { names: (0..opened.num_classes).map(|i| i.to_string()).collect(), by_index: true };
+                let t = if opened.arch == Arch::MnistCnn {
+                    Transform::Mnist { size: 32, flip: false }
+                } else {
+                    Transform::ImagenetEval { size: 224 }
+                };
                 (classes, t)
             }
         };
         if classes.len() != opened.num_classes {
-            anyhow::bail!("{classifier}: {} classes in config.json but {} outputs in the weights", classes.len(), opened.num_classes);
+            anyhow::bail!(
+                "{classifier}: {} classes in config.json but {} outputs in the weights",
+                classes.len(),
+                opened.num_classes
+            );
         }
         Ok(Self { opened, classes, transform })
     }
 }
 
 /// Evaluates a classifier on each folder (`intervene eval`).
-pub fn evaluate_folders(model: &EvalModel, folders: &[PathBuf], device: &Device, control: &Control) -> anyhow::Result<Vec<EvalReport>> {
+pub fn evaluate_folders(
+    model: &EvalModel,
+    folders: &[PathBuf],
+    device: &Device,
+    control: &Control,
+) -> anyhow::Result<Vec<EvalReport>> {
     let mut out = Vec::new();
     let mut loaded = Vec::new();
     for dir in folders {

@@ -53,16 +53,30 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> anyhow::Result<
 
 /// Claims `out` for a run: a new (or empty) folder gets `train.json`; an existing run is only
 /// continued with `resume` and the same `key` (the settings that shape the numbers).
-pub fn claim(out: &Path, format: &str, key: &serde_json::Value, extra: &serde_json::Value, resume: bool) -> anyhow::Result<()> {
+pub fn claim(
+    out: &Path,
+    format: &str,
+    key: &serde_json::Value,
+    extra: &serde_json::Value,
+    resume: bool,
+) -> anyhow::Result<()> {
     let path = out.join(TRAIN_JSON);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let old: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))?;
+            let old: serde_json::Value =
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))?;
             if old.get("format").and_then(|f| f.as_str()) != Some(format) {
-                bail!("{} belongs to another kind of run ({}), not {format}: choose another --out", out.display(), old.get("format").unwrap_or(&serde_json::Value::Null));
+                bail!(
+                    "{} belongs to another kind of run ({}), not {format}: choose another --out",
+                    out.display(),
+                    old.get("format").unwrap_or(&serde_json::Value::Null)
+                );
             }
             if !resume {
-                bail!("{} already holds a run: pass --resume to continue it (same settings), or choose another --out", out.display());
+                bail!(
+                    "{} already holds a run: pass --resume to continue it (same settings), or choose another --out",
+                    out.display()
+                );
             }
             let there = &old["settings"];
             if there != key {
@@ -70,7 +84,11 @@ pub fn claim(out: &Path, format: &str, key: &serde_json::Value, extra: &serde_js
                 if let (Some(a), Some(b)) = (there.as_object(), key.as_object()) {
                     for k in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
                         if a.get(k) != b.get(k) {
-                            diffs.push(format!("  {k}: was {}, now {}", a.get(k).unwrap_or(&serde_json::Value::Null), b.get(k).unwrap_or(&serde_json::Value::Null)));
+                            diffs.push(format!(
+                                "  {k}: was {}, now {}",
+                                a.get(k).unwrap_or(&serde_json::Value::Null),
+                                b.get(k).unwrap_or(&serde_json::Value::Null)
+                            ));
                         }
                     }
                 }
@@ -132,7 +150,12 @@ pub struct Ema {
 
 impl Ema {
     /// Starts from the current values of `vars`, or from `stored` (a checkpoint's `ema/` part).
-    pub fn new(decay: f64, start: u64, vars: &[(String, Var)], stored: Option<&HashMap<String, Tensor>>) -> anyhow::Result<Self> {
+    pub fn new(
+        decay: f64,
+        start: u64,
+        vars: &[(String, Var)],
+        stored: Option<&HashMap<String, Tensor>>,
+    ) -> anyhow::Result<Self> {
         let values = vars
             .iter()
             .map(|(k, v)| {

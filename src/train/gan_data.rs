@@ -106,7 +106,12 @@ impl GanData {
                     _ => (data_dir.join("fashion-mnist"), FASHION_CLASSES.iter().map(|s| s.to_string()).collect()),
                 };
                 let m = mnist::load(&dir, MnistFile::Train)?;
-                Ok(Self { source: source.clone(), images: pad_grey(&m)?, labels: m.labels.iter().map(|&l| l as u32).collect(), classes })
+                Ok(Self {
+                    source: source.clone(),
+                    images: pad_grey(&m)?,
+                    labels: m.labels.iter().map(|&l| l as u32).collect(),
+                    classes,
+                })
             }
             DataSource::Variant(name) => {
                 let v: Variant = name.parse()?;
@@ -122,7 +127,11 @@ impl GanData {
     fn from_folder(dir: &Path, source: &DataSource) -> anyhow::Result<Self> {
         let scanned = crate::train::data::scan(dir, "--data")?;
         if scanned.len() < 2 {
-            bail!("{}: found {} class folder(s); a class-conditional generator needs at least 2", dir.display(), scanned.len());
+            bail!(
+                "{}: found {} class folder(s); a class-conditional generator needs at least 2",
+                dir.display(),
+                scanned.len()
+            );
         }
         // Labels as the classifier trainer assigns them (numeric folder names by value, others
         // sorted), so a judge trained on the same folder agrees.

@@ -30,8 +30,8 @@ pub mod gan_losses;
 pub mod nets;
 pub mod ops;
 pub mod optim;
-pub mod quality;
 pub mod output;
+pub mod quality;
 pub mod schedule;
 pub mod settings;
 

@@ -95,7 +95,14 @@ pub fn adam_update(
 }
 
 /// One Adadelta step.
-pub fn adadelta_update(p: &mut [f32], g: &[f32], sq: &mut [f32], acc: &mut [f32], lr: f64, (rho, eps, wd): (f64, f64, f64)) {
+pub fn adadelta_update(
+    p: &mut [f32],
+    g: &[f32],
+    sq: &mut [f32],
+    acc: &mut [f32],
+    lr: f64,
+    (rho, eps, wd): (f64, f64, f64),
+) {
     let (r, w, eps, a, wd) = (rho as f32, (1.0 - rho) as f32, eps as f32, -lr as f32, wd as f32);
     for i in 0..p.len() {
         let d = g[i] + wd * p[i];

@@ -49,17 +49,23 @@ impl TrainedModel {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&cfg).with_context(|| format!("cannot read {}", cfg.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", cfg.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", cfg.display()))?;
         if v.get("format").and_then(|f| f.as_str()) != Some(CONFIG_FORMAT) {
             return Ok(None);
         }
-        let arch: TrainArch = serde_json::from_value(v["settings"]["arch"].clone()).with_context(|| format!("{}: no valid settings.arch", cfg.display()))?;
-        let classes = serde_json::from_value(v["classes"].clone()).with_context(|| format!("{}: no valid classes", cfg.display()))?;
-        let transform: super::augment::Transform =
-            serde_json::from_value(v["settings"]["transform"].clone()).with_context(|| format!("{}: no valid settings.transform", cfg.display()))?;
+        let arch: TrainArch = serde_json::from_value(v["settings"]["arch"].clone())
+            .with_context(|| format!("{}: no valid settings.arch", cfg.display()))?;
+        let classes = serde_json::from_value(v["classes"].clone())
+            .with_context(|| format!("{}: no valid classes", cfg.display()))?;
+        let transform: super::augment::Transform = serde_json::from_value(v["settings"]["transform"].clone())
+            .with_context(|| format!("{}: no valid settings.transform", cfg.display()))?;
         let weights = path.join(MODEL);
         if !weights.is_file() {
-            bail!("{} is a training folder without weights yet ({MODEL} appears after the first epoch)", path.display());
+            bail!(
+                "{} is a training folder without weights yet ({MODEL} appears after the first epoch)",
+                path.display()
+            );
         }
         Ok(Some(Self { dir: path.to_path_buf(), arch, weights, classes, transform: transform.for_eval() }))
     }
@@ -74,10 +80,15 @@ pub struct Checkpoint {
 }
 
 /// Writes `tensors` with `metadata` to `path` atomically.
-fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> anyhow::Result<()> {
+fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> anyhow::Result<()> {
     crate::imageio::write_atomically(path, |tmp| {
         let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        safetensors::serialize_to_file(views, Some(metadata), tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
+        safetensors::serialize_to_file(views, Some(metadata), tmp)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))
     })
 }
 
@@ -118,7 +129,8 @@ pub fn read_checkpoint(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
         return Ok(None);
     }
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{}: not a safetensors file: {e}", path.display()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file: {e}", path.display()))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(CHECKPOINT_FORMAT) {
         bail!("{}: not an intervene training checkpoint", path.display());
@@ -127,7 +139,8 @@ pub fn read_checkpoint(dir: &Path) -> anyhow::Result<Option<Checkpoint>> {
         meta.get(k).and_then(|v| v.parse().ok()).with_context(|| format!("{}: metadata lacks {k}", path.display()))
     };
     let (step, optimizer_steps) = (num("step")?, num("optimizer_steps")?);
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).with_context(|| format!("cannot read {}", path.display()))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let mut state = HashMap::new();
     let mut optimizer = BTreeMap::new();
     for (k, t) in tensors {

@@ -100,7 +100,12 @@ pub struct QualityReport {
 
 /// `[−1, 1]` → 8 bits (`imageio::to_u8`) → `[−1, 1]` as the judge reads a PNG.
 fn as_png(x: &Tensor) -> anyhow::Result<Tensor> {
-    let v: Vec<f32> = x.flatten_all()?.to_vec1::<f32>()?.iter().map(|&a| crate::imageio::to_u8(a) as f32 / 255.0 * 2.0 - 1.0).collect();
+    let v: Vec<f32> = x
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&a| crate::imageio::to_u8(a) as f32 / 255.0 * 2.0 - 1.0)
+        .collect();
     Ok(Tensor::from_vec(v, x.shape(), x.device())?)
 }
 
@@ -147,7 +152,10 @@ pub fn measure(
 ) -> anyhow::Result<QualityReport> {
     let nc = gen.num_classes();
     if judge.classes.len() != nc {
-        bail!("the judge has {} classes but the generator {nc}: train the judge on the generator's data set", judge.classes.len());
+        bail!(
+            "the judge has {} classes but the generator {nc}: train the judge on the generator's data set",
+            judge.classes.len()
+        );
     }
     if data.num_classes() != nc {
         bail!("the data set has {} classes but the generator {nc}", data.num_classes());
@@ -185,8 +193,19 @@ pub fn measure(
             control.advance(1);
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        consistency.push(Consistency { truncation: t, accuracy: mean(&per), per_class: per, samples_per_class: per_class });
-        diversity.push(Diversity { truncation: t, samples_mean: mean(&div), real_mean: mean(&real_div), samples: div, real: real_div });
+        consistency.push(Consistency {
+            truncation: t,
+            accuracy: mean(&per),
+            per_class: per,
+            samples_per_class: per_class,
+        });
+        diversity.push(Diversity {
+            truncation: t,
+            samples_mean: mean(&div),
+            real_mean: mean(&real_div),
+            samples: div,
+            real: real_div,
+        });
         control.log(format!(
             "truncation {t}: class consistency {:.2} %, diversity {:.4} (real {:.4})",
             100.0 * consistency.last().map_or(0.0, |c| c.accuracy),
@@ -194,7 +213,13 @@ pub fn measure(
             diversity.last().map_or(0.0, |d| d.real_mean)
         ));
     }
-    Ok(QualityReport { generator: gen_name.into(), judge: judge_name.into(), data: data.source.name(), consistency, diversity })
+    Ok(QualityReport {
+        generator: gen_name.into(),
+        judge: judge_name.into(),
+        data: data.source.name(),
+        consistency,
+        diversity,
+    })
 }
 
 /// The real test images of a data set: MNIST / Fashion-MNIST `t10k`; a CGN variant's held-out
@@ -217,7 +242,12 @@ pub fn test_split(source: &DataSource, data_dir: &Path) -> anyhow::Result<GanDat
                     }
                 }
             }
-            Ok(GanData { source: source.clone(), images, labels: m.labels.iter().map(|&l| l as u32).collect(), classes: train.classes })
+            Ok(GanData {
+                source: source.clone(),
+                images,
+                labels: m.labels.iter().map(|&l| l as u32).collect(),
+                classes: train.classes,
+            })
         }
         DataSource::Variant(name) => {
             let v: Variant = name.parse()?;
@@ -225,9 +255,16 @@ pub fn test_split(source: &DataSource, data_dir: &Path) -> anyhow::Result<GanDat
             // Train-style colouring of the held-out digits: in-domain test images.
             let set = variants::generate(&VariantConfig::new(v, 1), Split::Train, &test)?;
             let labels = set.labels().iter().map(|&l| l as u32).collect();
-            Ok(GanData { source: source.clone(), images: set.images, labels, classes: (0..10).map(|d| d.to_string()).collect() })
+            Ok(GanData {
+                source: source.clone(),
+                images: set.images,
+                labels,
+                classes: (0..10).map(|d| d.to_string()).collect(),
+            })
         }
-        DataSource::Folder(d) => bail!("{}: give the test images of a folder data set as their own folder", d.display()),
+        DataSource::Folder(d) => {
+            bail!("{}: give the test images of a folder data set as their own folder", d.display())
+        }
     }
 }
 
@@ -269,7 +306,14 @@ pub fn real_folders(source: &DataSource, out: &Path, control: &Control) -> anyho
 /// the classifier trainer read them): the non-counterfactual "GAN" training set of the CGN study
 /// (all three mechanisms of a CGN on the same class), or a BigGAN's observational set.
 /// Files that exist are kept, so an interrupted run continues.
-pub fn write_samples(gen: &Generator, dir: &Path, per_class: usize, truncation: f64, seed: u64, control: &Control) -> anyhow::Result<u64> {
+pub fn write_samples(
+    gen: &Generator,
+    dir: &Path,
+    per_class: usize,
+    truncation: f64,
+    seed: u64,
+    control: &Control,
+) -> anyhow::Result<u64> {
     let nc = gen.num_classes();
     control.set_total((nc * per_class) as u64);
     let mut written = 0;

@@ -11,9 +11,15 @@ use serde::{Deserialize, Serialize};
 pub enum Schedule {
     Constant,
     /// ×`gamma` every `every` epochs.
-    Step { every: usize, gamma: f64 },
+    Step {
+        every: usize,
+        gamma: f64,
+    },
     /// Cosine decay from the base rate to `min_lr` over `epochs`.
-    Cosine { epochs: usize, min_lr: f64 },
+    Cosine {
+        epochs: usize,
+        min_lr: f64,
+    },
 }
 
 impl Schedule {

@@ -127,7 +127,10 @@ impl TrainSettings {
             bail!("input size must be at least 16, got {}", self.transform.size());
         }
         if self.arch == TrainArch::MnistCnn && self.transform.size() != 32 {
-            bail!("the MNIST CNN takes 32×32 inputs (its AvgPool(7) expects an 8×8 map), got size {}", self.transform.size());
+            bail!(
+                "the MNIST CNN takes 32×32 inputs (its AvgPool(7) expects an 8×8 map), got size {}",
+                self.transform.size()
+            );
         }
         Ok(())
     }

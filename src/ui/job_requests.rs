@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::jobs::{AlreadyRunning, Board, Control, JobSpec, Outcome};
-use crate::ui::command::{Command, Commands, DialogKind};
 use crate::steer::{Components, PcaConfig};
+use crate::ui::command::{Command, Commands, DialogKind};
 
 /// A job the window starts.
 #[derive(Debug, Clone)]
@@ -182,9 +182,11 @@ impl FollowUp {
         if board.is_active(name) {
             return false;
         }
-        let failed = |commands: &mut Commands, e: anyhow::Error| commands.error(format!("{name} failed"), format!("{e:#}"));
+        let failed =
+            |commands: &mut Commands, e: anyhow::Error| commands.error(format!("{name} failed"), format!("{e:#}"));
         let cancelled = |commands: &mut Commands| {
-            commands.status(format!("{name} cancelled; what is written is complete, start it again with resume to finish"))
+            commands
+                .status(format!("{name} cancelled; what is written is complete, start it again with resume to finish"))
         };
         match self {
             FollowUp::Report => match board.take::<String>(name) {

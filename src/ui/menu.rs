@@ -73,7 +73,10 @@ impl StudioApp {
             let name = s.model.name;
             let clicked = match &s.path {
                 Some(p) => ui.button(format!("Open {name}")).on_hover_text(p.display().to_string()).clicked(),
-                None => ui.button(format!("Get {name}")).on_hover_text(format!("{} (not on disk; downloads in the Jobs pane)", s.model.what)).clicked(),
+                None => ui
+                    .button(format!("Get {name}"))
+                    .on_hover_text(format!("{} (not on disk; downloads in the Jobs pane)", s.model.what))
+                    .clicked(),
             };
             if clicked {
                 match s.path {
@@ -81,7 +84,11 @@ impl StudioApp {
                     None => {
                         self.state.show_perf = true;
                         self.state.bottom_tab = super::app::BottomTab::Jobs;
-                        self.send(Command::Start(super::job_requests::JobRequest::Fetch { name: name.to_string(), to: dir.clone(), from: None }));
+                        self.send(Command::Start(super::job_requests::JobRequest::Fetch {
+                            name: name.to_string(),
+                            to: dir.clone(),
+                            from: None,
+                        }));
                     }
                 }
                 ui.close();

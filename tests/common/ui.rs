@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use intervene::ui::app::{StudioApp, StudioState};
 
-/// The studio on the random-weight test model (whatever the bundled default is), with
-/// MobileNetV2 explaining it: these tests are about the window, not the weights.
+/// The studio on the random-weight test model and ImageNet class 207 (whatever the bundled
+/// default is), with MobileNetV2 explaining it: these tests are about the window, not the weights.
 pub fn tiny() -> StudioState {
-    let mut s = StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, ..StudioState::default() };
+    let mut s =
+        StudioState { model: intervene::DEFAULT_BIGGAN.into(), components: None, class: 207, ..StudioState::default() };
     for slot in &mut s.explain.slots {
         slot.classifier = "mobilenet_v2".into();
     }

@@ -82,7 +82,11 @@ impl Discriminator {
                                 SnConv::new(s, "conv_2", mid, mid, 3, true, eps, &mut sn)?,
                                 SnConv::new(s, "conv_3", mid, cout, 1, true, eps, &mut sn)?,
                             ],
-                            sc: if cout > cin { Some(SnConv::new(s, "conv_sc", cin, cout - cin, 1, true, eps, &mut sn)?) } else { None },
+                            sc: if cout > cin {
+                                Some(SnConv::new(s, "conv_sc", cin, cout - cin, 1, true, eps, &mut sn)?)
+                            } else {
+                                None
+                            },
                             down,
                         })
                     })?;

@@ -37,7 +37,16 @@ pub struct SnConv {
 }
 
 impl SnConv {
-    pub fn new(b: &mut Builder, name: impl ToString, cin: usize, cout: usize, k: usize, bias: bool, eps: f64, sn: &mut Vec<std::sync::Arc<SnBuffers>>) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        name: impl ToString,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        bias: bool,
+        eps: f64,
+        sn: &mut Vec<std::sync::Arc<SnBuffers>>,
+    ) -> Result<Self> {
         b.scope(name, |s| {
             let w = sn_param(s, &[cout, cin, k, k], eps, sn)?;
             let bias = if bias { Some(s.param("bias", &[cout], Init::Const(0.0))?) } else { None };
@@ -58,7 +67,12 @@ impl SnConv {
 }
 
 /// `weight_orig` (orthogonal) with its SN buffers.
-pub fn sn_param(b: &mut Builder, shape: &[usize], eps: f64, sn: &mut Vec<std::sync::Arc<SnBuffers>>) -> Result<SnWeight> {
+pub fn sn_param(
+    b: &mut Builder,
+    shape: &[usize],
+    eps: f64,
+    sn: &mut Vec<std::sync::Arc<SnBuffers>>,
+) -> Result<SnWeight> {
     SnWeight::new(b, shape, WInit::Orthogonal(1.0), eps, sn)
 }
 
@@ -70,7 +84,15 @@ pub struct SnLinear {
 }
 
 impl SnLinear {
-    pub fn new(b: &mut Builder, name: impl ToString, cin: usize, cout: usize, bias: bool, eps: f64, sn: &mut Vec<std::sync::Arc<SnBuffers>>) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        name: impl ToString,
+        cin: usize,
+        cout: usize,
+        bias: bool,
+        eps: f64,
+        sn: &mut Vec<std::sync::Arc<SnBuffers>>,
+    ) -> Result<Self> {
         b.scope(name, |s| {
             let w = sn_param(s, &[cout, cin], eps, sn)?;
             let bias = if bias { Some(s.param("bias", &[cout], Init::Const(0.0))?) } else { None };
@@ -95,7 +117,8 @@ pub type Record<'a> = Option<&'a mut Vec<BatchStats>>;
 pub fn normalize_batch(x: &Tensor, eps: f64, rec: &mut Record) -> Result<Tensor> {
     let c = x.dim(1)?;
     let dev = x.device();
-    let (y, stats) = ops::batch_norm_train(x, &Tensor::ones(c, DType::F32, dev)?, &Tensor::zeros(c, DType::F32, dev)?, eps, false)?;
+    let (y, stats) =
+        ops::batch_norm_train(x, &Tensor::ones(c, DType::F32, dev)?, &Tensor::zeros(c, DType::F32, dev)?, eps, false)?;
     if let Some(r) = rec.as_deref_mut() {
         r.push(stats);
     }
@@ -112,7 +135,14 @@ pub struct CondBn {
 }
 
 impl CondBn {
-    pub fn new(b: &mut Builder, name: impl ToString, c: usize, cond_dim: usize, eps: f64, sn: &mut Vec<std::sync::Arc<SnBuffers>>) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        name: impl ToString,
+        c: usize,
+        cond_dim: usize,
+        eps: f64,
+        sn: &mut Vec<std::sync::Arc<SnBuffers>>,
+    ) -> Result<Self> {
         b.scope(name, |s| {
             Ok(Self {
                 scale: SnLinear::new(s, "scale", cond_dim, c, false, eps, sn)?,
@@ -227,7 +257,9 @@ impl Generator {
         cfg.validate().map_err(candle_core::Error::wrap)?;
         let (ch, cond, eps) = (cfg.channel_width, cfg.cond_dim(), cfg.eps);
         let mut sn = Vec::new();
-        let embeddings = b.scope("embeddings", |s| init_ext::param(s, "weight", &[cfg.z_dim, cfg.num_classes], WInit::Orthogonal(1.0)))?;
+        let embeddings = b.scope("embeddings", |s| {
+            init_ext::param(s, "weight", &[cfg.z_dim, cfg.num_classes], WInit::Orthogonal(1.0))
+        })?;
         let (gen_z, layers, bn_weight, bn_bias, conv_to_rgb) = b.scope("generator", |g| {
             let gen_z = SnLinear::new(g, "gen_z", cond, 16 * ch * 16, true, eps, &mut sn)?;
             let mut layers = Vec::new();
@@ -235,7 +267,9 @@ impl Generator {
                 for (i, l) in cfg.layers.iter().enumerate() {
                     if i == cfg.attention_layer_position {
                         let idx = layers.len();
-                        layers.push(Layer::Attention(Box::new(lv.scope(idx, |a| SelfAttn::new(a, l.1 * ch, eps, &mut sn))?)));
+                        layers.push(Layer::Attention(Box::new(
+                            lv.scope(idx, |a| SelfAttn::new(a, l.1 * ch, eps, &mut sn))?,
+                        )));
                     }
                     let idx = layers.len();
                     let (cin, cout) = (l.1 * ch, l.2 * ch);
@@ -267,7 +301,9 @@ impl Generator {
                 }
                 Ok(())
             })?;
-            let (bw, bb) = g.scope("bn", |n| Ok((n.param("weight", &[ch], Init::Const(1.0))?, n.param("bias", &[ch], Init::Const(0.0))?)))?;
+            let (bw, bb) = g.scope("bn", |n| {
+                Ok((n.param("weight", &[ch], Init::Const(1.0))?, n.param("bias", &[ch], Init::Const(0.0))?))
+            })?;
             let rgb = SnConv::new(g, "conv_to_rgb", ch, ch, 3, true, eps, &mut sn)?;
             Ok((gen_z, layers, bw, bb, rgb))
         })?;
@@ -295,7 +331,9 @@ impl Generator {
         }
         let ch = self.cfg.channel_width;
         let hn = normalize_batch(&h, self.cfg.eps, &mut rec)?;
-        let h = hn.broadcast_mul(&self.bn_weight.reshape((1, ch, 1, 1))?)?.broadcast_add(&self.bn_bias.reshape((1, ch, 1, 1))?)?;
+        let h = hn
+            .broadcast_mul(&self.bn_weight.reshape((1, ch, 1, 1))?)?
+            .broadcast_add(&self.bn_bias.reshape((1, ch, 1, 1))?)?;
         let h = ops::relu(&h)?;
         self.conv_to_rgb.forward_first(&h, 3, train)?.tanh()
     }

@@ -23,7 +23,8 @@ pub struct CgnDiscConv {
 impl CgnDiscConv {
     pub fn new(b: &mut Builder, ndf: usize) -> Result<Self> {
         let emb = b.scope("label_embedding", |s| s.param("weight", &[10, 1], Init::Normal(1.0)))?;
-        let spec = [(0, 4, ndf, 3, 1), (3, ndf, 2 * ndf, 3, 1), (6, 2 * ndf, 4 * ndf, 4, 2), (9, 4 * ndf, 4 * ndf, 4, 2)];
+        let spec =
+            [(0, 4, ndf, 3, 1), (3, ndf, 2 * ndf, 3, 1), (6, 2 * ndf, 4 * ndf, 4, 2), (9, 4 * ndf, 4 * ndf, 4, 2)];
         let (blocks, out) = b.scope("model", |m| {
             let mut blocks = Vec::new();
             for (i, cin, cout, k, s) in spec {
@@ -35,8 +36,12 @@ impl CgnDiscConv {
             Ok((blocks, out))
         })?;
         // init_net: BN weights N(1, 0.02).
-        let draws: Option<Vec<Vec<f32>>> =
-            b.rng().map(|rng| blocks.iter().map(|(_, bn)| (0..bn.weight.elem_count()).map(|_| (1.0 + 0.02 * rng.normal()) as f32).collect()).collect());
+        let draws: Option<Vec<Vec<f32>>> = b.rng().map(|rng| {
+            blocks
+                .iter()
+                .map(|(_, bn)| (0..bn.weight.elem_count()).map(|_| (1.0 + 0.02 * rng.normal()) as f32).collect())
+                .collect()
+        });
         for ((_, bn), d) in blocks.iter().zip(draws.unwrap_or_default()) {
             let key = format!("{}.weight", bn.buf.prefix);
             if let Some((_, v)) = b.vars().iter().find(|(k, _)| *k == key) {

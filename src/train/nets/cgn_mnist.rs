@@ -108,13 +108,16 @@ impl CgnGenerator {
         let h = pointwise::leaky_relu(&s.bn5.forward(&s.c4.forward(&h)?, train, false)?, 0.2)?;
         let h = pointwise::upsample2(&pointwise::instance_norm(&h, 1e-5)?)?;
         let h = pointwise::leaky_relu(&s.bn10.forward(&s.c9.forward(&h)?, train, false)?, 0.2)?;
-        let m = pointwise::instance_norm(&h, 1e-5)?.clamp(crate::models::cgn_mnist::MASK_MIN, crate::models::cgn_mnist::MASK_MAX)?;
+        let m = pointwise::instance_norm(&h, 1e-5)?
+            .clamp(crate::models::cgn_mnist::MASK_MIN, crate::models::cgn_mnist::MASK_MAX)?;
         let mask = m.repeat((1, 3, 1, 1))?;
         let mut tex = Vec::with_capacity(2);
         for (t, &(dy, dx)) in self.text.iter().zip(&shifts) {
             let h = t.l0.forward(&inp)?.reshape((b, 2 * NGF, 8, 8))?;
-            let h = pointwise::leaky_relu(&t.bn4.forward(&t.c3.forward(&pointwise::upsample2(&h)?)?, train, false)?, 0.2)?;
-            let h = pointwise::leaky_relu(&t.bn8.forward(&t.c7.forward(&pointwise::upsample2(&h)?)?, train, false)?, 0.2)?;
+            let h =
+                pointwise::leaky_relu(&t.bn4.forward(&t.c3.forward(&pointwise::upsample2(&h)?)?, train, false)?, 0.2)?;
+            let h =
+                pointwise::leaky_relu(&t.bn8.forward(&t.c7.forward(&pointwise::upsample2(&h)?)?, train, false)?, 0.2)?;
             let h = t.bn11.forward(&t.c10.forward(&h)?, train, false)?.tanh()?;
             tex.push(torus_roll(&h, dy, dx)?);
         }
@@ -136,7 +139,14 @@ pub struct CgnDiscriminator {
 impl CgnDiscriminator {
     pub fn new(b: &mut Builder) -> Result<Self> {
         let emb = b.scope("label_embedding", |s| s.param("weight", &[CLASSES, CLASSES], Init::Normal(1.0)))?;
-        let layers = b.scope("model", |m| Ok([lin(m, "0", 3 * 32 * 32 + CLASSES, 512)?, lin(m, "2", 512, 512)?, lin(m, "5", 512, 512)?, lin(m, "8", 512, 1)?]))?;
+        let layers = b.scope("model", |m| {
+            Ok([
+                lin(m, "0", 3 * 32 * 32 + CLASSES, 512)?,
+                lin(m, "2", 512, 512)?,
+                lin(m, "5", 512, 512)?,
+                lin(m, "8", 512, 1)?,
+            ])
+        })?;
         Ok(Self { emb, layers })
     }
 

@@ -20,11 +20,7 @@ pub fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut Rng) -> Vec<f32
     let draws: Vec<f64> = (0..rows * cols).map(|_| rng.normal()).collect();
     // vecs[j] = column j of the tall matrix.
     let mut vecs: Vec<Vec<f64>> = (0..n)
-        .map(|j| {
-            (0..m)
-                .map(|i| if rows >= cols { draws[i * cols + j] } else { draws[j * cols + i] })
-                .collect()
-        })
+        .map(|j| (0..m).map(|i| if rows >= cols { draws[i * cols + j] } else { draws[j * cols + i] }).collect())
         .collect();
     for j in 0..n {
         for k in 0..j {

@@ -22,13 +22,17 @@ impl MnistCnn {
         b.scope("model", |m| {
             let bn = m.scope(0, |s| s.batch_norm(3))?;
             let mut conv = |i: usize, cin: usize, cout: usize, k: usize, stride: usize| {
-                m.scope(i, |s| s.conv(cin, cout, k, ConvCfg::new(stride, k / 2), true, Init::torch_default(cin * k * k)))
+                m.scope(i, |s| {
+                    s.conv(cin, cout, k, ConvCfg::new(stride, k / 2), true, Init::torch_default(cin * k * k))
+                })
             };
             let convs = [conv(1, 3, 32, 5, 1)?, conv(4, 32, 32, 3, 1)?, conv(6, 32, 64, 3, 2)?, conv(8, 64, 64, 3, 1)?];
             Ok((bn, convs))
         })
         .and_then(|(bn, convs)| {
-            let cls = b.scope("cls", |c| c.scope(0, |l| l.linear(64, num_classes, Init::torch_default(64), Init::torch_default(64))))?;
+            let cls = b.scope("cls", |c| {
+                c.scope(0, |l| l.linear(64, num_classes, Init::torch_default(64), Init::torch_default(64)))
+            })?;
             Ok(Self { bn, convs, cls })
         })
     }

@@ -18,7 +18,17 @@ struct ConvBn {
 
 impl ConvBn {
     #[allow(clippy::too_many_arguments)]
-    fn new(b: &mut Builder, conv: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize, dw: bool, relu6: bool) -> Result<Self> {
+    fn new(
+        b: &mut Builder,
+        conv: &str,
+        bn: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        dw: bool,
+        relu6: bool,
+    ) -> Result<Self> {
         let cfg = ConvCfg { stride, padding: (k - 1) / 2, depthwise: dw };
         let c = b.scope(conv, |s| s.conv(cin, cout, k, cfg, false, Init::kaiming_fan_out(cout * k * k)))?;
         let n = b.scope(bn, |s| s.batch_norm(cout))?;
@@ -69,10 +79,12 @@ impl MobileNetV2 {
                             let mut layers = Vec::new();
                             let mut j = 0;
                             if t != 1 {
-                                layers.push(v.scope("0", |e| ConvBn::new(e, "0", "1", cin, hidden, 1, 1, false, true))?);
+                                layers
+                                    .push(v.scope("0", |e| ConvBn::new(e, "0", "1", cin, hidden, 1, 1, false, true))?);
                                 j = 1;
                             }
-                            layers.push(v.scope(j, |d| ConvBn::new(d, "0", "1", hidden, hidden, 3, stride, true, true))?);
+                            layers
+                                .push(v.scope(j, |d| ConvBn::new(d, "0", "1", hidden, hidden, 3, stride, true, true))?);
                             let (pc, pb) = ((j + 1).to_string(), (j + 2).to_string());
                             layers.push(ConvBn::new(v, &pc, &pb, hidden, c, 1, 1, false, false)?);
                             Ok(layers)
@@ -87,7 +99,9 @@ impl MobileNetV2 {
             Ok(features)
         })
         .and_then(|features| {
-            let classifier = b.scope("classifier", |c| c.scope(1, |l| l.linear(1280, num_classes, Init::Normal(0.01), Init::Const(0.0))))?;
+            let classifier = b.scope("classifier", |c| {
+                c.scope(1, |l| l.linear(1280, num_classes, Init::Normal(0.01), Init::Const(0.0)))
+            })?;
             Ok(Self { features, classifier, dropout: 0.2 })
         })
     }
@@ -111,7 +125,8 @@ impl MobileNetV2 {
             };
         }
         let pooled = h.mean((2, 3))?;
-        let pooled = if mode.train && self.dropout > 0.0 { super::dropout(&pooled, self.dropout, mode.seed)? } else { pooled };
+        let pooled =
+            if mode.train && self.dropout > 0.0 { super::dropout(&pooled, self.dropout, mode.seed)? } else { pooled };
         self.classifier.forward(&pooled)
     }
 }

@@ -134,7 +134,12 @@ impl Net {
     }
 
     /// Weights from a state dict (all keys required).
-    pub fn from_state(arch: TrainArch, num_classes: usize, map: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+    pub fn from_state(
+        arch: TrainArch,
+        num_classes: usize,
+        map: &HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
         Self::build(arch, num_classes, Builder::from_map(map, device))
     }
 

@@ -32,7 +32,10 @@ impl Block {
                 (conv(b, "conv3", planes, cout, 1, 1)?, bn(b, "bn3", cout)?),
             ]
         } else {
-            vec![(conv(b, "conv1", cin, planes, 3, stride)?, bn(b, "bn1", planes)?), (conv(b, "conv2", planes, planes, 3, 1)?, bn(b, "bn2", planes)?)]
+            vec![
+                (conv(b, "conv1", cin, planes, 3, stride)?, bn(b, "bn1", planes)?),
+                (conv(b, "conv2", planes, planes, 3, 1)?, bn(b, "bn2", planes)?),
+            ]
         };
         let down = if stride != 1 || cin != cout {
             Some(b.scope("downsample", |d| Ok((conv(d, "0", cin, cout, 1, stride)?, bn(d, "1", cout)?)))?)
@@ -74,7 +77,9 @@ impl ResNet {
             let planes = 64 << li;
             for bi in 0..n {
                 let stride = if bi == 0 && li > 0 { 2 } else { 1 };
-                all.push(b.scope(format!("layer{}", li + 1), |l| l.scope(bi, |s| Block::new(s, cin, planes, stride, bottleneck)))?);
+                all.push(b.scope(format!("layer{}", li + 1), |l| {
+                    l.scope(bi, |s| Block::new(s, cin, planes, stride, bottleneck))
+                })?);
                 cin = if bottleneck { planes * 4 } else { planes };
             }
         }

@@ -71,7 +71,13 @@ pub struct SnWeight {
 impl SnWeight {
     /// Creates `{prefix}.weight_orig` of `shape` (initialised as `init`) and the buffers:
     /// fresh ones are `normalize(N(0, 1))` as PyTorch's, read ones are taken as stored.
-    pub fn new(b: &mut Builder, shape: &[usize], init: WInit, eps: f64, bufs: &mut Vec<Arc<SnBuffers>>) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        shape: &[usize],
+        init: WInit,
+        eps: f64,
+        bufs: &mut Vec<Arc<SnBuffers>>,
+    ) -> Result<Self> {
         let weight = super::init_ext::param(b, "weight_orig", shape, init)?;
         let out = shape[0];
         let rest: usize = shape[1..].iter().product();
@@ -80,7 +86,8 @@ impl SnWeight {
         // its parameter list: the optimiser never sees them.
         let mut take = |leaf: &str, n: usize| -> Result<Vec<f32>> {
             b.param(leaf, &[n], Init::Normal(1.0))?;
-            let (_, var): (String, Var) = b.vars.pop().ok_or_else(|| candle_core::Error::Msg("sn: buffer vanished".into()))?;
+            let (_, var): (String, Var) =
+                b.vars.pop().ok_or_else(|| candle_core::Error::Msg("sn: buffer vanished".into()))?;
             let mut v = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
             if fresh {
                 normalize(&mut v, eps);

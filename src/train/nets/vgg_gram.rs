@@ -84,18 +84,33 @@ impl GramLoss {
         }
         let map = crate::checkpoint::load(path)?;
         let get = |k: String, shape: &[usize]| -> anyhow::Result<Tensor> {
-            let t = map.get(&k).with_context(|| format!("{}: no tensor {k} (not the normalised VGG-19?)", path.display()))?;
+            let t = map
+                .get(&k)
+                .with_context(|| format!("{}: no tensor {k} (not the normalised VGG-19?)", path.display()))?;
             if t.dims() != shape {
                 bail!("{}: {k} has shape {:?}, expected {shape:?}", path.display(), t.dims());
             }
             Ok(t.to_dtype(candle_core::DType::F32)?.to_device(device)?)
         };
-        let last = TAPS.iter().zip(weights).filter(|(_, w)| *w != 0.0).map(|(&t, _)| t).max().context("all Gram weights are 0")?;
+        let last = TAPS
+            .iter()
+            .zip(weights)
+            .filter(|(_, w)| *w != 0.0)
+            .map(|(&t, _)| t)
+            .max()
+            .context("all Gram weights are 0")?;
         let convs = CONVS[..=last]
             .iter()
-            .map(|&(i, cin, cout, pool)| Ok((get(format!("{i}.weight"), &[cout, cin, 3, 3])?, get(format!("{i}.bias"), &[cout])?, pool)))
+            .map(|&(i, cin, cout, pool)| {
+                Ok((get(format!("{i}.weight"), &[cout, cin, 3, 3])?, get(format!("{i}.bias"), &[cout])?, pool))
+            })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { color: (get("0.weight".into(), &[3, 3, 1, 1])?, get("0.bias".into(), &[3])?), convs, weights, depth: last + 1 })
+        Ok(Self {
+            color: (get("0.weight".into(), &[3, 3, 1, 1])?, get("0.bias".into(), &[3])?),
+            convs,
+            weights,
+            depth: last + 1,
+        })
     }
 
     /// Gram matrices `(b, c, c)` at the weighted taps of images `x (b, 3, h, w)` in [−1, 1].

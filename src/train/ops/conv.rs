@@ -85,7 +85,19 @@ impl Geom {
             candle_core::bail!("conv2d: kernel {k} larger than the padded input {x:?} (padding {})", cfg.padding);
         }
         let out = |n: usize| (n + 2 * cfg.padding - k) / cfg.stride + 1;
-        Ok(Self { b, c, h, w, o, k, stride: cfg.stride, pad: cfg.padding, oh: out(h), ow: out(w), depthwise: cfg.depthwise })
+        Ok(Self {
+            b,
+            c,
+            h,
+            w,
+            o,
+            k,
+            stride: cfg.stride,
+            pad: cfg.padding,
+            oh: out(h),
+            ow: out(w),
+            depthwise: cfg.depthwise,
+        })
     }
 
     pub fn ohw(&self) -> usize {
@@ -439,9 +451,7 @@ pub fn backward_bias(dims: [usize; 4], dy: &[f32]) -> Vec<f32> {
     let [b, o, h, w] = dims;
     let hw = h * w;
     (0..o)
-        .map(|oc| {
-            (0..b).map(|bi| super::reduce::sum_map(&dy[(bi * o + oc) * hw..][..hw], |v| v)).sum::<f64>() as f32
-        })
+        .map(|oc| (0..b).map(|bi| super::reduce::sum_map(&dy[(bi * o + oc) * hw..][..hw], |v| v)).sum::<f64>() as f32)
         .collect()
 }
 
@@ -460,7 +470,12 @@ fn dims4(l: &Layout) -> Result<[usize; 4]> {
 struct Conv(ConvCfg);
 
 impl Conv {
-    fn fwd(&self, x: (&CpuStorage, &Layout), w: (&CpuStorage, &Layout), b: Option<(&CpuStorage, &Layout)>) -> Result<(CpuStorage, Shape)> {
+    fn fwd(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(x.1.dims(), w.1.dims(), self.0)?;
         let xs = f32_slice(x.0, x.1, "conv2d input")?;
         let ws = f32_slice(w.0, w.1, "conv2d weight")?;
@@ -481,8 +496,16 @@ impl Conv {
 
     fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &ConvGradInput { cfg: self.0, x: x.dims().to_vec() })?) } else { None };
-        let dw = if w.track_op() { Some(x.apply_op2_no_bwd(&dy, &ConvGradWeight { cfg: self.0, w: w.dims().to_vec() })?) } else { None };
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(w, &ConvGradInput { cfg: self.0, x: x.dims().to_vec() })?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(&dy, &ConvGradWeight { cfg: self.0, w: w.dims().to_vec() })?)
+        } else {
+            None
+        };
         Ok((dx, dw))
     }
 }
@@ -541,7 +564,11 @@ impl CustomOp2 for ConvGradInput {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(&self.x, l2.dims(), self.cfg)?;
         if dims4(l1)? != g.out_dims() {
-            candle_core::bail!("conv2d backward: gradient {:?} does not match the output {:?}", l1.dims(), g.out_dims());
+            candle_core::bail!(
+                "conv2d backward: gradient {:?} does not match the output {:?}",
+                l1.dims(),
+                g.out_dims()
+            );
         }
         let dy = f32_slice(s1, l1, "conv2d output gradient")?;
         let w = f32_slice(s2, l2, "conv2d weight")?;
@@ -564,7 +591,11 @@ impl CustomOp2 for ConvGradWeight {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), &self.w, self.cfg)?;
         if dims4(l2)? != g.out_dims() {
-            candle_core::bail!("conv2d backward: gradient {:?} does not match the output {:?}", l2.dims(), g.out_dims());
+            candle_core::bail!(
+                "conv2d backward: gradient {:?} does not match the output {:?}",
+                l2.dims(),
+                g.out_dims()
+            );
         }
         let x = f32_slice(s1, l1, "conv2d input")?;
         let dy = f32_slice(s2, l2, "conv2d output gradient")?;

@@ -109,10 +109,9 @@ mod tests {
         let a: Vec<f32> = (0..35).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..56).map(|i| (i as f32 * 0.11).cos()).collect();
         // (5×7)·(7×8), then (7×5)ᵀ·(8×7)ᵀ with the same data read transposed.
-        for (va, vb) in [
-            (View::rows(&a, 5, 7), View::rows(&b, 7, 8)),
-            (View::rows(&a, 7, 5).t(), View::rows(&b, 8, 7).t()),
-        ] {
+        for (va, vb) in
+            [(View::rows(&a, 5, 7), View::rows(&b, 7, 8)), (View::rows(&a, 7, 5).t(), View::rows(&b, 8, 7).t())]
+        {
             let mut d = vec![1f32; va.rows * vb.cols];
             matmul(&mut d, vb.cols, va, vb, false);
             let r = naive(va, vb);

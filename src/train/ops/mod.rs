@@ -35,7 +35,9 @@ pub use pool::Pool;
 
 /// The f32 values of a contiguous storage (the ops make their inputs contiguous first).
 pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("{what} must be f32, got {:?}", candle_core::backend::BackendStorage::dtype(s)) };
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("{what} must be f32, got {:?}", candle_core::backend::BackendStorage::dtype(s))
+    };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
         None => candle_core::bail!("{what} must be contiguous"),
@@ -72,7 +74,13 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Training-mode batch norm (+ ReLU) and the batch statistics.
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool) -> Result<(Tensor, BatchStats)> {
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, BatchStats)> {
     if x.device().is_cpu() {
         return norm::batch_norm_train(x, gamma, beta, eps, relu);
     }
@@ -89,11 +97,8 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, rel
         .broadcast_add(&beta.reshape(shape.as_slice())?)?;
     let y = if relu { y.relu()? } else { y };
     let n = x.elem_count() / c;
-    let stats = BatchStats {
-        mean: mean.detach().flatten_all()?.to_vec1()?,
-        var: var.detach().flatten_all()?.to_vec1()?,
-        n,
-    };
+    let stats =
+        BatchStats { mean: mean.detach().flatten_all()?.to_vec1()?, var: var.detach().flatten_all()?.to_vec1()?, n };
     Ok((y, stats))
 }
 
@@ -112,7 +117,9 @@ pub fn max_pool2d(x: &Tensor, p: Pool) -> Result<Tensor> {
         let n = t.dim(dim)?;
         let after = total.saturating_sub(before + n);
         let mut parts = Vec::new();
-        let shape = |len: usize| -> Vec<usize> { t.dims().iter().enumerate().map(|(i, &d)| if i == dim { len } else { d }).collect() };
+        let shape = |len: usize| -> Vec<usize> {
+            t.dims().iter().enumerate().map(|(i, &d)| if i == dim { len } else { d }).collect()
+        };
         if before > 0 {
             parts.push((Tensor::ones(shape(before), t.dtype(), t.device())? * big)?);
         }
@@ -129,7 +136,11 @@ pub fn max_pool2d(x: &Tensor, p: Pool) -> Result<Tensor> {
     for ky in 0..p.k {
         for kx in 0..p.k {
             let v = xp.narrow(2, ky, p.stride * oh)?.narrow(3, kx, p.stride * ow)?;
-            let v = v.reshape((b, c, oh, p.stride, ow, p.stride))?.narrow(3, 0, 1)?.narrow(5, 0, 1)?.reshape((b, c, oh, ow))?;
+            let v = v
+                .reshape((b, c, oh, p.stride, ow, p.stride))?
+                .narrow(3, 0, 1)?
+                .narrow(5, 0, 1)?
+                .reshape((b, c, oh, ow))?;
             best = Some(match best {
                 None => v,
                 Some(m) => m.maximum(&v)?,

@@ -130,7 +130,8 @@ impl CustomOp3 for BnTrain {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let stats = self.stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
+        let stats =
+            self.stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
         let grad = BnTrainGrad {
             eps: self.eps,
             relu: self.relu,
@@ -234,7 +235,13 @@ impl CustomOp3 for BnTrainGrad {
 
 /// Training-mode batch norm of `x (b, c[, h, w])` with affine `gamma`, `beta` (`(c)`), followed
 /// by ReLU when `relu`. Returns the output and the batch statistics (for the running averages).
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool) -> Result<(Tensor, BatchStats)> {
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, BatchStats)> {
     let stats = Arc::new(Mutex::new(BatchStats::default()));
     let op = BnTrain { eps, relu, stats: stats.clone() };
     let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;

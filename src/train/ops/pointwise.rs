@@ -52,7 +52,10 @@ impl CustomOp2 for LeakyReluGrad {
         let y = f32_slice(s1, l1, "leaky_relu output")?;
         let dy = f32_slice(s2, l2, "leaky_relu gradient")?;
         let a = self.0;
-        Ok((CpuStorage::F32(y.iter().zip(dy).map(|(&y, &d)| if y > 0.0 { d } else { d * a }).collect()), l1.shape().clone()))
+        Ok((
+            CpuStorage::F32(y.iter().zip(dy).map(|(&y, &d)| if y > 0.0 { d } else { d * a }).collect()),
+            l1.shape().clone(),
+        ))
     }
 }
 

@@ -89,7 +89,17 @@ fn tap_update(o: &mut [f32], ii: &mut [u32], t: &[f32], first: u32, step: u32) {
 /// a time, window tap by tap in row-major order, each tap first gathered into a contiguous
 /// buffer (`tap`), so the comparisons vectorise instead of forming one dependency chain.
 #[allow(clippy::too_many_arguments)]
-fn max_plane(p: &Pool, xp: &[f32], h: usize, w: usize, oh: usize, ow: usize, out: &mut [f32], ix: &mut [u32], tap: &mut Vec<f32>) {
+fn max_plane(
+    p: &Pool,
+    xp: &[f32],
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    out: &mut [f32],
+    ix: &mut [u32],
+    tap: &mut Vec<f32>,
+) {
     tap.resize(ow, 0.0);
     for oy in 0..oh {
         let (orow, irow) = (&mut out[oy * ow..(oy + 1) * ow], &mut ix[oy * ow..(oy + 1) * ow]);
@@ -147,7 +157,11 @@ impl CustomOp1 for MaxPool {
         let [planes, h, w, oh, ow, _] = self.0.geom(l)?;
         let x = f32_slice(s, l, "max_pool2d input")?;
         let t0 = std::time::Instant::now();
-        let cpu = || { let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 }; unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }; ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9 };
+        let cpu = || {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+        };
         let c0 = cpu();
         let mut y = crate::ops::output_buffer(planes * oh * ow);
         let mut idx = vec![0u32; planes * oh * ow];
@@ -167,7 +181,12 @@ impl CustomOp1 for MaxPool {
         }
         if std::env::var_os("POOL_DEBUG").is_some() {
             eprintln!("alloc {:.1} ms loop {:.1} ms", 1e3 * (c1 - c0), 1e3 * (c2 - c1));
-            eprintln!("maxpool {:?} {planes}x{h}x{w} -> {oh}x{ow}: {:?} cpu {:.1} ms", l.dims(), t0.elapsed(), 1e3 * (cpu() - c0));
+            eprintln!(
+                "maxpool {:?} {planes}x{h}x{w} -> {oh}x{ow}: {:?} cpu {:.1} ms",
+                l.dims(),
+                t0.elapsed(),
+                1e3 * (cpu() - c0)
+            );
         }
         let d = l.dims();
         Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))

@@ -253,7 +253,9 @@ impl Launcher {
         ui.add_enabled_ui(!f.observational, |ui| path_row(ui, "Components", &mut f.components, "C.npz"));
         ui.horizontal(|ui| {
             ui.label("Classes");
-            ui.add(egui::TextEdit::singleline(&mut f.classes).hint_text("all, or 1,207,n02110185").desired_width(120.0));
+            ui.add(
+                egui::TextEdit::singleline(&mut f.classes).hint_text("all, or 1,207,n02110185").desired_width(120.0),
+            );
             ui.label("per class");
             ui.add(egui::DragValue::new(&mut f.per_class).range(1..=1_000_000));
         });

@@ -106,13 +106,21 @@ impl TrainForm {
         });
         ui.horizontal(|ui| {
             ui.label("Data");
-            ui.add(egui::TextEdit::singleline(&mut self.data).hint_text("original images, class folders").desired_width(260.0));
+            ui.add(
+                egui::TextEdit::singleline(&mut self.data)
+                    .hint_text("original images, class folders")
+                    .desired_width(260.0),
+            );
         });
         self.intervened.ui(ui, "intervened", "λ1");
         self.transferred.ui(ui, "transferred", "λ2");
         ui.horizontal(|ui| {
             ui.label("Evaluate on");
-            ui.add(egui::TextEdit::singleline(&mut self.eval).hint_text("test folders, comma-separated").desired_width(230.0));
+            ui.add(
+                egui::TextEdit::singleline(&mut self.eval)
+                    .hint_text("test folders, comma-separated")
+                    .desired_width(230.0),
+            );
         });
         ui.horizontal(|ui| {
             ui.label("epochs");

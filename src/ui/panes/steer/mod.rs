@@ -158,7 +158,10 @@ impl SteerPane {
                             .and_then(|e| e.default_class)
                             .unwrap_or(o.info.num_classes - 1)
                             .min(o.info.num_classes - 1);
-                        commands.push(Command::Status(format!("{}: class {} does not exist, showing class {}", o.info.query, o.class, state.class)));
+                        commands.push(Command::Status(format!(
+                            "{}: class {} does not exist, showing class {}",
+                            o.info.query, o.class, state.class
+                        )));
                         self.info = Some(o.info);
                     }
                     Err(e) => commands.error("render failed", format!("{e:#}")),
