@@ -101,22 +101,22 @@ impl Renderer {
         Self { device, open: None }
     }
 
-    fn steerer(&mut self, query: &str) -> anyhow::Result<&mut Steerer> {
+    /// The open model for `query` (opened, with its class names, when it is another one).
+    fn open(&mut self, query: &str) -> anyhow::Result<(&mut Steerer, &[String])> {
         if self.open.as_ref().is_none_or(|(q, _, _)| q != query) {
             self.open = None; // free the old model before loading the next
             let model: BigGan = load::load(query, &self.device)?;
             let names = load::class_names(query)?;
             self.open = Some((query.to_string(), Steerer::new(model), names));
         }
-        let Some((_, s, _)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
-        Ok(s)
+        let Some((_, s, names)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
+        Ok((s, names))
     }
 
     /// Renders one request.
     pub fn render(&mut self, req: RenderRequest) -> anyhow::Result<Rendered> {
         let device = self.device.clone();
-        self.steerer(&req.model)?;
-        let Some((_, steerer, class_names)) = self.open.as_mut() else { anyhow::bail!("no model is open") };
+        let (steerer, class_names) = self.open(&req.model)?;
         let cfg = steerer.model().cfg.clone();
         let info = ModelInfo {
             query: req.model.clone(),
@@ -125,7 +125,7 @@ impl Renderer {
             num_latents: cfg.num_latents(),
             z_dim: cfg.z_dim,
             resolution: cfg.output_dim,
-            class_names: class_names.clone(),
+            class_names: class_names.to_vec(),
         };
         let batch = req.batch.clamp(1, 9);
         if req.class >= cfg.num_classes {

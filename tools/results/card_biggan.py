@@ -26,6 +26,21 @@ def judge_evals(judge: Path) -> tuple[list[tuple[str, float]], int]:
     return [(e["data"], e["top1"]) for e in last["eval"]], last["epoch"]
 
 
+def quality_table(q: dict, consistency: str) -> list[str]:
+    """The consistency / diversity table of a `quality measure --json` report."""
+    rows = [f"| truncation | {consistency} | samples per class | diversity: samples | diversity: real |", "|---|---|---|---|---|"]
+    for c, d in zip(q["consistency"], q["diversity"]):
+        rows.append(f"| {c['truncation']} | {100 * c['accuracy']:.1f} % | {c['samples_per_class']} | {d['samples_mean']:.4f} | {d['real_mean']:.4f} |")
+    return rows
+
+
+def loss_lines(s: dict) -> list[str]:
+    """The losses section from a run summary."""
+    return ["\n## Losses (means over the first and last 10 % of the steps)\n"] + [
+        f"- {k}: {s['first_10pct'][k]:.3f} → {s['last_10pct'][k]:.3f}" for k in s["first_10pct"]
+    ]
+
+
 def main() -> None:
     name, run, judge, quality, commands = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])
     s = summary(run)
@@ -56,10 +71,7 @@ def main() -> None:
     w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained on the {data['images']:,} "
       f"real training images, {je} epochs: **{100 * jt:.2f} %** top-1 on the 10,000 real test images.\n")
     w("\n## Sample quality (`intervene quality measure`)\n")
-    w("| truncation | class consistency (judge top-1 on samples) | samples per class | diversity: samples | diversity: real |")
-    w("|---|---|---|---|---|")
-    for c, d in zip(q["consistency"], q["diversity"]):
-        w(f"| {c['truncation']} | {100 * c['accuracy']:.1f} % | {c['samples_per_class']} | {d['samples_mean']:.4f} | {d['real_mean']:.4f} |")
+    out.extend(quality_table(q, "class consistency (judge top-1 on samples)"))
     w("\nDiversity = mean pairwise RMS pixel distance within a class ([0, 1] scale), for samples and for "
       "as many real training images of the class.\n")
     w("Per-class consistency at each truncation:\n")
@@ -71,9 +83,7 @@ def main() -> None:
     w("Rows are classes, EMA generator, standing statistics of the row's truncation:\n")
     for t in ("1.0", "0.7", "0.4"):
         w(f"![samples at truncation {t}](samples_t{t}.png)\n")
-    w("\n## Losses (means over the first and last 10 % of the steps)\n")
-    for k in s["first_10pct"]:
-        w(f"- {k}: {s['first_10pct'][k]:.3f} → {s['last_10pct'][k]:.3f}")
+    out.extend(loss_lines(s))
     print("\n".join(out))
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from card_biggan import judge_evals  # noqa: E402
+from card_biggan import judge_evals, loss_lines, quality_table  # noqa: E402
 from run_summary import summary  # noqa: E402
 
 AUTHORS_STEPS = 46_875
@@ -48,16 +48,11 @@ def main() -> None:
     w(f"- **Judge**: an MNIST CNN trained {je} epochs on the variant's real (biased) training images; top-1 "
       + ", ".join(f"{100 * t:.2f} % on `{d}`" for d, t in evals) + ".\n")
     w("\n## Sample quality (`intervene quality measure`, non-counterfactual samples: one class for all three mechanisms)\n")
-    w("| truncation | class consistency | samples per class | diversity: samples | diversity: real |")
-    w("|---|---|---|---|---|")
-    for c, d in zip(q["consistency"], q["diversity"]):
-        w(f"| {c['truncation']} | {100 * c['accuracy']:.1f} % | {c['samples_per_class']} | {d['samples_mean']:.4f} | {d['real_mean']:.4f} |")
+    out.extend(quality_table(q, "class consistency"))
     w("\n## Samples\n")
     w("![parts: composite, mask, foreground, background](parts.png)\n")
     w("![counterfactuals: shape of the row's class, textures drawn at random](counterfactuals.png)\n")
-    w("\n## Losses (means over the first and last 10 % of the steps)\n")
-    for k in s["first_10pct"]:
-        w(f"- {k}: {s['first_10pct'][k]:.3f} → {s['last_10pct'][k]:.3f}")
+    out.extend(loss_lines(s))
     print("\n".join(out))
 
 
