@@ -180,11 +180,8 @@ fn train(a: TrainBench) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    if a.threads == 0 {
-        body()
-    } else {
-        rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?.install(body)
-    }
+    // The same threads and allocator settings as the training jobs.
+    crate::train::gan_common::with_threads(a.threads, body)
 }
 
 fn config(name: &str) -> anyhow::Result<BigGanConfig> {

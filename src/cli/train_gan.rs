@@ -135,6 +135,7 @@ impl BigganArgs {
 }
 
 pub fn biggan(a: BigganArgs) -> anyhow::Result<()> {
+    super::train::limit_candle_threads(a.threads);
     let s = a.settings()?;
     let r =
         super::job::run("steps", |c| crate::train::biggan::train_biggan(&s, &a.out, a.resume, Hooks::default(), c))?;
@@ -210,6 +211,7 @@ pub struct CgnArgs {
 }
 
 pub fn cgn(a: CgnArgs) -> anyhow::Result<()> {
+    super::train::limit_candle_threads(a.threads);
     let mut s = crate::train::cgn::CgnSettings::recipe(&a.variant)?;
     if let Some(n) = a.steps {
         s.steps = n as u64;
@@ -288,6 +290,7 @@ pub struct CvaeArgs {
 }
 
 pub fn cvae(a: CvaeArgs) -> anyhow::Result<()> {
+    super::train::limit_candle_threads(a.threads);
     let s = crate::train::cvae::CvaeSettings {
         epochs: a.epochs,
         batch: a.batch,

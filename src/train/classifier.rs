@@ -99,15 +99,7 @@ pub fn train_classifier(
     control: &Control,
 ) -> anyhow::Result<TrainSummary> {
     settings.validate()?;
-    if settings.threads == 0 {
-        return run(settings, out, resume, hooks, control);
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(settings.threads)
-        .thread_name(|i| format!("intervene-train-{i}"))
-        .build()
-        .context("cannot start the training threads")?;
-    pool.install(|| run(settings, out, resume, hooks, control))
+    super::gan_common::with_threads(settings.threads, || run(settings, out, resume, hooks, control))
 }
 
 /// The streams of one step's batch.

@@ -38,14 +38,16 @@ pub fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
     }
 }
 
-/// Runs `f` on a pool of `threads` threads (0: rayon's global pool).
+/// Runs a training job `f` on a pool of `threads` threads (0: rayon's global pool), with the
+/// allocator tuned for training ([`crate::bench::tune_allocator_for_training`]).
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+    crate::bench::tune_allocator_for_training();
     if threads == 0 {
         return f();
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("intervene-gan-{i}"))
+        .thread_name(|i| format!("intervene-train-{i}"))
         .build()
         .context("cannot start the training threads")?;
     pool.install(f)

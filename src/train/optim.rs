@@ -51,6 +51,7 @@ impl OptimizerKind {
 }
 
 /// One SGD step on raw vectors. `buf` is empty before the first step.
+#[inline(always)]
 pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut Vec<f32>, lr: f64, momentum: f64, wd: f64) {
     let (wd, m, a) = (wd as f32, momentum as f32, -lr as f32);
     // g + wd·p is PyTorch's `grad.add(param, alpha=wd)`.
@@ -68,7 +69,7 @@ pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut Vec<f32>, lr: f64, momentu
 }
 
 /// One Adam step (`step` counts from 1).
-#[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn adam_update(
     p: &mut [f32],
     g: &[f32],
@@ -84,17 +85,20 @@ pub fn adam_update(
     let bc2_sqrt = (1.0 - beta2.powi(step as i32)).sqrt() as f32;
     let step_size = (lr / bc1) as f32;
     let eps = eps as f32;
-    for i in 0..p.len() {
-        let d = g[i] + wd * p[i];
+    // Zipped (no bounds checks), so the loop vectorises; each lane does PyTorch's operations
+    // in PyTorch's order, so the result is the same bit for bit.
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let d = g + wd * *p;
         // torch.lerp with weight < 0.5: start + weight·(end − start)
-        m[i] += w * (d - m[i]);
-        v[i] = v[i] * b2 + w2 * d * d;
-        let denom = v[i].sqrt() / bc2_sqrt + eps;
-        p[i] += -step_size * (m[i] / denom);
+        *m += w * (d - *m);
+        *v = *v * b2 + w2 * d * d;
+        let denom = v.sqrt() / bc2_sqrt + eps;
+        *p += -step_size * (*m / denom);
     }
 }
 
 /// One Adadelta step.
+#[inline(always)]
 pub fn adadelta_update(
     p: &mut [f32],
     g: &[f32],
@@ -104,14 +108,64 @@ pub fn adadelta_update(
     (rho, eps, wd): (f64, f64, f64),
 ) {
     let (r, w, eps, a, wd) = (rho as f32, (1.0 - rho) as f32, eps as f32, -lr as f32, wd as f32);
-    for i in 0..p.len() {
-        let d = g[i] + wd * p[i];
-        sq[i] = sq[i] * r + w * d * d;
-        let std = (sq[i] + eps).sqrt();
-        let delta = (acc[i] + eps).sqrt() / std * d;
-        acc[i] = acc[i] * r + w * delta * delta;
-        p[i] += a * delta;
+    for (((p, &g), sq), acc) in p.iter_mut().zip(g).zip(sq.iter_mut()).zip(acc.iter_mut()) {
+        let d = g + wd * *p;
+        *sq = *sq * r + w * d * d;
+        let std = (*sq + eps).sqrt();
+        let delta = (*acc + eps).sqrt() / std * d;
+        *acc = *acc * r + w * delta * delta;
+        *p += a * delta;
     }
+}
+
+/// One update of any kind, inlined into the SIMD variants below.
+#[inline(always)]
+fn update_any(kind: OptimizerKind, p: &mut [f32], g: &[f32], st: &mut [Vec<f32>], step: u64, lr: f64) {
+    match kind {
+        OptimizerKind::Sgd { momentum, weight_decay } => {
+            let mut empty = Vec::new();
+            let buf = st.first_mut().unwrap_or(&mut empty);
+            sgd_update(p, g, buf, lr, momentum, weight_decay)
+        }
+        OptimizerKind::Adam { beta1, beta2, eps, weight_decay } => {
+            let (m, v) = st.split_at_mut(1);
+            adam_update(p, g, &mut m[0], &mut v[0], step, lr, (beta1, beta2, eps, weight_decay))
+        }
+        OptimizerKind::Adadelta { rho, eps, weight_decay } => {
+            let (s, a) = st.split_at_mut(1);
+            adadelta_update(p, g, &mut s[0], &mut a[0], lr, (rho, eps, weight_decay))
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn update_avx512(kind: OptimizerKind, p: &mut [f32], g: &[f32], st: &mut [Vec<f32>], step: u64, lr: f64) {
+    update_any(kind, p, g, st, step, lr)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_avx2(kind: OptimizerKind, p: &mut [f32], g: &[f32], st: &mut [Vec<f32>], step: u64, lr: f64) {
+    update_any(kind, p, g, st, step, lr)
+}
+
+/// [`update_any`] with the widest vectors the CPU has (the update is memory- and
+/// divide-bound: 16 lanes instead of SSE's 4 cut Adam on 6 M parameters from ~100 ms to a
+/// few). No FMA is enabled, so every lane rounds as the scalar code does.
+fn update_simd(kind: OptimizerKind, p: &mut [f32], g: &[f32], st: &mut [Vec<f32>], step: u64, lr: f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was detected at run time.
+            return unsafe { update_avx512(kind, p, g, st, step, lr) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { update_avx2(kind, p, g, st, step, lr) };
+        }
+    }
+    update_any(kind, p, g, st, step, lr)
 }
 
 /// One parameter's update rule with its state.
@@ -128,22 +182,7 @@ impl Update<'_> {
             candle_core::bail!("optimizer: {} parameters but {} gradients", p.len(), g.len());
         }
         let mut guard = self.state.lock().map_err(|_| candle_core::Error::Msg("optimizer state poisoned".into()))?;
-        let st: &mut Vec<Vec<f32>> = &mut guard;
-        match self.kind {
-            OptimizerKind::Sgd { momentum, weight_decay } => {
-                let mut empty = Vec::new();
-                let buf = st.first_mut().unwrap_or(&mut empty);
-                sgd_update(p, g, buf, self.lr, momentum, weight_decay)
-            }
-            OptimizerKind::Adam { beta1, beta2, eps, weight_decay } => {
-                let (m, v) = st.split_at_mut(1);
-                adam_update(p, g, &mut m[0], &mut v[0], self.step, self.lr, (beta1, beta2, eps, weight_decay))
-            }
-            OptimizerKind::Adadelta { rho, eps, weight_decay } => {
-                let (s, a) = st.split_at_mut(1);
-                adadelta_update(p, g, &mut s[0], &mut a[0], self.lr, (rho, eps, weight_decay))
-            }
-        }
+        update_simd(self.kind, p, g, &mut guard[..], self.step, self.lr);
         Ok(())
     }
 }

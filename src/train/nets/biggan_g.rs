@@ -101,11 +101,7 @@ impl SnLinear {
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = x.matmul(&self.w.weight(train)?.t()?)?;
-        match &self.b {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        crate::train::ops::linear(x, &self.w.weight(train)?, self.b.as_ref())
     }
 }
 

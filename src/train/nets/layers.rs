@@ -214,7 +214,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.w.t()?)?.broadcast_add(&self.b)
+        crate::train::ops::linear(x, &self.w, Some(&self.b))
     }
 }
 

@@ -16,12 +16,14 @@
 //! | [`pool`] | max pooling with padding, average pooling |
 //! | [`act`] | ReLU with a one-pass backward |
 //! | [`pointwise`] | LeakyReLU, nearest ×2 upsampling, instance norm |
+//! | [`linear`] | fully connected layer with contiguous gradients |
 //! | [`gemm`] | row-major GEMM views over the `gemm` crate |
 
 pub mod act;
 pub mod conv;
 pub mod depthwise;
 pub mod gemm;
+pub mod linear;
 pub mod norm;
 pub mod pointwise;
 pub mod pool;
@@ -31,6 +33,7 @@ use candle_core::{CpuStorage, Layout, Result, Tensor};
 
 pub use conv::ConvCfg;
 pub use norm::BatchStats;
+pub use linear::linear;
 pub use pool::Pool;
 
 /// The f32 values of a contiguous storage (the ops make their inputs contiguous first).
