@@ -15,7 +15,11 @@ use super::f32_slice;
 use super::gemm::{matmul, View};
 
 /// `(n, k) · (m, k)ᵀ → (n, m)`, plus `b` on every row when given.
-fn forward(x: (&CpuStorage, &Layout), w: (&CpuStorage, &Layout), b: Option<(&CpuStorage, &Layout)>) -> Result<(CpuStorage, Shape)> {
+fn forward(
+    x: (&CpuStorage, &Layout),
+    w: (&CpuStorage, &Layout),
+    b: Option<(&CpuStorage, &Layout)>,
+) -> Result<(CpuStorage, Shape)> {
     let ([n, k], [m, k2]) = (dims2(x.1, "linear input")?, dims2(w.1, "linear weight")?);
     if k != k2 {
         candle_core::bail!("linear: input has {k} features, the weight {k2}");
@@ -59,14 +63,20 @@ fn grads(x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<
         let dyv = View::rows(dy, n, m);
         let dx = if x.track_op() {
             let mut dx = vec![0f32; n * k];
-            with_values(w, "linear weight", |w| Ok(matmul(&mut dx, k, dyv, View::rows(w, m, k), false)))?;
+            with_values(w, "linear weight", |w| {
+                matmul(&mut dx, k, dyv, View::rows(w, m, k), false);
+                Ok(())
+            })?;
             Some(Tensor::from_vec(dx, (n, k), x.device())?)
         } else {
             None
         };
         let dw = if w.track_op() {
             let mut dw = vec![0f32; m * k];
-            with_values(x, "linear input", |x| Ok(matmul(&mut dw, k, dyv.t(), View::rows(x, n, k), false)))?;
+            with_values(x, "linear input", |x| {
+                matmul(&mut dw, k, dyv.t(), View::rows(x, n, k), false);
+                Ok(())
+            })?;
             Some(Tensor::from_vec(dw, (m, k), w.device())?)
         } else {
             None
@@ -153,7 +163,8 @@ mod tests {
     use super::*;
 
     fn close(a: &Tensor, b: &Tensor) {
-        let (a, b) = (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (a, b) =
+            (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
@@ -174,7 +185,10 @@ mod tests {
                 want = want.broadcast_add(b.as_tensor()).unwrap();
             }
             close(&ours, &want);
-            let (g1, g2) = ((ours * &r).unwrap().sum_all().unwrap().backward().unwrap(), (want * &r).unwrap().sum_all().unwrap().backward().unwrap());
+            let (g1, g2) = (
+                (ours * &r).unwrap().sum_all().unwrap().backward().unwrap(),
+                (want * &r).unwrap().sum_all().unwrap().backward().unwrap(),
+            );
             for v in [&x, &w] {
                 close(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
             }

@@ -32,8 +32,8 @@ pub mod reduce;
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 
 pub use conv::ConvCfg;
-pub use norm::BatchStats;
 pub use linear::linear;
+pub use norm::BatchStats;
 pub use pool::Pool;
 
 /// The f32 values of a contiguous storage (the ops make their inputs contiguous first).
