@@ -156,16 +156,8 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let [planes, h, w, oh, ow, _] = self.0.geom(l)?;
         let x = f32_slice(s, l, "max_pool2d input")?;
-        let t0 = std::time::Instant::now();
-        let cpu = || {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-        };
-        let c0 = cpu();
         let mut y = crate::ops::output_buffer(planes * oh * ow);
         let mut idx = vec![0u32; planes * oh * ow];
-        let c1 = cpu();
         let p = self.0;
         let run = |(i, (out, ix)): (usize, (&mut [f32], &mut [u32]))| {
             TAP.with(|t| max_plane(&p, &x[i * h * w..(i + 1) * h * w], h, w, oh, ow, out, ix, &mut t.borrow_mut()));
@@ -175,18 +167,8 @@ impl CustomOp1 for MaxPool {
         } else {
             y.chunks_mut(oh * ow).zip(idx.chunks_mut(oh * ow)).enumerate().for_each(run);
         }
-        let c2 = cpu();
         if let Ok(mut g) = self.1.lock() {
             *g = idx;
-        }
-        if std::env::var_os("POOL_DEBUG").is_some() {
-            eprintln!("alloc {:.1} ms loop {:.1} ms", 1e3 * (c1 - c0), 1e3 * (c2 - c1));
-            eprintln!(
-                "maxpool {:?} {planes}x{h}x{w} -> {oh}x{ow}: {:?} cpu {:.1} ms",
-                l.dims(),
-                t0.elapsed(),
-                1e3 * (cpu() - c0)
-            );
         }
         let d = l.dims();
         Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
