@@ -169,14 +169,14 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
                         // Output columns whose source column ox + shift lies inside the row.
                         let lo = (-shift).clamp(0, g.ow as isize) as usize;
                         let hi = (g.w as isize - shift).clamp(lo as isize, g.ow as isize) as usize;
-                        line[..lo].fill(0.0);
-                        line[hi..].fill(0.0);
+                        zero_few(&mut line[..lo]);
+                        zero_few(&mut line[hi..]);
                         let s0 = (lo as isize + shift) as usize;
                         line[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
                     } else {
                         let (lo, hi) = super::pool::tap_range(g.ow, g.w, g.stride, shift);
-                        line[..lo].fill(0.0);
-                        line[hi.max(lo)..].fill(0.0);
+                        zero_few(&mut line[..lo]);
+                        zero_few(&mut line[hi.max(lo)..]);
                         if hi > lo {
                             let base = ((lo * g.stride) as isize + shift) as usize;
                             let dst = &mut line[lo..hi];
@@ -276,12 +276,20 @@ fn shifted_copy(g: &Geom, plane: &[f32], row: &mut [f32], dy: isize, dx: isize) 
     if m > 0 {
         for oy in lo..hi {
             let r = &mut row[oy * w..(oy + 1) * w];
-            if dx > 0 {
-                r[w - m..].fill(0.0);
-            } else {
-                r[..m].fill(0.0);
-            }
+            zero_few(if dx > 0 { &mut r[w - m..] } else { &mut r[..m] });
         }
+    }
+}
+
+/// Zeroes a slice that is usually 1–2 values long (the wrapped columns of a tap): stores, not a
+/// `memset` call per image row, which cost more than the copy it follows.
+#[inline(always)]
+fn zero_few(s: &mut [f32]) {
+    match s {
+        [] => {}
+        [a] => *a = 0.0,
+        [a, b] => (*a, *b) = (0.0, 0.0),
+        _ => s.fill(0.0),
     }
 }
 
