@@ -256,17 +256,11 @@ fn run(
         "data": { "source": data.source.name(), "images": data.len(), "classes": data.classes },
         "config": cfg,
     });
-    common::claim(out, FORMAT, &settings.resume_key(), &extra, resume)?;
-    let ckpt = output::read_checkpoint(out)?;
-    let start = ckpt.as_ref().map_or(0, |c| c.step);
     let total = settings.steps;
-    if start > total {
-        bail!("{}: the checkpoint is at step {start}, past --steps {total}", out.display());
-    }
+    let (ckpt, start) =
+        common::begin_run(out, FORMAT, &settings.resume_key(), &extra, resume, total, &format!("--steps {total}"))?;
     let ckpt_path = out.join(output::CHECKPOINT);
-    let bad_ckpt = |e: candle_core::Error| {
-        anyhow::anyhow!("{}: the checkpoint does not fit these settings: {e}", ckpt_path.display())
-    };
+    let bad_ckpt = common::checkpoint_mismatch(out);
 
     // Networks (fresh from the seed, or from the checkpoint).
     let (g, gvars, d, dvars) = match &ckpt {

@@ -259,15 +259,11 @@ fn run(
     }
     let extra =
         serde_json::json!({ "data": { "source": data.source.name(), "images": data.len(), "classes": data.classes } });
-    common::claim(out, FORMAT, &settings.resume_key(), &extra, resume)?;
-    let ckpt = output::read_checkpoint(out)?;
-    let start = ckpt.as_ref().map_or(0, |c| c.step);
     let total = settings.steps;
-    if start > total {
-        bail!("{}: the checkpoint is at step {start}, past --steps {total}", out.display());
-    }
+    let (ckpt, start) =
+        common::begin_run(out, FORMAT, &settings.resume_key(), &extra, resume, total, &format!("--steps {total}"))?;
     let ckpt_path = out.join(output::CHECKPOINT);
-    let bad = |e: candle_core::Error| anyhow::anyhow!("{}: the checkpoint does not fit: {e}", ckpt_path.display());
+    let bad = common::checkpoint_mismatch(out);
     let build_d = |b: &mut Builder| -> candle_core::Result<Disc> {
         Ok(match recipe.disc {
             CgnDisc::Linear => Disc::Lin(CgnDiscriminator::new(b)?),

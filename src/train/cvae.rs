@@ -175,21 +175,15 @@ fn run(
     control.set_status("colouring MNIST");
     let data = genint_colored::load(&crate::data::data_dir().join("mnist"), GenintSplit::Train, settings.data_seed)?;
     let extra = serde_json::json!({ "data": { "source": "genint-colored-mnist train (two colours per class)", "images": data.len(), "classes": (0..10).map(|d| d.to_string()).collect::<Vec<_>>() } });
-    common::claim(out, FORMAT, &settings.resume_key(), &extra, resume)?;
-    let ckpt = output::read_checkpoint(out)?;
-    let start = ckpt.as_ref().map_or(0, |c| c.step);
     let per_epoch = data.len().div_ceil(settings.batch) as u64;
     let total = per_epoch * settings.epochs as u64;
-    if start > total {
-        bail!("{}: the checkpoint is at step {start}, past {} epochs ({total} steps)", out.display(), settings.epochs);
-    }
+    let limit = format!("{} epochs ({total} steps)", settings.epochs);
+    let (ckpt, start) = common::begin_run(out, FORMAT, &settings.resume_key(), &extra, resume, total, &limit)?;
     let (net, params) = match &ckpt {
         Some(c) => {
             let m = common::under(&c.state, "g/");
             let mut b = Builder::from_map(&m, &dev);
-            let net = Cvae::new(&mut b, settings.shape).map_err(|e| {
-                anyhow::anyhow!("{}: the checkpoint does not fit: {e}", out.join(output::CHECKPOINT).display())
-            })?;
+            let net = Cvae::new(&mut b, settings.shape).map_err(common::checkpoint_mismatch(out))?;
             let (vars, bns) = b.into_parts();
             (net, Params { vars, bns })
         }

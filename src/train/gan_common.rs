@@ -53,6 +53,37 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> anyhow::Result<
     pool.install(f)
 }
 
+/// Starts a run in `out`: claims the folder ([`claim`]), reads its checkpoint and returns it
+/// with the step to start from (0 for a new run). A checkpoint already past the run's `total`
+/// steps is refused; `limit` names that setting in the message (e.g. `--steps 3000`).
+pub fn begin_run(
+    out: &Path,
+    format: &str,
+    key: &serde_json::Value,
+    extra: &serde_json::Value,
+    resume: bool,
+    total: u64,
+    limit: &str,
+) -> anyhow::Result<(Option<super::output::Checkpoint>, u64)> {
+    claim(out, format, key, extra, resume)?;
+    let ckpt = super::output::read_checkpoint(out)?;
+    let start = ckpt.as_ref().map_or(0, |c| c.step);
+    if start > total {
+        bail!("{}: the checkpoint is at step {start}, past {limit}", out.display());
+    }
+    Ok((ckpt, start))
+}
+
+/// The error for a checkpoint in `out` whose tensors do not fit the run's settings.
+pub fn checkpoint_mismatch(out: &Path) -> impl Fn(candle_core::Error) -> anyhow::Error + Copy + '_ {
+    move |e| {
+        anyhow::anyhow!(
+            "{}: the checkpoint does not fit these settings: {e}",
+            out.join(super::output::CHECKPOINT).display()
+        )
+    }
+}
+
 /// Claims `out` for a run: a new (or empty) folder gets `train.json`; an existing run is only
 /// continued with `resume` and the same `key` (the settings that shape the numbers).
 pub fn claim(
