@@ -16,14 +16,21 @@ pub fn tiny() -> StudioState {
     s
 }
 
-/// A `width × height` window on `state`. PCA results are cached on disk: the cache goes to a
-/// fresh folder per test binary (named by `tag`), out of the user's.
+/// The PCA cache of this test process: a fresh folder (named by the first `tag`), out of the
+/// user's, made and pointed to once. The tests of a binary run in parallel and share it: clearing
+/// it per test deleted another test's components between its PCA job's write and read.
+static CACHE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// A `width × height` window on `state`, with PCA results cached in [`CACHE`].
 pub fn harness_sized(state: StudioState, tag: &str, width: f32, height: f32) -> Harness<'static, StudioApp> {
-    let cache = std::env::temp_dir().join(format!("intervene-{tag}-cache-{}", std::process::id()));
-    // SAFETY: set before any thread of this test binary reads it; every test of a binary sets
-    // the same value.
-    unsafe { std::env::set_var("INTERVENE_CACHE", &cache) };
-    let _ = std::fs::remove_dir_all(&cache);
+    CACHE.get_or_init(|| {
+        let cache = std::env::temp_dir().join(format!("intervene-{tag}-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache);
+        // SAFETY: runs once, inside the first harness's construction, before this process starts
+        // any studio (the only reader of the variable).
+        unsafe { std::env::set_var("INTERVENE_CACHE", &cache) };
+        cache
+    });
     Harness::builder()
         .with_size([width, height])
         .wgpu()
