@@ -92,13 +92,7 @@ pub fn time_median_ms(warmup: usize, runs: usize, mut f: impl FnMut() -> Result<
 /// 32 MB and then keeps every freed large buffer resident). `INTERVENE_MMAP_THRESHOLD_MB`
 /// overrides the threshold. Measured on deep-128/256: no slower than 32 MB, 9 % lower peak.
 pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before heavy allocation.
-    unsafe {
-        let mb = std::env::var("INTERVENE_MMAP_THRESHOLD_MB").ok().and_then(|v| v.parse::<i32>().ok()).unwrap_or(4);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, mb.clamp(1, 32) * 1024 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024 * 1024);
-    }
+    set_mmap_threshold(4);
 }
 
 /// Tunes the allocator for training: a step frees and re-allocates the same activations,
@@ -108,13 +102,22 @@ pub fn tune_allocator() {
 /// kernel. At glibc's largest threshold (32 MB) they are recycled inside the heap. Process-wide;
 /// `INTERVENE_MMAP_THRESHOLD_MB` still overrides it.
 pub fn tune_allocator_for_training() {
+    set_mmap_threshold(32);
+}
+
+/// glibc's mmap threshold in MB (`INTERVENE_MMAP_THRESHOLD_MB` when set, else `default_mb`;
+/// glibc caps it at 32), and freed heap memory kept up to 512 MB instead of trimmed.
+fn set_mmap_threshold(default_mb: i32) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("INTERVENE_MMAP_THRESHOLD_MB").is_none() {
-        // SAFETY: mallopt only changes allocator parameters; it is thread-safe in glibc.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-        }
+    // SAFETY: mallopt only changes allocator parameters; it is thread-safe in glibc.
+    unsafe {
+        let mb =
+            std::env::var("INTERVENE_MMAP_THRESHOLD_MB").ok().and_then(|v| v.parse::<i32>().ok()).unwrap_or(default_mb);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, mb.clamp(1, 32) * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 * 1024 * 1024);
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = default_mb;
 }
 
 /// [`RandomWeights`] that keep what they hand out, under the names asked for (the checkpoint

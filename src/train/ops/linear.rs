@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 
 use super::f32_slice;
 use super::gemm::{matmul, View};
+use crate::ops::CpuView;
 
 /// `(n, k) · (m, k)ᵀ → (n, m)`, plus `b` on every row when given.
 fn forward(
@@ -46,43 +47,27 @@ fn dims2(l: &Layout, what: &str) -> Result<[usize; 2]> {
     }
 }
 
-/// Runs `f` on the f32 values of a CPU tensor, borrowed (a copy only if it is not contiguous).
-fn with_values<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (s, l) = t.storage_and_layout();
-    match &*s {
-        candle_core::Storage::Cpu(c) => f(f32_slice(c, l, what)?),
-        _ => candle_core::bail!("{what}: expected a CPU tensor"),
-    }
-}
-
 /// `dx` and `dW` of the tracked arguments.
 fn grads(x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let ((n, k), m) = (x.dims2()?, w.dim(0)?);
-    with_values(dy, "linear output gradient", |dy| {
-        let dyv = View::rows(dy, n, m);
-        let dx = if x.track_op() {
-            let mut dx = vec![0f32; n * k];
-            with_values(w, "linear weight", |w| {
-                matmul(&mut dx, k, dyv, View::rows(w, m, k), false);
-                Ok(())
-            })?;
-            Some(Tensor::from_vec(dx, (n, k), x.device())?)
-        } else {
-            None
-        };
-        let dw = if w.track_op() {
-            let mut dw = vec![0f32; m * k];
-            with_values(x, "linear input", |x| {
-                matmul(&mut dw, k, dyv.t(), View::rows(x, n, k), false);
-                Ok(())
-            })?;
-            Some(Tensor::from_vec(dw, (m, k), w.device())?)
-        } else {
-            None
-        };
-        Ok((dx, dw))
-    })
+    let dy = dy.contiguous()?;
+    let dy = CpuView::new(&dy)?;
+    let dyv = View::rows(dy.slice()?, n, m);
+    let dx = if x.track_op() {
+        let mut dx = vec![0f32; n * k];
+        matmul(&mut dx, k, dyv, View::rows(CpuView::new(w)?.slice()?, m, k), false);
+        Some(Tensor::from_vec(dx, (n, k), x.device())?)
+    } else {
+        None
+    };
+    let dw = if w.track_op() {
+        let mut dw = vec![0f32; m * k];
+        matmul(&mut dw, k, dyv.t(), View::rows(CpuView::new(x)?.slice()?, n, k), false);
+        Some(Tensor::from_vec(dw, (m, k), w.device())?)
+    } else {
+        None
+    };
+    Ok((dx, dw))
 }
 
 struct Linear;
@@ -126,12 +111,10 @@ impl CustomOp3 for Linear {
         let db = if b.track_op() {
             let m = w.dim(0)?;
             let mut db = vec![0f32; m];
-            with_values(dy, "linear output gradient", |dy| {
-                for row in dy.chunks_exact(m) {
-                    db.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-                }
-                Ok(())
-            })?;
+            let dy = dy.contiguous()?;
+            for row in CpuView::new(&dy)?.slice()?.chunks_exact(m) {
+                db.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+            }
             Some(Tensor::from_vec(db, m, b.device())?)
         } else {
             None
