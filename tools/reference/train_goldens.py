@@ -70,6 +70,10 @@ conv_case("c3big", 2, 3, 30, 30, 4, 3, 1, 1, True)
 conv_case("c3rem", 6, 2, 12, 12, 3, 3, 1, 1, True)
 conv_case("dw3s1", 2, 6, 7, 7, 6, 3, 1, 1, False, depthwise=True)
 conv_case("dw3s2", 2, 6, 8, 8, 6, 3, 2, 1, False, depthwise=True)
+# Small maps (at most 16 pixels) take the im2col gather-table path.
+conv_case("c3t2", 3, 5, 2, 2, 4, 3, 1, 1, True)
+conv_case("c3t4", 2, 3, 4, 4, 4, 3, 1, 1, False)
+conv_case("c1t3", 2, 4, 3, 3, 3, 1, 1, 0, False)
 
 
 def pool_case(name, x, kind, k, s, p):

@@ -30,6 +30,8 @@ use super::{f32_slice, grow};
 const TARGET_COLS: usize = 512;
 /// Upper bound on one im2col buffer (bytes).
 const COL_BUDGET: usize = 16 << 20;
+/// Stride-1 maps up to this many pixels use the gather table ([`Taps`]).
+const SMALL_MAP: usize = 16;
 
 thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -143,105 +145,122 @@ fn parallel() -> bool {
     rayon::current_num_threads() > 1
 }
 
-/// im2col of sample `x (c, h, w)` into columns `[j0, j0 + ohw)` of `col (kk, n)`.
-fn im2col(g: &Geom, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
-    let (k, ohw) = (g.k, g.ohw());
-    let same = g.same_size();
-    let fill = |ci: usize, rows: &mut [f32]| {
-        let plane = &x[ci * g.hw()..(ci + 1) * g.hw()];
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut rows[(ky * k + kx) * n + j0..][..ohw];
-                if same {
-                    shifted_copy(g, plane, row, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
-                    continue;
-                }
-                for oy in 0..g.oh {
-                    let line = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        line.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let shift = kx as isize - g.pad as isize;
-                    if g.stride == 1 {
-                        // Output columns whose source column ox + shift lies inside the row.
-                        let lo = (-shift).clamp(0, g.ow as isize) as usize;
-                        let hi = (g.w as isize - shift).clamp(lo as isize, g.ow as isize) as usize;
-                        zero_few(&mut line[..lo]);
-                        zero_few(&mut line[hi..]);
-                        let s0 = (lo as isize + shift) as usize;
-                        line[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
-                    } else {
-                        let (lo, hi) = super::pool::tap_range(g.ow, g.w, g.stride, shift);
-                        zero_few(&mut line[..lo]);
-                        zero_few(&mut line[hi.max(lo)..]);
-                        if hi > lo {
-                            let base = ((lo * g.stride) as isize + shift) as usize;
-                            let dst = &mut line[lo..hi];
-                            if g.stride == 2 {
-                                super::pool::gather::<2>(&src[base..], dst, 2);
-                            } else {
-                                super::pool::gather::<0>(&src[base..], dst, g.stride);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let per_c = k * k * n;
-    if parallel() && g.c >= 4 {
-        col[..g.c * per_c].par_chunks_mut(per_c).enumerate().for_each(|(ci, rows)| fill(ci, rows));
+/// Runs `f(channel, chunk)` over the `c` consecutive chunks of `per` values in `data`, across
+/// the thread pool when there is one.
+fn per_channel(data: &mut [f32], c: usize, per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let data = &mut data[..c * per];
+    if parallel() && c >= 4 {
+        data.par_chunks_mut(per).enumerate().for_each(|(ci, d)| f(ci, d));
     } else {
-        col[..g.c * per_c].chunks_mut(per_c).enumerate().for_each(|(ci, rows)| fill(ci, rows));
+        data.chunks_mut(per).enumerate().for_each(|(ci, d)| f(ci, d));
     }
 }
 
-/// col2im: adds columns `[j0, j0 + ohw)` of `col (kk, n)` onto `dx (c, h, w)` (not cleared).
-fn col2im(g: &Geom, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
-    let (k, ohw) = (g.k, g.ohw());
-    let same = g.same_size();
-    let add = |ci: usize, plane: &mut [f32]| {
+/// Where each im2col entry of one channel reads from: `idx[tap·ohw + j]` is the index into the
+/// channel's plane, or `hw` (past its end) for padding. Used for strided convolutions and
+/// small maps: there each tap's row is short (4 values for a 2×2 map) and copying it row
+/// segment by row segment cost 2–4 ns a value in loop overhead. Stride-1 "same" convolutions
+/// on larger maps copy each row as one shifted span instead ([`shifted_copy`]).
+pub(crate) struct Taps {
+    idx: Vec<u32>,
+    /// Every entry is at most this.
+    hw: usize,
+}
+
+impl Taps {
+    pub(crate) fn new(g: &Geom) -> Option<Self> {
+        if g.same_size() && g.hw() > SMALL_MAP {
+            return None;
+        }
+        let (k, hw) = (g.k, g.hw());
+        let inside = |i: isize, n: usize| (0..n as isize).contains(&i);
+        let mut idx = Vec::with_capacity(k * k * g.ohw());
         for ky in 0..k {
             for kx in 0..k {
-                let row = &col[((ci * k + ky) * k + kx) * n + j0..][..ohw];
-                if same {
-                    shifted_add(g, row, plane, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
-                    continue;
-                }
                 for oy in 0..g.oh {
                     let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let line = &row[oy * g.ow..(oy + 1) * g.ow];
-                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let shift = kx as isize - g.pad as isize;
-                    if g.stride == 1 {
-                        let lo = (-shift).clamp(0, g.ow as isize) as usize;
-                        let hi = (g.w as isize - shift).clamp(lo as isize, g.ow as isize) as usize;
-                        let s0 = (lo as isize + shift) as usize;
-                        for (d, v) in dst[s0..s0 + (hi - lo)].iter_mut().zip(&line[lo..hi]) {
-                            *d += v;
-                        }
-                    } else {
-                        let (lo, hi) = super::pool::tap_range(g.ow, g.w, g.stride, shift);
-                        for ox in lo..hi {
-                            dst[((ox * g.stride) as isize + shift) as usize] += line[ox];
-                        }
+                    for ox in 0..g.ow {
+                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                        let at = if inside(iy, g.h) && inside(ix, g.w) { iy as usize * g.w + ix as usize } else { hw };
+                        idx.push(at as u32);
                     }
                 }
             }
         }
-    };
-    let hw = g.hw();
-    if parallel() && g.c >= 4 {
-        dx[..g.c * hw].par_chunks_mut(hw).enumerate().for_each(|(ci, p)| add(ci, p));
-    } else {
-        dx[..g.c * hw].chunks_mut(hw).enumerate().for_each(|(ci, p)| add(ci, p));
+        Some(Self { idx, hw })
     }
+}
+
+/// im2col of sample `x (c, h, w)` into columns `[j0, j0 + ohw)` of `col (kk, n)`; `table` is
+/// [`Taps::new`]'s for this geometry.
+fn im2col(g: &Geom, table: Option<&Taps>, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
+    let (k, ohw, hw) = (g.k, g.ohw(), g.hw());
+    let per_c = k * k * n;
+    if let Some(table) = table {
+        return per_channel(col, g.c, per_c, |ci, rows| gather_rows(table, &x[ci * hw..(ci + 1) * hw], rows, n, j0, ohw));
+    }
+    per_channel(col, g.c, per_c, |ci, rows| {
+        let plane = &x[ci * hw..(ci + 1) * hw];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut rows[(ky * k + kx) * n + j0..][..ohw];
+                shifted_copy(g, plane, row, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
+            }
+        }
+    });
+}
+
+/// `rows[t·n + j0 + j] = plane[table[t·ohw + j]]` for every tap `t`, 0 where the entry is
+/// `hw` (padding). Written branch-free over unchecked reads so that it vectorises (masked
+/// AVX-512 gathers where present); the one length check that makes that safe is here.
+fn gather_rows(table: &Taps, plane: &[f32], rows: &mut [f32], n: usize, j0: usize, ohw: usize) {
+    #[inline(always)]
+    fn walk(idx: &[u32], plane: &[f32], rows: &mut [f32], n: usize, j0: usize, ohw: usize) {
+        let hw = plane.len();
+        for (t, src) in idx.chunks_exact(ohw).enumerate() {
+            for (d, &i) in rows[t * n + j0..][..ohw].iter_mut().zip(src) {
+                let i = i as usize;
+                // SAFETY: read only when i < hw = plane.len().
+                *d = if i < hw { unsafe { *plane.get_unchecked(i) } } else { 0.0 };
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn walk_avx512(idx: &[u32], plane: &[f32], rows: &mut [f32], n: usize, j0: usize, ohw: usize) {
+        walk(idx, plane, rows, n, j0, ohw)
+    }
+    assert_eq!(plane.len(), table.hw, "gather_rows: plane size");
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present.
+        return unsafe { walk_avx512(&table.idx, plane, rows, n, j0, ohw) };
+    }
+    walk(&table.idx, plane, rows, n, j0, ohw)
+}
+
+/// col2im: adds columns `[j0, j0 + ohw)` of `col (kk, n)` onto `dx (c, h, w)` (not cleared).
+fn col2im(g: &Geom, table: Option<&Taps>, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
+    let (k, ohw, hw) = (g.k, g.ohw(), g.hw());
+    if let Some(table) = table {
+        return per_channel(dx, g.c, hw, |ci, plane| {
+            for (t, src) in table.idx.chunks_exact(ohw).enumerate() {
+                for (&v, &i) in col[(ci * k * k + t) * n + j0..][..ohw].iter().zip(src) {
+                    if let Some(d) = plane.get_mut(i as usize) {
+                        *d += v;
+                    }
+                }
+            }
+        });
+    }
+    per_channel(dx, g.c, hw, |ci, plane| {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &col[((ci * k + ky) * k + kx) * n + j0..][..ohw];
+                shifted_add(g, row, plane, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
+            }
+        }
+    });
 }
 
 /// Output rows `[lo, hi)` whose input row `oy + dy` lies in `[0, h)`.
@@ -321,6 +340,7 @@ fn shifted_add(g: &Geom, row: &[f32], plane: &mut [f32], dy: isize, dx: isize) {
 /// Runs `f(first_sample, samples, col, n)` for each group of samples with its im2col built.
 fn for_each_group(g: &Geom, x: &[f32], mut f: impl FnMut(usize, usize, &[f32], usize)) {
     let gs = g.group();
+    let table = Taps::new(g);
     COL.with(|col| {
         let mut col = col.borrow_mut();
         let mut b0 = 0;
@@ -330,7 +350,7 @@ fn for_each_group(g: &Geom, x: &[f32], mut f: impl FnMut(usize, usize, &[f32], u
             grow(&mut col, g.kk() * n);
             for j in 0..s {
                 let xs = &x[(b0 + j) * g.c * g.hw()..(b0 + j + 1) * g.c * g.hw()];
-                im2col(g, xs, &mut col, n, j * g.ohw());
+                im2col(g, table.as_ref(), xs, &mut col, n, j * g.ohw());
             }
             f(b0, s, &col[..g.kk() * n], n);
             b0 += s;
@@ -344,16 +364,19 @@ pub fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f3
         return super::depthwise::forward(g, x, w, bias, y);
     }
     let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
-    let init = |rows: &mut [f32], n: usize| match bias {
-        Some(bv) => rows.chunks_mut(n).zip(bv).for_each(|(r, &v)| r.fill(v)),
-        None => rows.fill(0.0),
+    // With a bias the GEMM adds onto it; without one it overwrites (no clearing pass).
+    let init = |rows: &mut [f32], n: usize| {
+        if let Some(bv) = bias {
+            rows.chunks_mut(n).zip(bv).for_each(|(r, &v)| r.fill(v));
+        }
     };
+    let acc = bias.is_some();
     if g.direct_pointwise() {
         for bi in 0..g.b {
             let dst = &mut y[bi * o * ohw..(bi + 1) * o * ohw];
             init(dst, ohw);
             let xs = &x[bi * g.c * ohw..(bi + 1) * g.c * ohw];
-            matmul(dst, ohw, View::rows(w, o, kk), View::rows(xs, g.c, ohw), true);
+            matmul(dst, ohw, View::rows(w, o, kk), View::rows(xs, g.c, ohw), acc);
         }
         return;
     }
@@ -361,7 +384,7 @@ pub fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f3
         if s == 1 {
             let dst = &mut y[b0 * o * ohw..(b0 + 1) * o * ohw];
             init(dst, ohw);
-            matmul(dst, ohw, View::rows(w, o, kk), View::rows(col, kk, n), true);
+            matmul(dst, ohw, View::rows(w, o, kk), View::rows(col, kk, n), acc);
             return;
         }
         TMP.with(|tmp| {
@@ -369,7 +392,7 @@ pub fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f3
             grow(&mut tmp, o * n);
             let t = &mut tmp[..o * n];
             init(t, n);
-            matmul(t, n, View::rows(w, o, kk), View::rows(col, kk, n), true);
+            matmul(t, n, View::rows(w, o, kk), View::rows(col, kk, n), acc);
             for j in 0..s {
                 for oc in 0..o {
                     y[((b0 + j) * o + oc) * ohw..][..ohw].copy_from_slice(&t[oc * n + j * ohw..][..ohw]);
@@ -402,12 +425,11 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         return super::depthwise::backward_weight(g, x, dy, dw);
     }
     let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
-    dw.fill(0.0);
     if g.direct_pointwise() {
         for bi in 0..g.b {
             let d = &dy[bi * o * ohw..(bi + 1) * o * ohw];
             let xs = &x[bi * g.c * ohw..(bi + 1) * g.c * ohw];
-            matmul(dw, kk, View::rows(d, o, ohw), View::rows(xs, g.c, ohw).t(), true);
+            matmul(dw, kk, View::rows(d, o, ohw), View::rows(xs, g.c, ohw).t(), bi > 0);
         }
         return;
     }
@@ -422,32 +444,14 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             let (mut tmp, mut dwt) = (tmp.borrow_mut(), dwt.borrow_mut());
             grow(&mut dwt, kk * o);
             let dwt = &mut dwt[..kk * o];
-            dwt.fill(0.0);
+            // The first group overwrites, the others add: no clearing pass over dWᵀ.
             for_each_group(g, x, |b0, s, col, n| {
                 let d = dy_group(g, dy, b0, s, &mut tmp);
-                matmul(dwt, o, View::rows(col, kk, n), View::rows(d, o, n).t(), true);
+                matmul(dwt, o, View::rows(col, kk, n), View::rows(d, o, n).t(), b0 > 0);
             });
-            transpose(dwt, kk, o, dw);
+            super::transpose::transpose(dwt, kk, o, dw);
         });
     });
-}
-
-/// `dst (cols × rows) = srcᵀ` for a row-major `src (rows × cols)`, in 16×16 tiles so that both
-/// sides stream through the cache (ResNet-18 transposes 11 M weight-gradient values a step).
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const T: usize = 16;
-    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    for r0 in (0..rows).step_by(T) {
-        let r1 = (r0 + T).min(rows);
-        for c0 in (0..cols).step_by(T) {
-            for c in c0..(c0 + T).min(cols) {
-                let out = &mut dst[c * rows + r0..c * rows + r1];
-                for (r, d) in (r0..r1).zip(out) {
-                    *d = src[r * cols + c];
-                }
-            }
-        }
-    }
 }
 
 /// Input gradient `dx (b, c, h, w)` (overwritten).
@@ -466,6 +470,7 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
     dx.fill(0.0);
     let gs = g.group();
+    let table = Taps::new(g);
     TMP.with(|tmp| {
         COL.with(|col| {
             let (mut tmp, mut col) = (tmp.borrow_mut(), col.borrow_mut());
@@ -478,7 +483,7 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
                 matmul(&mut col[..kk * n], n, wt, View::rows(d, o, n), false);
                 for j in 0..s {
                     let dxs = &mut dx[(b0 + j) * g.c * g.hw()..(b0 + j + 1) * g.c * g.hw()];
-                    col2im(g, &col[..kk * n], n, j * ohw, dxs);
+                    col2im(g, table.as_ref(), &col[..kk * n], n, j * ohw, dxs);
                 }
                 b0 += s;
             }
@@ -669,3 +674,5 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Re
         None => x.apply_op2(&w, Conv(cfg)),
     }
 }
+
+
