@@ -454,7 +454,9 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     });
 }
 
-/// Input gradient `dx (b, c, h, w)` (overwritten).
+/// Input gradient `dx (b, c, h, w)`. `dx` must arrive zeroed (the op's fresh output buffer,
+/// [`crate::ops::output_buffer`]): col2im adds into it, and clearing it again cost a memset of
+/// every activation gradient.
 pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     if g.depthwise {
         return super::depthwise::backward_input(g, w, dy, dx);
@@ -468,7 +470,7 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
         }
         return;
     }
-    dx.fill(0.0);
+    debug_assert!(dx.iter().all(|&v| v == 0.0), "backward_input: dx must arrive zeroed");
     let gs = g.group();
     let table = Taps::new(g);
     TMP.with(|tmp| {

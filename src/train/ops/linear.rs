@@ -15,6 +15,10 @@ use super::f32_slice;
 use super::gemm::{matmul, View};
 use crate::ops::CpuView;
 
+/// Batches up to this size run the forward product transposed (measured: faster up to 128 rows
+/// on every layer shape tried, slower at 512).
+const SMALL_BATCH: usize = 128;
+
 /// `(n, k) · (m, k)ᵀ → (n, m)`, plus `b` on every row when given.
 fn forward(
     x: (&CpuStorage, &Layout),
@@ -27,7 +31,16 @@ fn forward(
     }
     let (xs, ws) = (f32_slice(x.0, x.1, "linear input")?, f32_slice(w.0, w.1, "linear weight")?);
     let mut y = vec![0f32; n * m];
-    matmul(&mut y, m, View::rows(xs, n, k), View::rows(ws, m, k).t(), false);
+    if n <= SMALL_BATCH {
+        // Computed as yᵀ = W·xᵀ and turned around: asked for x·Wᵀ with few rows, `gemm`
+        // repacks all of W on every call, which cost 2× the product itself (GAN
+        // discriminators at batch 16: 2.0 → 0.9 ms for 16×3082 · 3082×512).
+        let mut yt = vec![0f32; m * n];
+        matmul(&mut yt, n, View::rows(ws, m, k), View::rows(xs, n, k).t(), false);
+        super::transpose::transpose(&yt, m, n, &mut y);
+    } else {
+        matmul(&mut y, m, View::rows(xs, n, k), View::rows(ws, m, k).t(), false);
+    }
     if let Some((s, l)) = b {
         let bs = f32_slice(s, l, "linear bias")?;
         if bs.len() != m {
@@ -194,3 +207,4 @@ mod tests {
         close(g.get(w.as_tensor()).unwrap(), &want);
     }
 }
+
