@@ -24,13 +24,14 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::gemm::{matmul, View};
+use super::taps::Taps;
 use super::{f32_slice, grow};
 
 /// GEMMs get at least this many columns (output pixels × samples) when the batch allows.
 const TARGET_COLS: usize = 512;
 /// Upper bound on one im2col buffer (bytes).
 const COL_BUDGET: usize = 16 << 20;
-/// Stride-1 maps up to this many pixels use the gather table ([`Taps`]).
+/// Stride-1 maps up to this many pixels use a gather table ([`taps_for`]).
 const SMALL_MAP: usize = 16;
 
 thread_local! {
@@ -156,48 +157,24 @@ fn per_channel(data: &mut [f32], c: usize, per: usize, f: impl Fn(usize, &mut [f
     }
 }
 
-/// Where each im2col entry of one channel reads from: `idx[tap·ohw + j]` is the index into the
-/// channel's plane, or `hw` (past its end) for padding. Used for strided convolutions and
-/// small maps: there each tap's row is short (4 values for a 2×2 map) and copying it row
-/// segment by row segment cost 2–4 ns a value in loop overhead. Stride-1 "same" convolutions
-/// on larger maps copy each row as one shifted span instead ([`shifted_copy`]).
-pub(crate) struct Taps {
-    idx: Vec<u32>,
-    /// Every entry is at most this.
-    hw: usize,
-}
-
-impl Taps {
-    pub(crate) fn new(g: &Geom) -> Option<Self> {
-        if g.same_size() && g.hw() > SMALL_MAP {
-            return None;
-        }
-        let (k, hw) = (g.k, g.hw());
-        let inside = |i: isize, n: usize| (0..n as isize).contains(&i);
-        let mut idx = Vec::with_capacity(k * k * g.ohw());
-        for ky in 0..k {
-            for kx in 0..k {
-                for oy in 0..g.oh {
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    for ox in 0..g.ow {
-                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                        let at = if inside(iy, g.h) && inside(ix, g.w) { iy as usize * g.w + ix as usize } else { hw };
-                        idx.push(at as u32);
-                    }
-                }
-            }
-        }
-        Some(Self { idx, hw })
+/// The gather table of a strided convolution or a small map, else `None`: there each tap's
+/// im2col row is short (4 values for a 2×2 map) and copying it row segment by row segment cost
+/// 2–4 ns a value in loop overhead. Stride-1 "same" convolutions on larger maps copy each row
+/// as one shifted span instead ([`shifted_copy`]).
+fn taps_for(g: &Geom) -> Option<Taps> {
+    if g.same_size() && g.hw() > SMALL_MAP {
+        return None;
     }
+    Some(Taps::window(g.h, g.w, g.k, g.stride, g.pad, g.oh, g.ow))
 }
 
 /// im2col of sample `x (c, h, w)` into columns `[j0, j0 + ohw)` of `col (kk, n)`; `table` is
-/// [`Taps::new`]'s for this geometry.
+/// [`taps_for`]'s for this geometry.
 fn im2col(g: &Geom, table: Option<&Taps>, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
     let (k, ohw, hw) = (g.k, g.ohw(), g.hw());
     let per_c = k * k * n;
     if let Some(table) = table {
-        return per_channel(col, g.c, per_c, |ci, rows| gather_rows(table, &x[ci * hw..(ci + 1) * hw], rows, n, j0, ohw));
+        return per_channel(col, g.c, per_c, |ci, rows| table.gather_rows(&x[ci * hw..(ci + 1) * hw], rows, n, j0));
     }
     per_channel(col, g.c, per_c, |ci, rows| {
         let plane = &x[ci * hw..(ci + 1) * hw];
@@ -210,41 +187,12 @@ fn im2col(g: &Geom, table: Option<&Taps>, x: &[f32], col: &mut [f32], n: usize, 
     });
 }
 
-/// `rows[t·n + j0 + j] = plane[table[t·ohw + j]]` for every tap `t`, 0 where the entry is
-/// `hw` (padding). Written branch-free over unchecked reads so that it vectorises (masked
-/// AVX-512 gathers where present); the one length check that makes that safe is here.
-fn gather_rows(table: &Taps, plane: &[f32], rows: &mut [f32], n: usize, j0: usize, ohw: usize) {
-    #[inline(always)]
-    fn walk(idx: &[u32], plane: &[f32], rows: &mut [f32], n: usize, j0: usize, ohw: usize) {
-        let hw = plane.len();
-        for (t, src) in idx.chunks_exact(ohw).enumerate() {
-            for (d, &i) in rows[t * n + j0..][..ohw].iter_mut().zip(src) {
-                let i = i as usize;
-                // SAFETY: read only when i < hw = plane.len().
-                *d = if i < hw { unsafe { *plane.get_unchecked(i) } } else { 0.0 };
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn walk_avx512(idx: &[u32], plane: &[f32], rows: &mut [f32], n: usize, j0: usize, ohw: usize) {
-        walk(idx, plane, rows, n, j0, ohw)
-    }
-    assert_eq!(plane.len(), table.hw, "gather_rows: plane size");
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is present.
-        return unsafe { walk_avx512(&table.idx, plane, rows, n, j0, ohw) };
-    }
-    walk(&table.idx, plane, rows, n, j0, ohw)
-}
-
 /// col2im: adds columns `[j0, j0 + ohw)` of `col (kk, n)` onto `dx (c, h, w)` (not cleared).
 fn col2im(g: &Geom, table: Option<&Taps>, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
     let (k, ohw, hw) = (g.k, g.ohw(), g.hw());
     if let Some(table) = table {
         return per_channel(dx, g.c, hw, |ci, plane| {
-            for (t, src) in table.idx.chunks_exact(ohw).enumerate() {
+            for (t, src) in table.rows().enumerate() {
                 for (&v, &i) in col[(ci * k * k + t) * n + j0..][..ohw].iter().zip(src) {
                     if let Some(d) = plane.get_mut(i as usize) {
                         *d += v;
@@ -340,7 +288,7 @@ fn shifted_add(g: &Geom, row: &[f32], plane: &mut [f32], dy: isize, dx: isize) {
 /// Runs `f(first_sample, samples, col, n)` for each group of samples with its im2col built.
 fn for_each_group(g: &Geom, x: &[f32], mut f: impl FnMut(usize, usize, &[f32], usize)) {
     let gs = g.group();
-    let table = Taps::new(g);
+    let table = taps_for(g);
     COL.with(|col| {
         let mut col = col.borrow_mut();
         let mut b0 = 0;
@@ -472,7 +420,7 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
     debug_assert!(dx.iter().all(|&v| v == 0.0), "backward_input: dx must arrive zeroed");
     let gs = g.group();
-    let table = Taps::new(g);
+    let table = taps_for(g);
     TMP.with(|tmp| {
         COL.with(|col| {
             let (mut tmp, mut col) = (tmp.borrow_mut(), col.borrow_mut());

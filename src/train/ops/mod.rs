@@ -28,6 +28,7 @@ pub mod norm;
 pub mod pointwise;
 pub mod pool;
 pub mod reduce;
+pub mod taps;
 pub mod transpose;
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};

@@ -10,11 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::f32_slice;
-
-thread_local! {
-    /// One window tap of an output row, gathered contiguously.
-    static TAP: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+use super::taps::Taps;
 
 /// Window size, stride and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,96 +48,11 @@ impl Pool {
     }
 }
 
-/// Output columns `[lo, hi)` whose input column `ox·stride + shift` lies in `[0, w)`.
-#[inline]
-pub(crate) fn tap_range(ow: usize, w: usize, stride: usize, shift: isize) -> (usize, usize) {
-    let s = stride as isize;
-    let lo = if shift >= 0 { 0 } else { ((-shift) + s - 1) / s };
-    let hi = if (w as isize) <= shift { 0 } else { ((w as isize - shift) + s - 1) / s };
-    (lo.clamp(0, ow as isize) as usize, hi.clamp(0, ow as isize) as usize)
-}
-
 fn per_plane(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if rayon::current_num_threads() > 1 {
         out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
     } else {
         out.chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
-    }
-}
-
-/// Folds one window tap into running maxima: `t[j]` is output `j`'s value at this tap, found at
-/// input index `first + step·j`. Branch-free selects over contiguous slices, so it vectorises.
-#[inline(always)]
-fn tap_update(o: &mut [f32], ii: &mut [u32], t: &[f32], first: u32, step: u32) {
-    let n = o.len().min(ii.len()).min(t.len());
-    let (o, ii, t) = (&mut o[..n], &mut ii[..n], &t[..n]);
-    for j in 0..n {
-        let (v, ov) = (t[j], o[j]);
-        // The first maximum wins; a NaN always replaces (PyTorch's rule). Selected through a bit
-        // mask: LLVM turns `if` selects here into branches, which mispredict on data.
-        let m = 0u32.wrapping_sub(((v > ov) | v.is_nan()) as u32);
-        o[j] = f32::from_bits((v.to_bits() & m) | (ov.to_bits() & !m));
-        ii[j] = ((first + step * j as u32) & m) | (ii[j] & !m);
-    }
-}
-
-/// Max pooling of one plane into `out`/`ix` (values and source indices): a whole output row at
-/// a time, window tap by tap in row-major order, each tap first gathered into a contiguous
-/// buffer (`tap`), so the comparisons vectorise instead of forming one dependency chain.
-#[allow(clippy::too_many_arguments)]
-fn max_plane(
-    p: &Pool,
-    xp: &[f32],
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    out: &mut [f32],
-    ix: &mut [u32],
-    tap: &mut Vec<f32>,
-) {
-    tap.resize(ow, 0.0);
-    for oy in 0..oh {
-        let (orow, irow) = (&mut out[oy * ow..(oy + 1) * ow], &mut ix[oy * ow..(oy + 1) * ow]);
-        orow.fill(f32::NEG_INFINITY);
-        let (y0, y1, _, _) = p.bounds(h, w, oy, 0);
-        // PyTorch starts each window at its first in-bounds position.
-        for (ox, v) in irow.iter_mut().enumerate() {
-            let (_, _, x0, _) = p.bounds(h, w, oy, ox);
-            *v = (y0 * w + x0) as u32;
-        }
-        for yy in y0..y1 {
-            let src = &xp[yy * w..(yy + 1) * w];
-            for kx in 0..p.k {
-                let shift = kx as isize - p.padding as isize;
-                let (lo, hi) = tap_range(ow, w, p.stride, shift);
-                if lo >= hi {
-                    continue;
-                }
-                let base = ((lo * p.stride) as isize + shift) as usize;
-                let t = &mut tap[..hi - lo];
-                if p.stride == 2 {
-                    gather::<2>(&src[base..], t, 2);
-                } else {
-                    gather::<0>(&src[base..], t, p.stride);
-                }
-                tap_update(&mut orow[lo..hi], &mut irow[lo..hi], t, (yy * w + base) as u32, p.stride as u32);
-            }
-        }
-    }
-}
-
-/// `dst[j] = src[j·stride]` (`S`: the stride when known at compile time, else 0).
-#[inline(always)]
-pub(crate) fn gather<const S: usize>(src: &[f32], dst: &mut [f32], stride: usize) {
-    let s = if S == 0 { stride } else { S };
-    let n = dst.len();
-    if n == 0 {
-        return;
-    }
-    let src = &src[..(n - 1) * s + 1];
-    for (j, d) in dst.iter_mut().enumerate() {
-        *d = src[j * s];
     }
 }
 
@@ -159,8 +70,9 @@ impl CustomOp1 for MaxPool {
         let mut y = crate::ops::output_buffer(planes * oh * ow);
         let mut idx = vec![0u32; planes * oh * ow];
         let p = self.0;
+        let taps = Taps::window(h, w, p.k, p.stride, p.padding, oh, ow);
         let run = |(i, (out, ix)): (usize, (&mut [f32], &mut [u32]))| {
-            TAP.with(|t| max_plane(&p, &x[i * h * w..(i + 1) * h * w], h, w, oh, ow, out, ix, &mut t.borrow_mut()));
+            taps.max_pool(&x[i * h * w..(i + 1) * h * w], out, ix);
         };
         if rayon::current_num_threads() > 1 {
             y.par_chunks_mut(oh * ow).zip(idx.par_chunks_mut(oh * ow)).enumerate().for_each(run);
