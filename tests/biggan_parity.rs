@@ -2,38 +2,14 @@
 //! the tiny random-weight fixture, in all three weight-file formats.
 //! Golden tensors and tolerances: tests/fixtures/biggan-deep-tiny-128/README.md.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+mod common;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use common::biggan_fixture::{f64_scalar, fixture, golden, max_abs, max_abs_diff};
 use intervene::models::biggan::{layers::spectral_sigma, BigGan, BigGanConfig, Resume, StatsIndex};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/biggan-deep-tiny-128").join(name)
-}
-
-fn golden(name: &str) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture(name), &Device::Cpu).expect("golden file")
-}
-
 fn model(weights: &str) -> BigGan {
-    let cfg = BigGanConfig::from_file(&fixture("config.json")).expect("config");
-    let t = intervene::checkpoint::load(&fixture(weights)).expect("weights");
-    BigGan::new(VarBuilder::from_tensors(t, DType::F32, &Device::Cpu), &cfg).expect("model")
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shape mismatch");
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
-fn max_abs(a: &Tensor) -> f32 {
-    a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
-fn f64_scalar(t: &Tensor) -> f64 {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().get(0).unwrap().to_scalar::<f64>().unwrap()
+    common::biggan_fixture::model(weights, &Device::Cpu)
 }
 
 fn check_outputs(weights: &str) {

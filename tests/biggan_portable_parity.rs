@@ -11,26 +11,17 @@
 //! `INTERVENE_TEST_DEVICE=cuda` runs the same checks on the GPU (a `--features cuda` build;
 //! tools/gpu-check.sh does this on a lent CUDA machine).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use intervene::models::biggan::{BigGan, BigGanConfig, Resume};
+use candle_core::{Device, Tensor};
+use common::biggan_fixture::{f64_scalar, golden, max_abs, max_abs_diff};
+use intervene::models::biggan::{BigGan, Resume};
 use intervene::ops::{backend, set_backend, Backend};
 
 /// Selects the portable path for this process, before the first forward.
 fn portable() {
     set_backend(Backend::Portable);
     assert_eq!(backend(), Backend::Portable);
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/biggan-deep-tiny-128").join(name)
-}
-
-fn golden(name: &str) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture(name), &Device::Cpu).expect("golden file")
 }
 
 /// The CPU, or the GPU when `INTERVENE_TEST_DEVICE=cuda` (and then it must be one).
@@ -46,26 +37,11 @@ fn device() -> Device {
 }
 
 fn model() -> BigGan {
-    let cfg = BigGanConfig::from_file(&fixture("config.json")).expect("config");
-    let t = intervene::checkpoint::load(&fixture("model.safetensors")).expect("weights");
-    BigGan::new(VarBuilder::from_tensors(t, DType::F32, &device()), &cfg).expect("model")
+    common::biggan_fixture::model("model.safetensors", &device())
 }
 
 fn cpu(t: &Tensor) -> Tensor {
     t.to_device(&Device::Cpu).unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims(), "shape mismatch");
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
-fn max_abs(a: &Tensor) -> f32 {
-    a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-}
-
-fn f64_scalar(t: &Tensor) -> f64 {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().get(0).unwrap().to_scalar::<f64>().unwrap()
 }
 
 /// All six golden cases (batches, truncations, soft class vectors) through `forward`.
