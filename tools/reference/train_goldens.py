@@ -70,10 +70,15 @@ conv_case("c3big", 2, 3, 30, 30, 4, 3, 1, 1, True)
 conv_case("c3rem", 6, 2, 12, 12, 3, 3, 1, 1, True)
 conv_case("dw3s1", 2, 6, 7, 7, 6, 3, 1, 1, False, depthwise=True)
 conv_case("dw3s2", 2, 6, 8, 8, 6, 3, 2, 1, False, depthwise=True)
-# Small maps (at most 16 pixels) take the im2col gather-table path.
-conv_case("c3t2", 3, 5, 2, 2, 4, 3, 1, 1, True)
-conv_case("c3t4", 2, 3, 4, 4, 4, 3, 1, 1, False)
-conv_case("c1t3", 2, 4, 3, 3, 3, 1, 1, 0, False)
+# Small maps (at most 16 pixels) take the im2col gather-table path (more than 4 outputs).
+conv_case("c3t2", 3, 5, 2, 2, 6, 3, 1, 1, True)
+conv_case("c3t4", 2, 3, 4, 4, 5, 3, 1, 1, False)
+conv_case("c1t3", 2, 4, 3, 3, 6, 1, 1, 0, False)
+# A remainder sample group on the im2col path (c3rem, with 3 outputs, runs the direct path).
+conv_case("c3remo6", 6, 2, 12, 12, 6, 3, 1, 1, True)
+# At most 4 outputs, stride 1, same size: the direct few-output path (also c3s1, c1s1, c3big, c3rem).
+conv_case("c5few", 2, 3, 8, 8, 2, 5, 1, 2, True)
+conv_case("c3few1", 3, 7, 10, 6, 1, 3, 1, 1, False)
 
 
 def pool_case(name, x, kind, k, s, p):

@@ -21,6 +21,7 @@
 
 pub mod act;
 pub mod conv;
+pub mod conv_few;
 pub mod depthwise;
 pub mod gemm;
 pub mod linear;
