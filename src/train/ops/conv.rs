@@ -191,15 +191,7 @@ fn im2col(g: &Geom, table: Option<&Taps>, x: &[f32], col: &mut [f32], n: usize, 
 fn col2im(g: &Geom, table: Option<&Taps>, col: &[f32], n: usize, j0: usize, dx: &mut [f32]) {
     let (k, ohw, hw) = (g.k, g.ohw(), g.hw());
     if let Some(table) = table {
-        return per_channel(dx, g.c, hw, |ci, plane| {
-            for (t, src) in table.rows().enumerate() {
-                for (&v, &i) in col[(ci * k * k + t) * n + j0..][..ohw].iter().zip(src) {
-                    if let Some(d) = plane.get_mut(i as usize) {
-                        *d += v;
-                    }
-                }
-            }
-        });
+        return per_channel(dx, g.c, hw, |ci, plane| table.scatter_add_rows(&col[ci * k * k * n..], n, j0, plane));
     }
     per_channel(dx, g.c, hw, |ci, plane| {
         for ky in 0..k {
@@ -633,5 +625,3 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Re
         None => x.apply_op2(&w, Conv(cfg)),
     }
 }
-
-

@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::conv::Geom;
+use super::{for_each_chunk, grow};
 
 /// Output channels up to which the direct path is used.
 pub const FEW: usize = 4;
@@ -100,77 +101,71 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Runs `f(index, chunk)` over the `per`-long chunks of `out`, across the pool when there is one.
-fn chunks(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(per).enumerate().for_each(|(i, p)| f(i, p));
-    } else {
-        out.chunks_mut(per).enumerate().for_each(|(i, p)| f(i, p));
-    }
-}
-
-/// `y (b, o, h, w)` (overwritten) = conv(x, w) + bias. One task per sample: its `c` input
-/// planes are padded once and shared by its `o` outputs.
-pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// The shared body of the forward pass and the input gradient. For each sample, its `n_src`
+/// planes of `src (b, n_src, h, w)` are padded once; then each of its `n_dst` planes of
+/// `dst (b, n_dst, h, w)` is `init(d) + Σ_s Σ_t wt[at(d, s) + t] · src_s[q + offset(t)]`,
+/// accumulated in the wide layout and narrowed. One task per sample.
+#[allow(clippy::too_many_arguments)]
+fn spread(
+    g: &Geom,
+    src: &[f32],
+    n_src: usize,
+    dst: &mut [f32],
+    n_dst: usize,
+    wt: &[f32],
+    at: impl Fn(usize, usize) -> usize + Sync,
+    offset: impl Fn(usize) -> usize + Sync,
+    init: impl Fn(usize) -> f32 + Sync,
+) {
     let (l, hw, kk) = (Wide::new(g), g.hw(), g.k * g.k);
     let (pl, ol) = (l.pad_len(), l.out_len());
-    chunks(&mut y[..g.b * g.o * hw], g.o * hw, |b, ys| {
+    for_each_chunk(&mut dst[..g.b * n_dst * hw], n_dst * hw, |b, planes| {
         PAD.with(|pad| {
             WIDE.with(|wide| {
                 let (mut pad, mut wide) = (pad.borrow_mut(), wide.borrow_mut());
-                super::grow(&mut pad, g.c * pl);
-                super::grow(&mut wide, ol);
-                for c in 0..g.c {
-                    l.pad(&x[(b * g.c + c) * hw..][..hw], &mut pad[c * pl..]);
+                grow(&mut pad, n_src * pl);
+                grow(&mut wide, ol);
+                for s in 0..n_src {
+                    l.pad(&src[(b * n_src + s) * hw..][..hw], &mut pad[s * pl..]);
                 }
-                for (o, yo) in ys.chunks_exact_mut(hw).enumerate() {
+                for (d, out) in planes.chunks_exact_mut(hw).enumerate() {
                     let acc = &mut wide[..ol];
-                    acc.fill(bias.map_or(0.0, |bv| bv[o]));
-                    for c in 0..g.c {
-                        let xp = &pad[c * pl..(c + 1) * pl];
-                        let wk = &wt[(o * g.c + c) * kk..][..kk];
-                        for (t, &a) in wk.iter().enumerate() {
-                            axpy(acc, &xp[(t / g.k) * l.wp + t % g.k..], a);
+                    acc.fill(init(d));
+                    for s in 0..n_src {
+                        let sp = &pad[s * pl..(s + 1) * pl];
+                        for (t, &a) in wt[at(d, s)..][..kk].iter().enumerate() {
+                            axpy(acc, &sp[offset(t)..], a);
                         }
                     }
-                    l.narrow(acc, yo);
+                    l.narrow(acc, out);
                 }
             })
         })
     });
 }
 
-/// `dx (b, c, h, w)` (overwritten): `dx[q] = Σ_o Σ_t w[o, c, t] · dy[o][q − s_t]`. One task per
-/// sample: its `o` output-gradient planes are padded once.
+/// `y (b, o, h, w)` (overwritten) = conv(x, w) + bias: tap `(ky, kx)` reads the padded input at
+/// offset `(ky, kx)`.
+pub fn forward(g: &Geom, x: &[f32], wt: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let (k, wp, kk) = (g.k, Wide::new(g).wp, g.k * g.k);
+    spread(
+        g,
+        x,
+        g.c,
+        y,
+        g.o,
+        wt,
+        |o, c| (o * g.c + c) * kk,
+        |t| (t / k) * wp + t % k,
+        |o| bias.map_or(0.0, |bv| bv[o]),
+    );
+}
+
+/// `dx (b, c, h, w)` (overwritten): `dx[q] = Σ_o Σ_t w[o, c, t] · dy[o][q − s_t]`, i.e. tap
+/// `(ky, kx)` reads the padded output gradient at offset `(2p − ky, 2p − kx)`.
 pub fn backward_input(g: &Geom, wt: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (l, hw, k, kk) = (Wide::new(g), g.hw(), g.k, g.k * g.k);
-    let (pl, ol) = (l.pad_len(), l.out_len());
-    chunks(&mut dx[..g.b * g.c * hw], g.c * hw, |b, xs| {
-        PAD.with(|pad| {
-            WIDE.with(|wide| {
-                let (mut pad, mut wide) = (pad.borrow_mut(), wide.borrow_mut());
-                super::grow(&mut pad, g.o * pl);
-                super::grow(&mut wide, ol);
-                for o in 0..g.o {
-                    l.pad(&dy[(b * g.o + o) * hw..][..hw], &mut pad[o * pl..]);
-                }
-                for (c, xc) in xs.chunks_exact_mut(hw).enumerate() {
-                    let acc = &mut wide[..ol];
-                    acc.fill(0.0);
-                    for o in 0..g.o {
-                        let dp = &pad[o * pl..(o + 1) * pl];
-                        let wk = &wt[(o * g.c + c) * kk..][..kk];
-                        for (t, &a) in wk.iter().enumerate() {
-                            // Tap (ky, kx) reads dy at offset (2p − ky, 2p − kx) in the padded plane.
-                            let (ky, kx) = (t / k, t % k);
-                            axpy(acc, &dp[(2 * l.p - ky) * l.wp + 2 * l.p - kx..], a);
-                        }
-                    }
-                    l.narrow(acc, xc);
-                }
-            })
-        })
-    });
+    let (k, wp, p2, kk) = (g.k, Wide::new(g).wp, 2 * g.pad, g.k * g.k);
+    spread(g, dy, g.o, dx, g.c, wt, |c, o| (o * g.c + c) * kk, |t| (p2 - t / k) * wp + p2 - t % k, |_| 0.0);
 }
 
 /// `dw (o, c, k, k)` (overwritten): `dw[o, c, t] = Σ_b Σ_q dy[b, o][q] · x[b, c][q + s_t]`.
@@ -186,7 +181,7 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let per_c = |c: usize| -> Vec<f32> {
         PAD.with(|pad| {
             let mut pad = pad.borrow_mut();
-            super::grow(&mut pad, pl);
+            grow(&mut pad, pl);
             let mut taps = vec![0f32; g.o * kk];
             for b in 0..g.b {
                 l.pad(&x[(b * g.c + c) * hw..][..hw], &mut pad);
@@ -200,8 +195,11 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             taps
         })
     };
-    let cols: Vec<Vec<f32>> =
-        if rayon::current_num_threads() > 1 { (0..g.c).into_par_iter().map(per_c).collect() } else { (0..g.c).map(per_c).collect() };
+    let cols: Vec<Vec<f32>> = if rayon::current_num_threads() > 1 {
+        (0..g.c).into_par_iter().map(per_c).collect()
+    } else {
+        (0..g.c).map(per_c).collect()
+    };
     for (c, taps) in cols.iter().enumerate() {
         for o in 0..g.o {
             dw[(o * g.c + c) * kk..][..kk].copy_from_slice(&taps[o * kk..(o + 1) * kk]);

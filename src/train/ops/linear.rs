@@ -207,4 +207,3 @@ mod tests {
         close(g.get(w.as_tensor()).unwrap(), &want);
     }
 }
-

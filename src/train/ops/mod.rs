@@ -57,6 +57,18 @@ pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
     }
 }
 
+/// Runs `f(index, chunk)` over the `per`-long chunks of `out` (planes, usually), across rayon's
+/// pool when it has more than one thread. Each chunk is written by one call, so results do not
+/// depend on the thread count.
+pub(crate) fn for_each_chunk(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    use rayon::prelude::*;
+    if rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(per).enumerate().for_each(|(i, p)| f(i, p));
+    } else {
+        out.chunks_mut(per).enumerate().for_each(|(i, p)| f(i, p));
+    }
+}
+
 /// Convolution: the custom op on the CPU, candle's `conv2d` elsewhere.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Result<Tensor> {
     if x.device().is_cpu() {

@@ -8,15 +8,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
-
-fn planes_mut(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
-    } else {
-        out.chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
-    }
-}
+use super::{f32_slice, for_each_chunk};
 
 fn dims4(l: &Layout, op: &str) -> Result<[usize; 4]> {
     match *l.dims() {
@@ -77,7 +69,7 @@ impl CustomOp1 for Upsample2 {
         let [b, c, h, w] = dims4(l, "upsample")?;
         let x = f32_slice(s, l, "upsample input")?;
         let mut y = crate::ops::output_buffer(b * c * 4 * h * w);
-        planes_mut(&mut y, 4 * h * w, |i, out| {
+        for_each_chunk(&mut y, 4 * h * w, |i, out| {
             let p = &x[i * h * w..(i + 1) * h * w];
             for r in 0..2 * h {
                 let src = &p[(r / 2) * w..(r / 2 + 1) * w];
@@ -105,7 +97,7 @@ impl CustomOp1 for Upsample2Grad {
         let (h, w) = (h2 / 2, w2 / 2);
         let dy = f32_slice(s, l, "upsample gradient")?;
         let mut dx = crate::ops::output_buffer(b * c * h * w);
-        planes_mut(&mut dx, h * w, |i, out| {
+        for_each_chunk(&mut dx, h * w, |i, out| {
             let p = &dy[i * h2 * w2..(i + 1) * h2 * w2];
             for y in 0..h {
                 for x in 0..w {
@@ -184,7 +176,7 @@ impl CustomOp2 for InstanceNormGrad {
         let xh = f32_slice(s1, l1, "instance_norm output")?;
         let dy = f32_slice(s2, l2, "instance_norm gradient")?;
         let mut dx = crate::ops::output_buffer(xh.len());
-        planes_mut(&mut dx, hw, |i, out| {
+        for_each_chunk(&mut dx, hw, |i, out| {
             let (p, d) = (&xh[i * hw..(i + 1) * hw], &dy[i * hw..(i + 1) * hw]);
             let md = super::reduce::sum_map(d, |v| v) / hw as f64;
             let mdx = super::reduce::sum_map2(d, p, |a, b| a * b) / hw as f64;

@@ -9,8 +9,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
 use super::taps::Taps;
+use super::{f32_slice, for_each_chunk};
 
 /// Window size, stride and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +45,6 @@ impl Pool {
         let xs = (ox * self.stride) as isize - self.padding as isize;
         let clamp = |v: isize, n: usize| v.clamp(0, n as isize) as usize;
         (clamp(ys, h), clamp(ys + self.k as isize, h), clamp(xs, w), clamp(xs + self.k as isize, w))
-    }
-}
-
-fn per_plane(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    if rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
-    } else {
-        out.chunks_mut(plane).enumerate().for_each(|(i, p)| f(i, p));
     }
 }
 
@@ -109,7 +101,7 @@ impl CustomOp2 for MaxPoolGrad {
             candle_core::bail!("max_pool2d backward: {} recorded indices for {} gradients", self.1.len(), dy.len());
         }
         let mut dx = vec![0f32; planes * h * w];
-        per_plane(&mut dx, h * w, |i, out| {
+        for_each_chunk(&mut dx, h * w, |i, out| {
             let dp = &dy[i * oh * ow..(i + 1) * oh * ow];
             let ip = &self.1[i * oh * ow..(i + 1) * oh * ow];
             for (&a, &g) in ip.iter().zip(dp) {
@@ -132,7 +124,7 @@ impl CustomOp1 for AvgPool {
         let x = f32_slice(s, l, "avg_pool2d input")?;
         let inv = 1.0 / (self.0.k * self.0.k) as f32;
         let mut y = crate::ops::output_buffer(planes * oh * ow);
-        per_plane(&mut y, oh * ow, |i, out| {
+        for_each_chunk(&mut y, oh * ow, |i, out| {
             let xp = &x[i * h * w..(i + 1) * h * w];
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -170,7 +162,7 @@ impl CustomOp1 for AvgPoolGrad {
         let dy = f32_slice(s, l, "avg_pool2d gradient")?;
         let inv = 1.0 / (self.0.k * self.0.k) as f32;
         let mut dx = vec![0f32; b * c * h * w];
-        per_plane(&mut dx, h * w, |i, out| {
+        for_each_chunk(&mut dx, h * w, |i, out| {
             let dp = &dy[i * oh * ow..(i + 1) * oh * ow];
             for oy in 0..oh {
                 for ox in 0..ow {

@@ -1,8 +1,8 @@
 //! Gather tables for sliding windows: for each tap of a `k × k` window (row-major) and each
 //! output pixel, the index of the input pixel it reads, or `hw` (one past the plane) where the
-//! tap falls into the padding. im2col of strided or small maps and max pooling walk the table
-//! instead of slicing the plane row by row: on 14-wide or 2-wide rows the per-row slicing cost
-//! more than the data movement. The walks are branch-free over unchecked reads, so they
+//! tap falls into the padding. im2col and col2im of strided or small maps and max pooling walk
+//! the table instead of slicing the plane row by row: on 14-wide or 2-wide rows the per-row
+//! slicing cost more than the data movement. The walks are branch-free over unchecked reads, so they
 //! vectorise (masked AVX-512 gathers where the CPU has them; checked at run time).
 
 pub struct Taps {
@@ -34,7 +34,7 @@ impl Taps {
     }
 
     /// One slice of `ohw` input indices per tap, in row-major tap order.
-    pub fn rows(&self) -> std::slice::ChunksExact<'_, u32> {
+    fn rows(&self) -> std::slice::ChunksExact<'_, u32> {
         self.idx.chunks_exact(self.ohw.max(1))
     }
 
@@ -61,6 +61,19 @@ impl Taps {
             return unsafe { walk_avx512(self, plane, rows, n, j0) };
         }
         walk(self, plane, rows, n, j0)
+    }
+
+    /// col2im of one channel, the adjoint of [`Self::gather_rows`]: `plane[idx[t·ohw + j]] +=
+    /// rows[t·n + j0 + j]` for every tap `t`, skipping the padding.
+    pub fn scatter_add_rows(&self, rows: &[f32], n: usize, j0: usize, plane: &mut [f32]) {
+        assert_eq!(plane.len(), self.hw, "scatter_add_rows: plane size");
+        for (t, src) in self.rows().enumerate() {
+            for (&v, &i) in rows[t * n + j0..][..self.ohw].iter().zip(src) {
+                if let Some(d) = plane.get_mut(i as usize) {
+                    *d += v;
+                }
+            }
+        }
     }
 
     /// Max pooling of one plane: `out[j]` the window maximum and `ix[j]` its plane index, with
