@@ -79,6 +79,17 @@ conv_case("c3remo6", 6, 2, 12, 12, 6, 3, 1, 1, True)
 # At most 4 outputs, stride 1, same size: the direct few-output path (also c3s1, c1s1, c3big, c3rem).
 conv_case("c5few", 2, 3, 8, 8, 2, 5, 1, 2, True)
 conv_case("c3few1", 3, 7, 10, 6, 1, 3, 1, 1, False)
+# Stride 1 whose output is not the input's size (col2im input gradient; same-size ones use the
+# adjoint convolution): the MNIST CNN's unpadded 3x3, a 5x5 with padding 1, padding k-1, an even kernel.
+conv_case("c3v", 2, 6, 9, 8, 7, 3, 1, 0, True)
+conv_case("c5p1", 2, 5, 9, 9, 6, 5, 1, 1, False)
+conv_case("c3p2", 2, 5, 6, 7, 6, 3, 1, 2, False)
+conv_case("c4p1", 3, 5, 7, 7, 6, 4, 1, 1, True)
+# The adjoint-convolution input gradient (same size, at least 16 inputs; fewer outputs than
+# inputs, or a map of at most 16 pixels).
+conv_case("c3adjo", 2, 20, 9, 9, 6, 3, 1, 1, True)
+conv_case("c5adjo", 3, 16, 6, 5, 8, 5, 1, 2, False)
+conv_case("c3adjt", 3, 17, 4, 4, 24, 3, 1, 1, False)
 
 
 def pool_case(name, x, kind, k, s, p):
