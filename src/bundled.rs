@@ -123,6 +123,18 @@ mod tests {
         }
     }
 
+    /// Every shipped classifier opens by its index name, with the classes its card's data set has
+    /// (10 for the MNIST family, 1,000 for ImageNet).
+    #[test]
+    fn every_shipped_classifier_opens_by_name() {
+        for e in index().into_iter().filter(|e| e.kind == Kind::Classifier) {
+            let m = crate::train::eval::EvalModel::open(&e.name, None, &candle_core::Device::Cpu)
+                .unwrap_or_else(|err| panic!("{}: {err:#}", e.name));
+            let want = if e.dataset == "imagenet" { 1000 } else { 10 };
+            assert_eq!(m.classes.len(), want, "{}: classes", e.name);
+        }
+    }
+
     /// Every shipped (non-test) generator opens, names as many classes as it has, and draws
     /// its classes: the classifier its entry names (trained on the real images of the same
     /// data set) recognises its samples at the truncation the studio opens on.
