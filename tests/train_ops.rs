@@ -3,8 +3,8 @@
 //! forward values and every gradient of dense / strided / 1×1 / depthwise convolutions (the
 //! per-sample and grouped-sample GEMM paths, the gather-table path of small maps, the direct
 //! path of layers with at most 4 outputs, and the adjoint-convolution input gradient), max pooling with padding and ties, average
-//! pooling whose windows do not tile the input, and training-mode batch norm with and without a
-//! fused ReLU, and the generators' LeakyReLU, nearest ×2 upsampling and instance norm. Also: finite differences of the convolution, no kernel gradient for a frozen
+//! pooling whose windows do not tile the input, and training-mode batch norm with no activation, a fused ReLU and a
+//! fused LeakyReLU, and the generators' LeakyReLU, nearest ×2 upsampling and instance norm. Also: finite differences of the convolution, no kernel gradient for a frozen
 //! weight, and the same numbers with one and two threads.
 
 use std::collections::HashMap;
@@ -166,14 +166,15 @@ fn pooling_matches_pytorch() {
 #[test]
 fn batch_norm_matches_pytorch() {
     let g = goldens();
-    for (n, relu) in [("bn", false), ("bnrelu", true)] {
+    use ops::BnAct;
+    for (n, act) in [("bn", BnAct::Identity), ("bnrelu", BnAct::Relu), ("bnlrelu", BnAct::Leaky(0.2))] {
         let t = |s: &str| g[&format!("{n}.{s}")].clone();
         let (x, ga, be) = (
             Var::from_tensor(&t("x")).unwrap(),
             Var::from_tensor(&t("g")).unwrap(),
             Var::from_tensor(&t("b")).unwrap(),
         );
-        let (y, stats) = ops::batch_norm_train(x.as_tensor(), ga.as_tensor(), be.as_tensor(), 1e-5, relu).unwrap();
+        let (y, stats) = ops::batch_norm_train(x.as_tensor(), ga.as_tensor(), be.as_tensor(), 1e-5, act).unwrap();
         assert_eq!(stats.n, 4 * 25);
         close(&format!("{n} y"), &y, &t("y"), 2e-6);
         let grads = (y * t("dy")).unwrap().sum_all().unwrap().backward().unwrap();

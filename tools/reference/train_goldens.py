@@ -112,22 +112,24 @@ pool_case("ap7", rnd(2, 3, 8, 8), "avg", 7, 7, 0)
 pool_case("ap2s1", rnd(1, 2, 5, 5), "avg", 2, 1, 0)
 
 
-def bn_case(name, relu):
+def bn_case(name, act):
     x = rnd(4, 3, 5, 5) * 2 + 0.5
     g = rnd(3)
     b = rnd(3)
     xd, gd, bd = (t.double().requires_grad_() for t in (x, g, b))
     y = F.batch_norm(xd, None, None, gd, bd, training=True, eps=1e-5)
-    if relu:
+    if act == "relu":
         y = y.relu()
+    elif act == "lrelu":
+        y = F.leaky_relu(y, 0.2)
     dy = rnd(*y.shape)
     y.backward(dy.double())
     for k, v in dict(x=x, g=g, b=b, dy=dy, y=y.detach(), dx=xd.grad, dg=gd.grad, db=bd.grad).items():
         ops[f"{name}.{k}"] = v.to(f32)
 
 
-bn_case("bn", False)
-bn_case("bnrelu", True)
+bn_case("bn", None)
+bn_case("bnrelu", "relu")
 
 
 def unary_case(name, x, f):
@@ -144,6 +146,9 @@ def unary_case(name, x, f):
 unary_case("lrelu", rnd(2, 3, 5, 5), lambda t: F.leaky_relu(t, 0.2))
 unary_case("up2", rnd(2, 3, 4, 5), lambda t: F.interpolate(t, scale_factor=2, mode="nearest"))
 unary_case("inorm", rnd(2, 3, 6, 6) * 3 + 1, lambda t: F.instance_norm(t, eps=1e-5))
+# Batch norm with a fused LeakyReLU(0.2) (the CGN generators'); drawn last so the cases above
+# keep their random inputs.
+bn_case("bnlrelu", "lrelu")
 save_file({k: v.contiguous() for k, v in ops.items()}, f"{out}/ops.safetensors")
 
 # ---------------------------------------------------------------- optimisers and schedules

@@ -113,8 +113,13 @@ pub type Record<'a> = Option<&'a mut Vec<BatchStats>>;
 pub fn normalize_batch(x: &Tensor, eps: f64, rec: &mut Record) -> Result<Tensor> {
     let c = x.dim(1)?;
     let dev = x.device();
-    let (y, stats) =
-        ops::batch_norm_train(x, &Tensor::ones(c, DType::F32, dev)?, &Tensor::zeros(c, DType::F32, dev)?, eps, false)?;
+    let (y, stats) = ops::batch_norm_train(
+        x,
+        &Tensor::ones(c, DType::F32, dev)?,
+        &Tensor::zeros(c, DType::F32, dev)?,
+        eps,
+        ops::BnAct::Identity,
+    )?;
     if let Some(r) = rec.as_deref_mut() {
         r.push(stats);
     }

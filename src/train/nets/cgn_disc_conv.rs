@@ -11,7 +11,7 @@
 use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Builder, Conv, Init};
-use crate::train::ops::{pointwise, ConvCfg, Pool};
+use crate::train::ops::{self, ConvCfg, Pool};
 
 /// `DiscConv`.
 pub struct CgnDiscConv {
@@ -58,7 +58,7 @@ impl CgnDiscConv {
         let e = self.emb.index_select(y, 0)?.reshape((b, 1, 1, 1))?.broadcast_as((b, 1, h, w))?.contiguous()?;
         let mut t = Tensor::cat(&[x, &e], 1)?;
         for (conv, bn) in &self.blocks {
-            t = pointwise::leaky_relu(&bn.forward(&conv.forward(&t)?, train, false)?, 0.2)?;
+            t = bn.forward_act(&conv.forward(&t)?, train, ops::BnAct::Leaky(0.2))?;
         }
         let t = crate::train::ops::avg_pool2d(&t, Pool { k: 3, stride: 3, padding: 0 })?;
         self.out.forward(&t)?.flatten_all()

@@ -10,11 +10,13 @@
 use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Builder, Conv, Init, Linear};
-use crate::train::ops::{pointwise, ConvCfg};
+use crate::train::ops::{self, pointwise, ConvCfg};
 
 const LATENT: usize = 32;
 const CLASSES: usize = 10;
 const NGF: usize = 32;
+/// The generator's batch norms are followed by LeakyReLU(0.2), fused into them.
+const LEAKY: ops::BnAct = ops::BnAct::Leaky(0.2);
 
 fn conv3(b: &mut Builder, name: &str, cin: usize, cout: usize, bias: bool) -> Result<Conv> {
     b.scope(name, |s| s.conv(cin, cout, 3, ConvCfg::new(1, 1), bias, Init::torch_default(cin * 9)))
@@ -105,19 +107,17 @@ impl CgnGenerator {
         let s = &self.shape;
         let h = s.l0.forward(&inp)?.reshape((b, 2 * NGF, 8, 8))?;
         let h = pointwise::upsample2(&pointwise::instance_norm(&h, 1e-5)?)?;
-        let h = pointwise::leaky_relu(&s.bn5.forward(&s.c4.forward(&h)?, train, false)?, 0.2)?;
+        let h = s.bn5.forward_act(&s.c4.forward(&h)?, train, LEAKY)?;
         let h = pointwise::upsample2(&pointwise::instance_norm(&h, 1e-5)?)?;
-        let h = pointwise::leaky_relu(&s.bn10.forward(&s.c9.forward(&h)?, train, false)?, 0.2)?;
+        let h = s.bn10.forward_act(&s.c9.forward(&h)?, train, LEAKY)?;
         let m = pointwise::instance_norm(&h, 1e-5)?
             .clamp(crate::models::cgn_mnist::MASK_MIN, crate::models::cgn_mnist::MASK_MAX)?;
         let mask = m.repeat((1, 3, 1, 1))?;
         let mut tex = Vec::with_capacity(2);
         for (t, &(dy, dx)) in self.text.iter().zip(&shifts) {
             let h = t.l0.forward(&inp)?.reshape((b, 2 * NGF, 8, 8))?;
-            let h =
-                pointwise::leaky_relu(&t.bn4.forward(&t.c3.forward(&pointwise::upsample2(&h)?)?, train, false)?, 0.2)?;
-            let h =
-                pointwise::leaky_relu(&t.bn8.forward(&t.c7.forward(&pointwise::upsample2(&h)?)?, train, false)?, 0.2)?;
+            let h = t.bn4.forward_act(&t.c3.forward(&pointwise::upsample2(&h)?)?, train, LEAKY)?;
+            let h = t.bn8.forward_act(&t.c7.forward(&pointwise::upsample2(&h)?)?, train, LEAKY)?;
             let h = t.bn11.forward(&t.c10.forward(&h)?, train, false)?.tanh()?;
             tex.push(torus_roll(&h, dy, dx)?);
         }

@@ -245,8 +245,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl BatchNorm {
     /// `x (b, c[, h, w])`, followed by ReLU when `relu`.
     pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        self.forward_act(x, train, if relu { ops::BnAct::Relu } else { ops::BnAct::Identity })
+    }
+
+    /// `x (b, c[, h, w])`, followed by `act` (fused into the normalisation when training).
+    pub fn forward_act(&self, x: &Tensor, train: bool, act: ops::BnAct) -> Result<Tensor> {
         if train {
-            let (y, s) = ops::batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?;
+            let (y, s) = ops::batch_norm_train(x, &self.weight, &self.bias, self.eps, act)?;
             let m = self.momentum as f32;
             let unbias = s.n as f32 / (s.n.max(2) - 1) as f32;
             for (r, v) in lock(&self.buf.mean).iter_mut().zip(&s.mean) {
@@ -269,10 +274,10 @@ impl BatchNorm {
             .broadcast_div(&(var + self.eps)?.sqrt()?)?
             .broadcast_mul(&self.weight.reshape(shape.as_slice())?)?
             .broadcast_add(&self.bias.reshape(shape.as_slice())?)?;
-        if relu {
-            ops::relu(&y)
-        } else {
-            Ok(y)
+        match act {
+            ops::BnAct::Identity => Ok(y),
+            ops::BnAct::Relu => ops::relu(&y),
+            ops::BnAct::Leaky(a) => ops::pointwise::leaky_relu(&y, a),
         }
     }
 }

@@ -36,7 +36,7 @@ use candle_core::{CpuStorage, Layout, Result, Tensor};
 
 pub use conv::ConvCfg;
 pub use linear::linear;
-pub use norm::BatchStats;
+pub use norm::{BatchStats, BnAct};
 pub use pool::Pool;
 
 /// The f32 values of a contiguous storage (the ops make their inputs contiguous first).
@@ -91,16 +91,16 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Training-mode batch norm (+ ReLU) and the batch statistics.
+/// Training-mode batch norm (+ ReLU or LeakyReLU) and the batch statistics.
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
-    relu: bool,
+    act: BnAct,
 ) -> Result<(Tensor, BatchStats)> {
     if x.device().is_cpu() {
-        return norm::batch_norm_train(x, gamma, beta, eps, relu);
+        return norm::batch_norm_train(x, gamma, beta, eps, act);
     }
     // Other devices: candle ops, statistics over every axis but the channel one.
     let c = x.dim(1)?;
@@ -113,7 +113,11 @@ pub fn batch_norm_train(
         .broadcast_div(&(&var + eps)?.sqrt()?)?
         .broadcast_mul(&gamma.reshape(shape.as_slice())?)?
         .broadcast_add(&beta.reshape(shape.as_slice())?)?;
-    let y = if relu { y.relu()? } else { y };
+    let y = match act {
+        BnAct::Identity => y,
+        BnAct::Relu => y.relu()?,
+        BnAct::Leaky(a) => y.maximum(&(&y * a as f64)?)?,
+    };
     let n = x.elem_count() / c;
     let stats =
         BatchStats { mean: mean.detach().flatten_all()?.to_vec1()?, var: var.detach().flatten_all()?.to_vec1()?, n };

@@ -1,9 +1,11 @@
-//! Training-mode batch normalisation (optionally followed by ReLU) as one fused op: per-channel
-//! batch mean and biased variance over `(b, h, w)`, `y = (x − μ)·γ/√(σ² + eps) + β`, then
-//! `max(y, 0)`. candle-nn's version transposes the batch twice and builds the backward from a
+//! Training-mode batch normalisation (optionally followed by ReLU or LeakyReLU) as one fused op:
+//! per-channel batch mean and biased variance over `(b, h, w)`, `y = (x − μ)·γ/√(σ² + eps) + β`,
+//! then `max(y, 0)` or `y > 0 ? y : slope·y`. Fusing the activation saves a pass each way and a
+//! graph node, whose activation-sized gradient candle would otherwise zero and add. candle-nn's version transposes the batch twice and builds the backward from a
 //! dozen elementwise ops; here the forward is two passes and the backward two.
 //!
-//! Backward (`x̂ = (x − μ)/σ`, `g = dy·[y > 0]` after a fused ReLU, n = b·h·w):
+//! Backward (`x̂ = (x − μ)/σ`, `g = dy·[y > 0]` after a fused ReLU, `dy·(y > 0 ? 1 : slope)`
+//! after a LeakyReLU (positive slope: y > 0 exactly where the normalised value is), n = b·h·w):
 //! `dβ = Σ g`, `dγ = Σ g·x̂`, `dx = γ/σ · (g − dβ/n − x̂·dγ/n)`.
 //! Sums use f64 accumulators in a fixed order.
 
@@ -25,10 +27,43 @@ pub struct BatchStats {
     pub n: usize,
 }
 
+/// The activation fused after the normalisation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BnAct {
+    Identity,
+    Relu,
+    /// LeakyReLU with this positive slope.
+    Leaky(f32),
+}
+
+impl BnAct {
+    /// `dy` through the activation, from its output `y`.
+    #[inline(always)]
+    fn grad(self, d: f32, y: f32) -> f32 {
+        match self {
+            BnAct::Identity => d,
+            BnAct::Relu => {
+                if y > 0.0 {
+                    d
+                } else {
+                    0.0
+                }
+            }
+            BnAct::Leaky(a) => {
+                if y > 0.0 {
+                    d
+                } else {
+                    d * a
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct BnTrain {
     eps: f64,
-    relu: bool,
+    act: BnAct,
     stats: Arc<Mutex<BatchStats>>,
 }
 
@@ -102,14 +137,17 @@ impl CustomOp3 for BnTrain {
             })
             .collect();
         let mut y = crate::ops::output_buffer(x.len());
-        let relu = self.relu;
+        let act = self.act;
         write_channels(&mut y, c, hw, |ch, bi, out| {
             let (a, sh) = coef[ch];
             let src = &x[(bi * c + ch) * hw..][..hw];
-            if relu {
-                out.iter_mut().zip(src).for_each(|(o, &v)| *o = (v * a + sh).max(0.0));
-            } else {
-                out.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + sh);
+            match act {
+                BnAct::Identity => out.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + sh),
+                BnAct::Relu => out.iter_mut().zip(src).for_each(|(o, &v)| *o = (v * a + sh).max(0.0)),
+                BnAct::Leaky(slope) => out.iter_mut().zip(src).for_each(|(o, &v)| {
+                    let z = v * a + sh;
+                    *o = if z > 0.0 { z } else { z * slope }
+                }),
             }
         });
         if let Ok(mut st) = self.stats.lock() {
@@ -134,7 +172,7 @@ impl CustomOp3 for BnTrain {
             self.stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
         let grad = BnTrainGrad {
             eps: self.eps,
-            relu: self.relu,
+            act: self.act,
             stats,
             gamma: gamma.flatten_all()?.to_vec1::<f32>()?,
             need_dx: x.track_op(),
@@ -153,7 +191,7 @@ impl CustomOp3 for BnTrain {
 /// `(x, dy, y) → dx`; `dγ`, `dβ` are left in `params`.
 struct BnTrainGrad {
     eps: f64,
-    relu: bool,
+    act: BnAct,
     stats: BatchStats,
     gamma: Vec<f32>,
     need_dx: bool,
@@ -182,7 +220,7 @@ impl CustomOp3 for BnTrainGrad {
             candle_core::bail!("batch_norm backward: shapes do not match the forward pass");
         }
         let n = (b * hw) as f64;
-        let relu = self.relu;
+        let act = self.act;
         let inv: Vec<f64> = self.stats.var.iter().map(|&v| 1.0 / (v as f64 + self.eps).sqrt()).collect();
         let sums = per_channel(c, |ch| {
             let (m, is) = (self.stats.mean[ch], inv[ch] as f32);
@@ -190,15 +228,15 @@ impl CustomOp3 for BnTrainGrad {
             for bi in 0..b {
                 let o = (bi * c + ch) * hw;
                 let (xs, ds, ys) = (&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw]);
-                if relu {
-                    // g = dy where y > 0: mask through the output, then the two sums.
-                    sg += sum_map2(ds, ys, |d, y| if y > 0.0 { d } else { 0.0 });
+                if act != BnAct::Identity {
+                    // g = dy through the activation (from its output), then the two sums.
+                    sg += sum_map2(ds, ys, |d, y| act.grad(d, y));
                     let mut acc = 0f64;
                     for ((xb, db), yb) in xs.chunks(512).zip(ds.chunks(512)).zip(ys.chunks(512)) {
                         // Eight lanes, value i into lane i mod 8, in chunks of eight so that it
                         // vectorises (`lane[i % 8]` indexing did not).
                         let mut lane = [0f32; 8];
-                        let term = |xv: f32, dv: f32, yv: f32| if yv > 0.0 { dv * ((xv - m) * is) } else { 0.0 };
+                        let term = |xv: f32, dv: f32, yv: f32| act.grad(dv, yv) * ((xv - m) * is);
                         let (x8, d8, y8) = (xb.chunks_exact(8), db.chunks_exact(8), yb.chunks_exact(8));
                         let (xr, dr, yr) = (x8.remainder(), d8.remainder(), y8.remainder());
                         for ((xc, dc), yc) in x8.zip(d8).zip(y8) {
@@ -236,7 +274,7 @@ impl CustomOp3 for BnTrainGrad {
             let m = self.stats.mean[ch];
             // Zipped (no bounds checks), so it vectorises.
             for (((o, &xv), &d), &yv) in out[..hw].iter_mut().zip(xs).zip(ds).zip(ys) {
-                let g = if relu && yv <= 0.0 { 0.0 } else { d };
+                let g = act.grad(d, yv);
                 *o = scale * (g - mg - (xv - m) * is * mgx);
             }
         });
@@ -245,16 +283,16 @@ impl CustomOp3 for BnTrainGrad {
 }
 
 /// Training-mode batch norm of `x (b, c[, h, w])` with affine `gamma`, `beta` (`(c)`), followed
-/// by ReLU when `relu`. Returns the output and the batch statistics (for the running averages).
+/// by `act`. Returns the output and the batch statistics (for the running averages).
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
-    relu: bool,
+    act: BnAct,
 ) -> Result<(Tensor, BatchStats)> {
     let stats = Arc::new(Mutex::new(BatchStats::default()));
-    let op = BnTrain { eps, relu, stats: stats.clone() };
+    let op = BnTrain { eps, act, stats: stats.clone() };
     let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     let s = stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
     Ok((y, s))
