@@ -479,14 +479,22 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// `wf (c, o, k, k)`: the kernel of the adjoint convolution, `wf[ci, oc, ky, kx] = w[oc, ci,
 /// k−1−ky, k−1−kx]` (channels swapped, taps reversed).
+///
+/// Blocks of 8 output channels: each block reads 8 sequential streams of `w` and writes runs of
+/// 8 kernels (72 values for 3×3) of `wf`. A plain (oc, ci) loop wrote one kernel per `o·k²`
+/// stride, which for ResNet-18's 512-channel layers cost as much as their col2im had.
 fn flip_weights(g: &Geom, w: &[f32], wf: &mut [f32]) {
+    const BLOCK: usize = 8;
     let (c, o, k) = (g.c, g.o, g.k);
     let kk = k * k;
-    for oc in 0..o {
+    for oc0 in (0..o).step_by(BLOCK) {
+        let oc1 = (oc0 + BLOCK).min(o);
         for ci in 0..c {
-            let src = &w[(oc * c + ci) * kk..][..kk];
-            let dst = &mut wf[(ci * o + oc) * kk..][..kk];
-            dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &v)| *d = v);
+            let dst = &mut wf[(ci * o + oc0) * kk..(ci * o + oc1) * kk];
+            for (oc, d) in (oc0..oc1).zip(dst.chunks_exact_mut(kk)) {
+                let src = &w[(oc * c + ci) * kk..][..kk];
+                d.iter_mut().zip(src.iter().rev()).for_each(|(d, &v)| *d = v);
+            }
         }
     }
 }
