@@ -5,9 +5,9 @@
 //! For a group of `g` samples, `col (C·K·K, g·OH·OW)` holds the receptive fields side by side:
 //! - forward: `y = W (O, CKK) · col`;
 //! - weight gradient: `dW += dY (O, g·OHOW) · colᵀ`;
-//! - input gradient, stride 1: the adjoint convolution of `dY` with the flipped kernel
-//!   ([`Geom::adjoint`]), on the forward path;
-//! - input gradient, strided: `dcol = Wᵀ · dY`, then col2im adds each column back onto the
+//! - input gradient of the same-size stride-1 convolutions where it pays ([`Geom::adjoint`]):
+//!   the adjoint convolution of `dY` with the flipped kernel, on the forward path;
+//! - input gradient otherwise: `dcol = Wᵀ · dY`, then col2im adds each column back onto the
 //!   pixels it was read from.
 //!
 //! Samples are grouped so each GEMM has at least [`TARGET_COLS`] columns (small late layers
@@ -481,8 +481,8 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
 /// k−1−ky, k−1−kx]` (channels swapped, taps reversed).
 ///
 /// Blocks of 8 output channels: each block reads 8 sequential streams of `w` and writes runs of
-/// 8 kernels (72 values for 3×3) of `wf`. A plain (oc, ci) loop wrote one kernel per `o·k²`
-/// stride, which for ResNet-18's 512-channel layers cost as much as their col2im had.
+/// 8 kernels (72 values for 3×3) of `wf`, where a plain (oc, ci) loop writes one kernel per
+/// `o·k²` stride.
 fn flip_weights(g: &Geom, w: &[f32], wf: &mut [f32]) {
     const BLOCK: usize = 8;
     let (c, o, k) = (g.c, g.o, g.k);
