@@ -2,10 +2,12 @@
 //! (`tests/fixtures/train-goldens/ops.safetensors`, made by `tools/reference/train_goldens.py`):
 //! forward values and every gradient of dense / strided / 1×1 / depthwise convolutions (the
 //! per-sample and grouped-sample GEMM paths, the gather-table path of small maps, the direct
-//! path of layers with at most 4 outputs, and the adjoint-convolution input gradient), max pooling with padding and ties, average
-//! pooling whose windows do not tile the input, and training-mode batch norm with no activation, a fused ReLU and a
-//! fused LeakyReLU, and the generators' LeakyReLU, nearest ×2 upsampling and instance norm. Also: finite differences of the convolution, no kernel gradient for a frozen
-//! weight, and the same numbers with one and two threads.
+//! path of layers with at most 4 outputs, and the adjoint-convolution input gradient), max
+//! pooling with padding and ties, average pooling whose windows do not tile the input,
+//! training-mode batch norm with no activation, a fused ReLU and a fused LeakyReLU, and the
+//! generators' LeakyReLU, nearest ×2 upsampling and instance norm. Also: finite differences of
+//! the convolution, no kernel gradient for a frozen weight, and the same numbers with one and
+//! two threads.
 
 use std::collections::HashMap;
 

@@ -116,7 +116,7 @@ pub fn batch_norm_train(
     let y = match act {
         BnAct::Identity => y,
         BnAct::Relu => y.relu()?,
-        BnAct::Leaky(a) => y.maximum(&(&y * a as f64)?)?,
+        BnAct::Leaky(a) => pointwise::leaky_relu(&y, a)?,
     };
     let n = x.elem_count() / c;
     let stats =

@@ -1,8 +1,9 @@
 //! Training-mode batch normalisation (optionally followed by ReLU or LeakyReLU) as one fused op:
 //! per-channel batch mean and biased variance over `(b, h, w)`, `y = (x − μ)·γ/√(σ² + eps) + β`,
 //! then `max(y, 0)` or `y > 0 ? y : slope·y`. Fusing the activation saves a pass each way and a
-//! graph node, whose activation-sized gradient candle would otherwise zero and add. candle-nn's version transposes the batch twice and builds the backward from a
-//! dozen elementwise ops; here the forward is two passes and the backward two.
+//! graph node, whose activation-sized gradient candle would otherwise zero and add. candle-nn's
+//! version transposes the batch twice and builds the backward from a dozen elementwise ops;
+//! here the forward is two passes and the backward two.
 //!
 //! Backward (`x̂ = (x − μ)/σ`, `g = dy·[y > 0]` after a fused ReLU, `dy·(y > 0 ? 1 : slope)`
 //! after a LeakyReLU (positive slope: y > 0 exactly where the normalised value is), n = b·h·w):
@@ -49,13 +50,7 @@ impl BnAct {
                     0.0
                 }
             }
-            BnAct::Leaky(a) => {
-                if y > 0.0 {
-                    d
-                } else {
-                    d * a
-                }
-            }
+            BnAct::Leaky(a) => super::pointwise::leaky_grad(d, y, a),
         }
     }
 }
@@ -144,10 +139,9 @@ impl CustomOp3 for BnTrain {
             match act {
                 BnAct::Identity => out.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + sh),
                 BnAct::Relu => out.iter_mut().zip(src).for_each(|(o, &v)| *o = (v * a + sh).max(0.0)),
-                BnAct::Leaky(slope) => out.iter_mut().zip(src).for_each(|(o, &v)| {
-                    let z = v * a + sh;
-                    *o = if z > 0.0 { z } else { z * slope }
-                }),
+                BnAct::Leaky(slope) => {
+                    out.iter_mut().zip(src).for_each(|(o, &v)| *o = super::pointwise::leaky(v * a + sh, slope))
+                }
             }
         });
         if let Ok(mut st) = self.stats.lock() {

@@ -17,6 +17,27 @@ fn dims4(l: &Layout, op: &str) -> Result<[usize; 4]> {
     }
 }
 
+/// LeakyReLU of one value (`slope` positive).
+#[inline(always)]
+pub(crate) fn leaky(v: f32, slope: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        v * slope
+    }
+}
+
+/// LeakyReLU's gradient `d` taken through its output `y`: for a positive slope, `y > 0` exactly
+/// where the input was.
+#[inline(always)]
+pub(crate) fn leaky_grad(d: f32, y: f32, slope: f32) -> f32 {
+    if y > 0.0 {
+        d
+    } else {
+        d * slope
+    }
+}
+
 struct LeakyRelu(f32);
 
 impl CustomOp1 for LeakyRelu {
@@ -26,7 +47,7 @@ impl CustomOp1 for LeakyRelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "leaky_relu input")?;
         let a = self.0;
-        Ok((CpuStorage::F32(x.iter().map(|&v| if v > 0.0 { v } else { v * a }).collect()), l.shape().clone()))
+        Ok((CpuStorage::F32(x.iter().map(|&v| leaky(v, a)).collect()), l.shape().clone()))
     }
     fn bwd(&self, _: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &LeakyReluGrad(self.0))?))
@@ -44,10 +65,7 @@ impl CustomOp2 for LeakyReluGrad {
         let y = f32_slice(s1, l1, "leaky_relu output")?;
         let dy = f32_slice(s2, l2, "leaky_relu gradient")?;
         let a = self.0;
-        Ok((
-            CpuStorage::F32(y.iter().zip(dy).map(|(&y, &d)| if y > 0.0 { d } else { d * a }).collect()),
-            l1.shape().clone(),
-        ))
+        Ok((CpuStorage::F32(y.iter().zip(dy).map(|(&y, &d)| leaky_grad(d, y, a)).collect()), l1.shape().clone()))
     }
 }
 
