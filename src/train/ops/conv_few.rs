@@ -50,10 +50,14 @@ impl Wide {
     fn out_len(&self) -> usize {
         self.h * self.wp
     }
-    /// Values of a padded plane: `h + 2p` rows of `wp`, plus `k − 1` zeros so the last tap's
-    /// span of `out_len` stays inside.
+    /// [`Self::out_len`] rounded up to whole [`CHUNK`]s (the kernel's tail columns are junk).
+    fn out_len_rounded(&self) -> usize {
+        self.out_len().next_multiple_of(CHUNK)
+    }
+    /// Values of a padded plane: `h + 2p` rows of `wp`, plus zeros so the last tap's span of
+    /// `out_len_rounded` stays inside.
     fn pad_len(&self) -> usize {
-        (self.h + 2 * self.p) * self.wp + self.k - 1
+        (self.k - 1) * self.wp + self.k - 1 + self.out_len_rounded()
     }
     /// Writes `plane (h × w)` into `dst` (`pad_len`) at rows/columns offset by `p`, zeros around.
     fn pad(&self, plane: &[f32], dst: &mut [f32]) {
@@ -79,32 +83,209 @@ impl Wide {
     }
 }
 
-/// `out[q] += a · src[q]` over `out.len()` values.
+/// Values per register-blocked step of [`accumulate`]: two AVX-512 vectors.
+const CHUNK: usize = 32;
+/// Destination planes computed together, so each source load feeds `DB` multiply–adds.
+const DB: usize = 4;
+
+/// `a·b + c`, fused where the kernel is compiled for FMA.
 #[inline(always)]
-fn axpy(out: &mut [f32], src: &[f32], a: f32) {
-    let src = &src[..out.len()];
-    out.iter_mut().zip(src).for_each(|(d, &s)| *d += a * s);
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
-/// `Σ a[q] · b[q]` in 16 lanes summed in a fixed order.
+/// Whether the AVX-512 + FMA kernels can run here.
+fn wide_simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `out[d·olr + q] = init[d] + Σ_s Σ_t wb[(s·kk + t)·D + d] · pad[s·pl + q + offs[t]]` for the
+/// `D` planes of one block, `q < olr` (a multiple of [`CHUNK`]). The `2·D` accumulators stay in
+/// registers across all `n_src · kk` taps: one load per tap feeds `2·D` multiply–adds, where an
+/// axpy per (plane, tap) loaded and stored the whole plane each time.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+#[allow(clippy::too_many_arguments)]
+fn accumulate<const D: usize, const FMA: bool>(
+    pad: &[f32],
+    pl: usize,
+    n_src: usize,
+    offs: &[usize],
+    wb: &[f32],
+    init: &[f32],
+    out: &mut [f32],
+    olr: usize,
+) {
+    let kk = offs.len();
+    for c0 in (0..olr).step_by(CHUNK) {
+        let mut acc = [[0f32; CHUNK]; D];
+        for (a, &v) in acc.iter_mut().zip(init) {
+            *a = [v; CHUNK];
+        }
+        for s in 0..n_src {
+            let sp = &pad[s * pl + c0..(s + 1) * pl];
+            let ws = &wb[s * kk * D..(s + 1) * kk * D];
+            for (t, &off) in offs.iter().enumerate() {
+                assert!(off + CHUNK <= sp.len(), "accumulate: tap offset {off} outside the padded plane");
+                // SAFETY: checked just above; t < kk so the D weights lie inside `ws`.
+                // Unchecked reads, because a bounds check that may panic inside the loop made LLVM
+                // keep the accumulators in memory.
+                let v = unsafe { &*(sp.as_ptr().add(off) as *const [f32; CHUNK]) };
+                let w = unsafe { &*(ws.as_ptr().add(t * D) as *const [f32; D]) };
+                for d in 0..D {
+                    for l in 0..CHUNK {
+                        acc[d][l] = madd::<FMA>(w[d], v[l], acc[d][l]);
+                    }
+                }
+            }
+        }
+        for (d, a) in acc.iter().enumerate() {
+            out[d * olr + c0..][..CHUNK].copy_from_slice(a);
+        }
+    }
+}
+
+/// [`accumulate`] for a block of `nd ≤ DB` planes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn accumulate_nd<const FMA: bool>(
+    nd: usize,
+    pad: &[f32],
+    pl: usize,
+    n_src: usize,
+    offs: &[usize],
+    wb: &[f32],
+    init: &[f32],
+    out: &mut [f32],
+    olr: usize,
+) {
+    match nd {
+        1 => accumulate::<1, FMA>(pad, pl, n_src, offs, wb, init, out, olr),
+        2 => accumulate::<2, FMA>(pad, pl, n_src, offs, wb, init, out, olr),
+        3 => accumulate::<3, FMA>(pad, pl, n_src, offs, wb, init, out, olr),
+        _ => accumulate::<DB, FMA>(pad, pl, n_src, offs, wb, init, out, olr),
+    }
+}
+
+/// [`accumulate_nd`] on AVX-512 + FMA where present.
+#[allow(clippy::too_many_arguments)]
+fn accumulate_block(
+    nd: usize,
+    pad: &[f32],
+    pl: usize,
+    n_src: usize,
+    offs: &[usize],
+    wb: &[f32],
+    init: &[f32],
+    out: &mut [f32],
+    olr: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn simd(
+        nd: usize,
+        pad: &[f32],
+        pl: usize,
+        n_src: usize,
+        offs: &[usize],
+        wb: &[f32],
+        init: &[f32],
+        out: &mut [f32],
+        olr: usize,
+    ) {
+        accumulate_nd::<true>(nd, pad, pl, n_src, offs, wb, init, out, olr)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide_simd() {
+        // SAFETY: AVX-512F and FMA are present.
+        return unsafe { simd(nd, pad, pl, n_src, offs, wb, init, out, olr) };
+    }
+    accumulate_nd::<false>(nd, pad, pl, n_src, offs, wb, init, out, olr)
+}
+
+/// `Σ a[q] · b[q]` in [`CHUNK`] lanes summed in a fixed order.
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let b = &b[..a.len()];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ca, cb) = (a.chunks_exact(CHUNK), b.chunks_exact(CHUNK));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(p, q)| p * q).sum();
-    let mut acc = [0f32; 16];
+    let mut acc = [0f32; CHUNK];
     for (pa, pb) in ca.zip(cb) {
-        for l in 0..16 {
-            acc[l] += pa[l] * pb[l];
+        for l in 0..CHUNK {
+            acc[l] = madd::<FMA>(pa[l], pb[l], acc[l]);
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
+/// The nine dot products of a 3×3 kernel's taps at once: each load of `dp` feeds nine
+/// multiply–adds into nine register accumulators (one dot at a time loaded both operands).
+#[inline(always)]
+fn tap_dots3<const FMA: bool>(dp: &[f32], pad: &[f32], wp: usize, tp: &mut [f32]) {
+    const L: usize = 16;
+    let offs = [0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2];
+    let full = dp.len() / L * L;
+    let pad = &pad[..dp.len() + offs[8]];
+    let mut acc = [[0f32; L]; 9];
+    for q in (0..full).step_by(L) {
+        // SAFETY: q + L ≤ full ≤ dp.len(), and q + off + L ≤ dp.len() + offs[8] = pad.len().
+        // Unchecked, because a bounds check in the loop made LLVM keep the accumulators in
+        // memory (a store per tap per step).
+        let d = unsafe { &*(dp.as_ptr().add(q) as *const [f32; L]) };
+        for (a, &off) in acc.iter_mut().zip(&offs) {
+            let p = unsafe { &*(pad.as_ptr().add(q + off) as *const [f32; L]) };
+            for l in 0..L {
+                a[l] = madd::<FMA>(d[l], p[l], a[l]);
+            }
+        }
+    }
+    for ((v, a), &off) in tp.iter_mut().zip(&acc).zip(&offs) {
+        let tail: f32 = (full..dp.len()).map(|q| dp[q] * pad[q + off]).sum();
+        *v += a.iter().sum::<f32>() + tail;
+    }
+}
+
+/// `taps[o·k² + t] += Σ_q d_o[q] · pad[q + (t / k)·wp + t % k]` for the output-gradient planes
+/// `d (o × ol)` of one sample, on AVX-512 + FMA where present.
+fn add_tap_dots(d: &[f32], ol: usize, pad: &[f32], k: usize, wp: usize, taps: &mut [f32]) {
+    #[inline(always)]
+    fn run<const FMA: bool>(d: &[f32], ol: usize, pad: &[f32], k: usize, wp: usize, taps: &mut [f32]) {
+        for (dp, tp) in d.chunks_exact(ol).zip(taps.chunks_exact_mut(k * k)) {
+            if k == 3 {
+                tap_dots3::<FMA>(dp, pad, wp, tp);
+                continue;
+            }
+            for (t, v) in tp.iter_mut().enumerate() {
+                *v += dot::<FMA>(dp, &pad[(t / k) * wp + t % k..]);
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn simd(d: &[f32], ol: usize, pad: &[f32], k: usize, wp: usize, taps: &mut [f32]) {
+        run::<true>(d, ol, pad, k, wp, taps)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide_simd() {
+        // SAFETY: AVX-512F and FMA are present.
+        return unsafe { simd(d, ol, pad, k, wp, taps) };
+    }
+    run::<false>(d, ol, pad, k, wp, taps)
+}
+
 /// The shared body of the forward pass and the input gradient. For each sample, its `n_src`
 /// planes of `src (b, n_src, h, w)` are padded once; then each of its `n_dst` planes of
 /// `dst (b, n_dst, h, w)` is `init(d) + Σ_s Σ_t wt[at(d, s) + t] · src_s[q + offset(t)]`,
-/// accumulated in the wide layout and narrowed. One task per sample.
+/// accumulated in the wide layout, [`DB`] planes at a time, and narrowed. One task per sample.
 #[allow(clippy::too_many_arguments)]
 fn spread(
     g: &Geom,
@@ -118,26 +299,32 @@ fn spread(
     init: impl Fn(usize) -> f32 + Sync,
 ) {
     let (l, hw, kk) = (Wide::new(g), g.hw(), g.k * g.k);
-    let (pl, ol) = (l.pad_len(), l.out_len());
+    let (pl, olr) = (l.pad_len(), l.out_len_rounded());
+    let offs: Vec<usize> = (0..kk).map(offset).collect();
     for_each_chunk(&mut dst[..g.b * n_dst * hw], n_dst * hw, |b, planes| {
         PAD.with(|pad| {
             WIDE.with(|wide| {
                 let (mut pad, mut wide) = (pad.borrow_mut(), wide.borrow_mut());
                 grow(&mut pad, n_src * pl);
-                grow(&mut wide, ol);
+                grow(&mut wide, DB * olr);
                 for s in 0..n_src {
                     l.pad(&src[(b * n_src + s) * hw..][..hw], &mut pad[s * pl..]);
                 }
-                for (d, out) in planes.chunks_exact_mut(hw).enumerate() {
-                    let acc = &mut wide[..ol];
-                    acc.fill(init(d));
+                let mut wb = vec![0f32; n_src * kk * DB];
+                for d0 in (0..n_dst).step_by(DB) {
+                    let nd = DB.min(n_dst - d0);
                     for s in 0..n_src {
-                        let sp = &pad[s * pl..(s + 1) * pl];
-                        for (t, &a) in wt[at(d, s)..][..kk].iter().enumerate() {
-                            axpy(acc, &sp[offset(t)..], a);
+                        for t in 0..kk {
+                            for j in 0..nd {
+                                wb[(s * kk + t) * nd + j] = wt[at(d0 + j, s) + t];
+                            }
                         }
                     }
-                    l.narrow(acc, out);
+                    let inits: Vec<f32> = (d0..d0 + nd).map(&init).collect();
+                    accumulate_block(nd, &pad, pl, n_src, &offs, &wb, &inits, &mut wide, olr);
+                    for j in 0..nd {
+                        l.narrow(&wide[j * olr..], &mut planes[(d0 + j) * hw..(d0 + j + 1) * hw]);
+                    }
                 }
             })
         })
@@ -185,12 +372,7 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             let mut taps = vec![0f32; g.o * kk];
             for b in 0..g.b {
                 l.pad(&x[(b * g.c + c) * hw..][..hw], &mut pad);
-                for o in 0..g.o {
-                    let d = &dyw[(b * g.o + o) * ol..][..ol];
-                    for (t, v) in taps[o * kk..(o + 1) * kk].iter_mut().enumerate() {
-                        *v += dot(d, &pad[(t / g.k) * l.wp + t % g.k..]);
-                    }
-                }
+                add_tap_dots(&dyw[b * g.o * ol..(b + 1) * g.o * ol], ol, &pad, g.k, l.wp, &mut taps);
             }
             taps
         })
