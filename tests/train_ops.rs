@@ -2,7 +2,7 @@
 //! (`tests/fixtures/train-goldens/ops.safetensors`, made by `tools/reference/train_goldens.py`):
 //! forward values and every gradient of dense / strided / 1×1 / depthwise convolutions (the
 //! per-sample and grouped-sample GEMM paths, the gather-table path of small maps, the direct
-//! path of layers with at most 4 outputs, and the adjoint-convolution input gradient), max
+//! path of layers with at most 4 outputs, and the adjoint-convolution input gradient; and each fused with a preceding ×2 upsampling), max
 //! pooling with padding and ties, average pooling whose windows do not tile the input,
 //! training-mode batch norm with no activation, a fused ReLU and a fused LeakyReLU, and the
 //! generators' LeakyReLU, nearest ×2 upsampling and instance norm. Also: finite differences of
@@ -43,11 +43,14 @@ fn run_conv_cases(g: &HashMap<String, Tensor>) {
     for n in conv_names(g) {
         let t = |s: &str| g[&format!("{n}.{s}")].clone();
         let cfg = t("cfg").to_vec1::<i64>().unwrap();
+        // A 4th entry: nearest ×2 upsampling first, fused (`conv2d_up2`).
+        let up = cfg.get(3) == Some(&1);
         let cfg = ConvCfg { stride: cfg[0] as usize, padding: cfg[1] as usize, depthwise: cfg[2] != 0 };
         let x = Var::from_tensor(&t("x")).unwrap();
         let w = Var::from_tensor(&t("w")).unwrap();
         let b = g.get(&format!("{n}.b")).map(|b| Var::from_tensor(b).unwrap());
-        let y = ops::conv2d(x.as_tensor(), w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), cfg).unwrap();
+        let conv = if up { ops::conv2d_up2 } else { ops::conv2d };
+        let y = conv(x.as_tensor(), w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), cfg).unwrap();
         close(&format!("{n} y"), &y, &t("y"), 2e-6);
         let loss = (y * t("dy")).unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
@@ -63,6 +66,7 @@ fn run_conv_cases(g: &HashMap<String, Tensor>) {
 fn convolutions_match_pytorch() {
     let g = goldens();
     assert!(conv_names(&g).len() >= 10);
+    assert!(conv_names(&g).iter().filter(|n| n.starts_with("up")).count() == 3, "the fused upsampling cases");
     run_conv_cases(&g);
 }
 

@@ -38,13 +38,15 @@ def rnd(*shape):
 ops = {}
 
 
-def conv_case(name, b, c, h, w, o, k, s, p, bias, depthwise=False):
+def conv_case(name, b, c, h, w, o, k, s, p, bias, depthwise=False, up=False):
     x = rnd(b, c, h, w)
     wt = rnd(o, 1 if depthwise else c, k, k) * 0.5
     bb = rnd(o) if bias else None
     xd, wd = x.double().requires_grad_(), wt.double().requires_grad_()
     bd = bb.double().requires_grad_() if bias else None
-    y = F.conv2d(xd, wd, bd, stride=s, padding=p, groups=c if depthwise else 1)
+    # up: the generators' nearest x2 upsampling before the convolution (one fused op in Rust).
+    xs = F.interpolate(xd, scale_factor=2, mode="nearest") if up else xd
+    y = F.conv2d(xs, wd, bd, stride=s, padding=p, groups=c if depthwise else 1)
     dy = rnd(*y.shape)
     y.backward(dy.double())
     ops[f"{name}.x"] = x
@@ -53,7 +55,7 @@ def conv_case(name, b, c, h, w, o, k, s, p, bias, depthwise=False):
     ops[f"{name}.y"] = y.detach().to(f32)
     ops[f"{name}.dx"] = xd.grad.to(f32)
     ops[f"{name}.dw"] = wd.grad.to(f32)
-    ops[f"{name}.cfg"] = torch.tensor([s, p, int(depthwise)], dtype=torch.int64)
+    ops[f"{name}.cfg"] = torch.tensor([s, p, int(depthwise)] + ([1] if up else []), dtype=torch.int64)
     if bias:
         ops[f"{name}.b"] = bb
         ops[f"{name}.db"] = bd.grad.to(f32)
@@ -90,6 +92,14 @@ conv_case("c4p1", 3, 5, 7, 7, 6, 4, 1, 1, True)
 conv_case("c3adjo", 2, 20, 9, 9, 6, 3, 1, 1, True)
 conv_case("c5adjo", 3, 16, 6, 5, 8, 5, 1, 2, False)
 conv_case("c3adjt", 3, 17, 4, 4, 24, 3, 1, 1, False)
+# Upsample x2 then convolve, fused (cfg's 4th entry): the col2im, few-output and adjoint input
+# gradients. Drawn from a saved RNG state so the goldens after these keep their values.
+rng = torch.random.get_rng_state()
+torch.manual_seed(20261130)
+conv_case("up3", 2, 5, 6, 5, 6, 3, 1, 1, True, up=True)
+conv_case("up3few", 3, 6, 5, 4, 1, 3, 1, 1, False, up=True)
+conv_case("up3adj", 2, 20, 4, 4, 6, 3, 1, 1, True, up=True)
+torch.random.set_rng_state(rng)
 
 
 def pool_case(name, x, kind, k, s, p):

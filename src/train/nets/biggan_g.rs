@@ -57,6 +57,10 @@ impl SnConv {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         ops::conv2d(x, &self.w.weight(train)?, self.b.as_ref(), ConvCfg::new(1, self.k / 2))
     }
+    /// The convolution of `x` upsampled ×2 (nearest), as one op.
+    pub fn forward_up2(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        ops::conv2d_up2(x, &self.w.weight(train)?, self.b.as_ref(), ConvCfg::new(1, self.k / 2))
+    }
 
     /// Only the first `n` output channels (σ still from the whole matrix).
     pub fn forward_first(&self, x: &Tensor, n: usize, train: bool) -> Result<Tensor> {
@@ -180,11 +184,9 @@ pub struct GenBlock {
 impl GenBlock {
     pub fn forward(&self, x: &Tensor, cond: &Tensor, train: bool, rec: &mut Record) -> Result<Tensor> {
         let h = self.conv[0].forward(&self.bn[0].forward(x, cond, true, train, rec)?, train)?;
-        let mut h = self.bn[1].forward(&h, cond, true, train, rec)?;
-        if self.up {
-            h = ops::pointwise::upsample2(&h)?;
-        }
-        let h = self.conv[1].forward(&h, train)?;
+        let h = self.bn[1].forward(&h, cond, true, train, rec)?;
+        // Upsample → conv fused: the 4×-sized activation never enters the graph.
+        let h = if self.up { self.conv[1].forward_up2(&h, train)? } else { self.conv[1].forward(&h, train)? };
         let h = self.conv[2].forward(&self.bn[2].forward(&h, cond, true, train, rec)?, train)?;
         let h = self.conv[3].forward(&self.bn[3].forward(&h, cond, true, train, rec)?, train)?;
         let mut skip = if x.dim(1)? != self.cout { x.narrow(1, 0, self.cout)?.contiguous()? } else { x.clone() };

@@ -106,18 +106,17 @@ impl CgnGenerator {
         let inp = Tensor::cat(&[u, &self.emb.index_select(y, 0)?], 1)?;
         let s = &self.shape;
         let h = s.l0.forward(&inp)?.reshape((b, 2 * NGF, 8, 8))?;
-        let h = pointwise::upsample2(&pointwise::instance_norm(&h, 1e-5)?)?;
-        let h = s.bn5.forward_act(&s.c4.forward(&h)?, train, LEAKY)?;
-        let h = pointwise::upsample2(&pointwise::instance_norm(&h, 1e-5)?)?;
-        let h = s.bn10.forward_act(&s.c9.forward(&h)?, train, LEAKY)?;
+        // Upsample → conv pairs run fused (`forward_up2`).
+        let h = s.bn5.forward_act(&s.c4.forward_up2(&pointwise::instance_norm(&h, 1e-5)?)?, train, LEAKY)?;
+        let h = s.bn10.forward_act(&s.c9.forward_up2(&pointwise::instance_norm(&h, 1e-5)?)?, train, LEAKY)?;
         let m = pointwise::instance_norm(&h, 1e-5)?
             .clamp(crate::models::cgn_mnist::MASK_MIN, crate::models::cgn_mnist::MASK_MAX)?;
         let mask = m.repeat((1, 3, 1, 1))?;
         let mut tex = Vec::with_capacity(2);
         for (t, &(dy, dx)) in self.text.iter().zip(&shifts) {
             let h = t.l0.forward(&inp)?.reshape((b, 2 * NGF, 8, 8))?;
-            let h = t.bn4.forward_act(&t.c3.forward(&pointwise::upsample2(&h)?)?, train, LEAKY)?;
-            let h = t.bn8.forward_act(&t.c7.forward(&pointwise::upsample2(&h)?)?, train, LEAKY)?;
+            let h = t.bn4.forward_act(&t.c3.forward_up2(&h)?, train, LEAKY)?;
+            let h = t.bn8.forward_act(&t.c7.forward_up2(&h)?, train, LEAKY)?;
             let h = t.bn11.forward(&t.c10.forward(&h)?, train, false)?.tanh()?;
             tex.push(torus_roll(&h, dy, dx)?);
         }

@@ -203,6 +203,10 @@ impl Conv {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(x, &self.w, self.b.as_ref(), self.cfg)
     }
+    /// The convolution of `x` upsampled ×2 (nearest), as one op.
+    pub fn forward_up2(&self, x: &Tensor) -> Result<Tensor> {
+        ops::conv2d_up2(x, &self.w, self.b.as_ref(), self.cfg)
+    }
 }
 
 /// `y = x·Wᵀ + b`.

@@ -43,6 +43,10 @@ thread_local! {
     static DWT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The adjoint convolution's kernel ([`Geom::adjoint`]).
     static WFLIP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The ×2 upsampled input of a fused upsample-convolution ([`conv2d_up2`]).
+    static UP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Its input gradient at the upsampled size, before the 2×2 sums.
+    static DXUP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Stride, zero padding and grouping of a convolution.
@@ -518,9 +522,36 @@ fn dims4(l: &Layout) -> Result<[usize; 4]> {
     }
 }
 
-/// `conv(x, w)`; with a third argument, `+ bias`.
+/// The input dims the convolution sees: `x`'s, doubled in height and width when `up`.
+fn seen_dims(x: &[usize], up: bool) -> Result<[usize; 4]> {
+    match *x {
+        [b, c, h, w] if up => Ok([b, c, 2 * h, 2 * w]),
+        [b, c, h, w] => Ok([b, c, h, w]),
+        ref d => candle_core::bail!("conv2d: expected a 4-D input, got {d:?}"),
+    }
+}
+
+/// Runs `f` on `x` as the convolution sees it: itself, or (`up`) its ×2 nearest upsampling of
+/// geometry `g` built in a reused per-thread buffer.
+fn with_seen_input<T>(g: &Geom, x: &[f32], up: bool, f: impl FnOnce(&[f32]) -> T) -> T {
+    if !up {
+        return f(x);
+    }
+    UP.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let n = g.b * g.c * g.hw();
+        grow(&mut buf, n);
+        super::pointwise::upsample2_planes(x, g.h / 2, g.w / 2, &mut buf[..n]);
+        f(&buf[..n])
+    })
+}
+
+/// `conv(x, w)` or, with `up`, `conv(upsample2(x), w)`; with a third argument, `+ bias`.
 #[derive(Debug, Clone, Copy)]
-struct Conv(ConvCfg);
+struct Conv {
+    cfg: ConvCfg,
+    up: bool,
+}
 
 impl Conv {
     fn fwd(
@@ -529,7 +560,7 @@ impl Conv {
         w: (&CpuStorage, &Layout),
         b: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(x.1.dims(), w.1.dims(), self.0)?;
+        let g = Geom::new(&seen_dims(x.1.dims(), self.up)?, w.1.dims(), self.cfg)?;
         let xs = f32_slice(x.0, x.1, "conv2d input")?;
         let ws = f32_slice(w.0, w.1, "conv2d weight")?;
         let bs = match b {
@@ -543,19 +574,19 @@ impl Conv {
             None => None,
         };
         let mut y = crate::ops::output_buffer(g.b * g.o * g.ohw());
-        forward(&g, xs, ws, bs, &mut y);
+        with_seen_input(&g, xs, self.up, |xs| forward(&g, xs, ws, bs, &mut y));
         Ok((CpuStorage::F32(y), Shape::from(g.out_dims().to_vec())))
     }
 
     fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &ConvGradInput { cfg: self.0, x: x.dims().to_vec() })?)
+            Some(dy.apply_op2_no_bwd(w, &ConvGradInput { cfg: self.cfg, up: self.up, x: x.dims().to_vec() })?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(&dy, &ConvGradWeight { cfg: self.0, w: w.dims().to_vec() })?)
+            Some(x.apply_op2_no_bwd(&dy, &ConvGradWeight { cfg: self.cfg, up: self.up, w: w.dims().to_vec() })?)
         } else {
             None
         };
@@ -607,6 +638,7 @@ impl CustomOp3 for Conv {
 /// `(dy, w) → dx`.
 struct ConvGradInput {
     cfg: ConvCfg,
+    up: bool,
     x: Vec<usize>,
 }
 
@@ -615,7 +647,7 @@ impl CustomOp2 for ConvGradInput {
         "intervene-conv2d-grad-input"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(&self.x, l2.dims(), self.cfg)?;
+        let g = Geom::new(&seen_dims(&self.x, self.up)?, l2.dims(), self.cfg)?;
         if dims4(l1)? != g.out_dims() {
             candle_core::bail!(
                 "conv2d backward: gradient {:?} does not match the output {:?}",
@@ -625,8 +657,22 @@ impl CustomOp2 for ConvGradInput {
         }
         let dy = f32_slice(s1, l1, "conv2d output gradient")?;
         let w = f32_slice(s2, l2, "conv2d weight")?;
-        let mut dx = crate::ops::output_buffer(g.b * g.c * g.hw());
-        backward_input(&g, w, dy, &mut dx);
+        let n = g.b * g.c * g.hw();
+        if !self.up {
+            let mut dx = crate::ops::output_buffer(n);
+            backward_input(&g, w, dy, &mut dx);
+            return Ok((CpuStorage::F32(dx), Shape::from(self.x.clone())));
+        }
+        // The gradient of the upsampled input, in a reused buffer (zeroed: col2im adds into
+        // it), then the upsampling's adjoint into the op's output.
+        let mut dx = crate::ops::output_buffer(n / 4);
+        DXUP.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            grow(&mut buf, n);
+            buf[..n].fill(0.0);
+            backward_input(&g, w, dy, &mut buf[..n]);
+            super::pointwise::downsum2_planes(&buf[..n], g.h / 2, g.w / 2, &mut dx);
+        });
         Ok((CpuStorage::F32(dx), Shape::from(self.x.clone())))
     }
 }
@@ -634,6 +680,7 @@ impl CustomOp2 for ConvGradInput {
 /// `(x, dy) → dw`.
 struct ConvGradWeight {
     cfg: ConvCfg,
+    up: bool,
     w: Vec<usize>,
 }
 
@@ -642,7 +689,7 @@ impl CustomOp2 for ConvGradWeight {
         "intervene-conv2d-grad-weight"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(l1.dims(), &self.w, self.cfg)?;
+        let g = Geom::new(&seen_dims(l1.dims(), self.up)?, &self.w, self.cfg)?;
         if dims4(l2)? != g.out_dims() {
             candle_core::bail!(
                 "conv2d backward: gradient {:?} does not match the output {:?}",
@@ -653,7 +700,7 @@ impl CustomOp2 for ConvGradWeight {
         let x = f32_slice(s1, l1, "conv2d input")?;
         let dy = f32_slice(s2, l2, "conv2d output gradient")?;
         let mut dw = vec![0f32; self.w.iter().product()];
-        backward_weight(&g, x, dy, &mut dw);
+        with_seen_input(&g, x, self.up, |x| backward_weight(&g, x, dy, &mut dw));
         Ok((CpuStorage::F32(dw), Shape::from(self.w.clone())))
     }
 }
@@ -675,10 +722,25 @@ impl candle_core::CustomOp1 for ConvGradBias {
 /// The differentiable CPU convolution: `x (b, c, h, w)`, `w (o, c, k, k)` (or `(c, 1, k, k)`
 /// depthwise), optional `bias (o)`.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Result<Tensor> {
+    apply(x, w, bias, Conv { cfg, up: false })
+}
+
+/// `conv2d(upsample2(x), …)` as one op: the generators' upsample-then-convolve. The upsampled
+/// input lives only in a reused per-thread buffer, rebuilt for the weight gradient, so the graph
+/// holds no 4×-sized tensor: candle would allocate it, and in the backward pass zero and add its
+/// gradient, which together cost more than the upsampling itself.
+pub fn conv2d_up2(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Result<Tensor> {
+    if cfg.depthwise {
+        candle_core::bail!("conv2d_up2: depthwise convolutions are not fused with upsampling");
+    }
+    apply(x, w, bias, Conv { cfg, up: true })
+}
+
+fn apply(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: Conv) -> Result<Tensor> {
     let x = x.contiguous()?;
     let w = w.contiguous()?;
     match bias {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, Conv(cfg)),
-        None => x.apply_op2(&w, Conv(cfg)),
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
     }
 }

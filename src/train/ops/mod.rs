@@ -82,6 +82,14 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Re
     }
 }
 
+/// `conv2d(upsample2(x), w) + bias` (nearest ×2), fused on the CPU ([`conv::conv2d_up2`]).
+pub fn conv2d_up2(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: ConvCfg) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return conv::conv2d_up2(x, w, bias, cfg);
+    }
+    conv2d(&pointwise::upsample2(x)?, w, bias, cfg)
+}
+
 /// ReLU.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() {

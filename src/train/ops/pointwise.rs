@@ -77,6 +77,38 @@ pub fn leaky_relu(x: &Tensor, slope: f32) -> Result<Tensor> {
     x.contiguous()?.apply_op1(LeakyRelu(slope))
 }
 
+/// Nearest ×2 upsampling of the `h × w` planes of `x` into the `2h × 2w` planes of `y` (as many
+/// planes as `y` holds): each source row is widened once and its copy is the row below.
+pub(crate) fn upsample2_planes(x: &[f32], h: usize, w: usize, y: &mut [f32]) {
+    let w2 = 2 * w;
+    for_each_chunk(y, 4 * h * w, |i, out| {
+        let p = &x[i * h * w..(i + 1) * h * w];
+        for (src, rows) in p.chunks_exact(w).zip(out.chunks_exact_mut(2 * w2)) {
+            let (top, bottom) = rows.split_at_mut(w2);
+            for (pair, &v) in top.chunks_exact_mut(2).zip(src) {
+                pair[0] = v;
+                pair[1] = v;
+            }
+            bottom.copy_from_slice(top);
+        }
+    });
+}
+
+/// The adjoint of [`upsample2_planes`]: each 2×2 block of the `2h × 2w` planes of `dy` summed
+/// into the `h × w` planes of `dx` (as many planes as `dx` holds).
+pub(crate) fn downsum2_planes(dy: &[f32], h: usize, w: usize, dx: &mut [f32]) {
+    let w2 = 2 * w;
+    for_each_chunk(dx, h * w, |i, out| {
+        let p = &dy[i * 4 * h * w..(i + 1) * 4 * h * w];
+        for (rows, o) in p.chunks_exact(2 * w2).zip(out.chunks_exact_mut(w)) {
+            let (top, bottom) = rows.split_at(w2);
+            for ((o, t), b) in o.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+                *o = t[0] + t[1] + b[0] + b[1];
+            }
+        }
+    });
+}
+
 struct Upsample2;
 
 impl CustomOp1 for Upsample2 {
@@ -87,15 +119,7 @@ impl CustomOp1 for Upsample2 {
         let [b, c, h, w] = dims4(l, "upsample")?;
         let x = f32_slice(s, l, "upsample input")?;
         let mut y = crate::ops::output_buffer(b * c * 4 * h * w);
-        for_each_chunk(&mut y, 4 * h * w, |i, out| {
-            let p = &x[i * h * w..(i + 1) * h * w];
-            for r in 0..2 * h {
-                let src = &p[(r / 2) * w..(r / 2 + 1) * w];
-                for (j, o) in out[r * 2 * w..(r + 1) * 2 * w].iter_mut().enumerate() {
-                    *o = src[j / 2];
-                }
-            }
-        });
+        upsample2_planes(x, h, w, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((b, c, 2 * h, 2 * w))))
     }
     fn bwd(&self, _: &Tensor, _: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
@@ -115,15 +139,7 @@ impl CustomOp1 for Upsample2Grad {
         let (h, w) = (h2 / 2, w2 / 2);
         let dy = f32_slice(s, l, "upsample gradient")?;
         let mut dx = crate::ops::output_buffer(b * c * h * w);
-        for_each_chunk(&mut dx, h * w, |i, out| {
-            let p = &dy[i * h2 * w2..(i + 1) * h2 * w2];
-            for y in 0..h {
-                for x in 0..w {
-                    let a = (2 * y) * w2 + 2 * x;
-                    out[y * w + x] = p[a] + p[a + 1] + p[a + w2] + p[a + w2 + 1];
-                }
-            }
-        });
+        downsum2_planes(dy, h, w, &mut dx);
         Ok((CpuStorage::F32(dx), Shape::from((b, c, h, w))))
     }
 }
