@@ -211,6 +211,35 @@ fn generator_pointwise_ops_match_pytorch() {
 }
 
 #[test]
+fn fused_add_relu_matches_the_sum_then_relu() {
+    // Against the two-node form (candle's add, then the golden-checked ReLU), including exact
+    // zeros of the sum, where PyTorch's rule gives no gradient.
+    let dev = Device::Cpu;
+    let a0 = Tensor::randn(0f32, 1.0, (2, 3, 5, 4), &dev).unwrap();
+    let mut b0 = Tensor::randn(0f32, 1.0, (2, 3, 5, 4), &dev).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let av = a0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for i in (0..b0.len()).step_by(7) {
+        b0[i] = -av[i];
+    }
+    let b0 = Tensor::from_vec(b0, (2, 3, 5, 4), &dev).unwrap();
+    let r = Tensor::randn(0f32, 1.0, (2, 3, 5, 4), &dev).unwrap();
+    let run = |fused: bool| {
+        let (a, b) = (Var::from_tensor(&a0).unwrap(), Var::from_tensor(&b0).unwrap());
+        let y = if fused {
+            ops::add_relu(a.as_tensor(), b.as_tensor()).unwrap()
+        } else {
+            ops::relu(&(a.as_tensor() + b.as_tensor()).unwrap()).unwrap()
+        };
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        [y, g.get(a.as_tensor()).unwrap().clone(), g.get(b.as_tensor()).unwrap().clone()]
+            .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+    };
+    let (fused, plain) = (run(true), run(false));
+    assert_eq!(fused, plain);
+    assert!(fused[1].iter().filter(|&&g| g == 0.0).count() >= 20, "the zeros of the sum pass no gradient");
+}
+
+#[test]
 fn relu_backward_is_zero_at_zero() {
     let x = Var::from_tensor(&Tensor::new(&[-1f32, 0.0, 2.0], &Device::Cpu).unwrap()).unwrap();
     let y = ops::relu(x.as_tensor()).unwrap();

@@ -55,7 +55,7 @@ impl Block {
             Some((c, n)) => n.forward(&c.forward(x)?, train, false)?,
             None => x.clone(),
         };
-        ops::relu(&(h + skip)?)
+        ops::add_relu(&h, &skip)
     }
 }
 

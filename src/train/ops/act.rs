@@ -56,3 +56,30 @@ impl CustomOp2 for ReluGrad {
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Relu)
 }
+
+/// `relu(a + b)`: a residual block's end. As two nodes, candle would keep the sum, and in the
+/// backward pass zero and add its gradient before handing it on to both inputs.
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "intervene-add-relu"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        if l1.dims() != l2.dims() {
+            candle_core::bail!("add_relu: shapes {:?} and {:?} differ", l1.dims(), l2.dims());
+        }
+        let a = f32_slice(s1, l1, "add_relu input")?;
+        let b = f32_slice(s2, l2, "add_relu residual")?;
+        Ok((CpuStorage::F32(map2(a, b, |a, b| (a + b).max(0.0))), l1.shape().clone()))
+    }
+    fn bwd(&self, a: &Tensor, b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = y.apply_op2_no_bwd(&dy.contiguous()?, &ReluGrad)?;
+        Ok((a.track_op().then(|| g.clone()), b.track_op().then_some(g)))
+    }
+}
+
+/// `relu(a + b)` on the CPU, one node with the one-pass backward.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}

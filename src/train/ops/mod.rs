@@ -99,6 +99,15 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `relu(a + b)`, one node on the CPU ([`act::add_relu`]).
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.device().is_cpu() {
+        act::add_relu(a, b)
+    } else {
+        (a + b)?.relu()
+    }
+}
+
 /// Training-mode batch norm (+ ReLU or LeakyReLU) and the batch statistics.
 pub fn batch_norm_train(
     x: &Tensor,
