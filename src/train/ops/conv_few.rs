@@ -108,6 +108,19 @@ fn wide_simd() -> bool {
     false
 }
 
+/// One block's operands for [`accumulate`]: `n_src` padded source planes of `pl` values, the
+/// tap offsets, the block's weights `wb[(s·kk + t)·D + d]` and initial values, and the rounded
+/// wide output length.
+struct BlockArgs<'a> {
+    pad: &'a [f32],
+    pl: usize,
+    n_src: usize,
+    offs: &'a [usize],
+    wb: &'a [f32],
+    init: &'a [f32],
+    olr: usize,
+}
+
 /// `out[d·olr + q] = init[d] + Σ_s Σ_t wb[(s·kk + t)·D + d] · pad[s·pl + q + offs[t]]` for the
 /// `D` planes of one block, `q < olr` (a multiple of [`CHUNK`]). The `2·D` accumulators stay in
 /// registers across all `n_src · kk` taps: one load per tap feeds `2·D` multiply–adds, where an
@@ -155,18 +168,10 @@ fn accumulate<const D: usize, const FMA: bool>(
 
 /// [`accumulate`] for a block of `nd ≤ DB` planes.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn accumulate_nd<const FMA: bool>(
-    nd: usize,
-    pad: &[f32],
-    pl: usize,
-    n_src: usize,
-    offs: &[usize],
-    wb: &[f32],
-    init: &[f32],
-    out: &mut [f32],
-    olr: usize,
-) {
+fn accumulate_nd<const FMA: bool>(nd: usize, a: &BlockArgs, out: &mut [f32]) {
+    // Unpacked here: with the struct passed into `accumulate` itself, LLVM left its inner loop
+    // scalar (18 % of a cgn-gan step instead of 1.5 %).
+    let BlockArgs { pad, pl, n_src, offs, wb, init, olr } = *a;
     match nd {
         1 => accumulate::<1, FMA>(pad, pl, n_src, offs, wb, init, out, olr),
         2 => accumulate::<2, FMA>(pad, pl, n_src, offs, wb, init, out, olr),
@@ -176,40 +181,18 @@ fn accumulate_nd<const FMA: bool>(
 }
 
 /// [`accumulate_nd`] on AVX-512 + FMA where present.
-#[allow(clippy::too_many_arguments)]
-fn accumulate_block(
-    nd: usize,
-    pad: &[f32],
-    pl: usize,
-    n_src: usize,
-    offs: &[usize],
-    wb: &[f32],
-    init: &[f32],
-    out: &mut [f32],
-    olr: usize,
-) {
+fn accumulate_block(nd: usize, a: &BlockArgs, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn simd(
-        nd: usize,
-        pad: &[f32],
-        pl: usize,
-        n_src: usize,
-        offs: &[usize],
-        wb: &[f32],
-        init: &[f32],
-        out: &mut [f32],
-        olr: usize,
-    ) {
-        accumulate_nd::<true>(nd, pad, pl, n_src, offs, wb, init, out, olr)
+    unsafe fn simd(nd: usize, a: &BlockArgs, out: &mut [f32]) {
+        accumulate_nd::<true>(nd, a, out)
     }
     #[cfg(target_arch = "x86_64")]
     if wide_simd() {
         // SAFETY: AVX-512F and FMA are present.
-        return unsafe { simd(nd, pad, pl, n_src, offs, wb, init, out, olr) };
+        return unsafe { simd(nd, a, out) };
     }
-    accumulate_nd::<false>(nd, pad, pl, n_src, offs, wb, init, out, olr)
+    accumulate_nd::<false>(nd, a, out)
 }
 
 /// `Σ a[q] · b[q]` in [`CHUNK`] lanes summed in a fixed order.
@@ -321,7 +304,8 @@ fn spread(
                         }
                     }
                     let inits: Vec<f32> = (d0..d0 + nd).map(&init).collect();
-                    accumulate_block(nd, &pad, pl, n_src, &offs, &wb, &inits, &mut wide, olr);
+                    let args = BlockArgs { pad: &pad, pl, n_src, offs: &offs, wb: &wb, init: &inits, olr };
+                    accumulate_block(nd, &args, &mut wide);
                     for j in 0..nd {
                         l.narrow(&wide[j * olr..], &mut planes[(d0 + j) * hw..(d0 + j + 1) * hw]);
                     }
