@@ -6,10 +6,15 @@
 //! GAN step these layers were a third of all im2col traffic for 3 % of the multiply–adds.
 //!
 //! Here planes are zero-padded once into rows of `Wp = w + 2p` ("wide" layout). In that layout
-//! every tap of the window is one constant offset, so each (input plane, tap) pair is a single
-//! long `axpy` or dot product over `h·Wp` values: no per-row slicing, fully vectorised. Outputs
-//! are accumulated wide and their `w` valid columns copied out. Each output value is computed by
-//! one thread in a fixed order, so results do not depend on the thread count.
+//! every tap of the window is one constant offset, so a run of output positions reads each tap
+//! as one contiguous span: no per-row slicing. The forward pass and the input gradient keep
+//! [`DB`] destination planes × 32 positions in registers across all (source plane, tap) pairs;
+//! the weight gradient takes a 3×3 kernel's nine tap dot products at once. These kernels are
+//! chosen at run time for AVX-512 + FMA (the crate targets baseline x86-64, where they ran on
+//! SSE2), with a portable fallback. Outputs are accumulated wide and their `w` valid columns
+//! copied out. Each output value is computed by one thread in a fixed order, so results do not
+//! depend on the thread count (they may differ in the last bits between CPUs with and without
+//! FMA).
 
 use std::cell::RefCell;
 
