@@ -282,13 +282,29 @@ fn spread(
     dst: &mut [f32],
     n_dst: usize,
     wt: &[f32],
-    at: impl Fn(usize, usize) -> usize + Sync,
-    offset: impl Fn(usize) -> usize + Sync,
-    init: impl Fn(usize) -> f32 + Sync,
+    at: impl Fn(usize, usize) -> usize,
+    offset: impl Fn(usize) -> usize,
+    init: impl Fn(usize) -> f32,
 ) {
     let (l, hw, kk) = (Wide::new(g), g.hw(), g.k * g.k);
     let (pl, olr) = (l.pad_len(), l.out_len_rounded());
     let offs: Vec<usize> = (0..kk).map(offset).collect();
+    // The weights of each block of DB destination planes in `accumulate`'s order (block `d0`
+    // at `d0·n_src·kk`, then `(s·kk + t)·nd + j`), and the initial values, built once for all
+    // samples.
+    let mut wb = vec![0f32; n_dst * n_src * kk];
+    for d0 in (0..n_dst).step_by(DB) {
+        let nd = DB.min(n_dst - d0);
+        let block = &mut wb[d0 * n_src * kk..(d0 + nd) * n_src * kk];
+        for s in 0..n_src {
+            for t in 0..kk {
+                for j in 0..nd {
+                    block[(s * kk + t) * nd + j] = wt[at(d0 + j, s) + t];
+                }
+            }
+        }
+    }
+    let inits: Vec<f32> = (0..n_dst).map(init).collect();
     for_each_chunk(&mut dst[..g.b * n_dst * hw], n_dst * hw, |b, planes| {
         PAD.with(|pad| {
             WIDE.with(|wide| {
@@ -298,18 +314,17 @@ fn spread(
                 for s in 0..n_src {
                     l.pad(&src[(b * n_src + s) * hw..][..hw], &mut pad[s * pl..]);
                 }
-                let mut wb = vec![0f32; n_src * kk * DB];
                 for d0 in (0..n_dst).step_by(DB) {
                     let nd = DB.min(n_dst - d0);
-                    for s in 0..n_src {
-                        for t in 0..kk {
-                            for j in 0..nd {
-                                wb[(s * kk + t) * nd + j] = wt[at(d0 + j, s) + t];
-                            }
-                        }
-                    }
-                    let inits: Vec<f32> = (d0..d0 + nd).map(&init).collect();
-                    let args = BlockArgs { pad: &pad, pl, n_src, offs: &offs, wb: &wb, init: &inits, olr };
+                    let args = BlockArgs {
+                        pad: &pad,
+                        pl,
+                        n_src,
+                        offs: &offs,
+                        wb: &wb[d0 * n_src * kk..(d0 + nd) * n_src * kk],
+                        init: &inits[d0..d0 + nd],
+                        olr,
+                    };
                     accumulate_block(nd, &args, &mut wide);
                     for j in 0..nd {
                         l.narrow(&wide[j * olr..], &mut planes[(d0 + j) * hw..(d0 + j + 1) * hw]);
