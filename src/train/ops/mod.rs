@@ -26,6 +26,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod linear;
 pub mod norm;
+mod norm_loops;
 pub mod pointwise;
 pub mod pool;
 pub mod reduce;

@@ -8,7 +8,8 @@
 //! Backward (`x̂ = (x − μ)/σ`, `g = dy·[y > 0]` after a fused ReLU, `dy·(y > 0 ? 1 : slope)`
 //! after a LeakyReLU (positive slope: y > 0 exactly where the normalised value is), n = b·h·w):
 //! `dβ = Σ g`, `dγ = Σ g·x̂`, `dx = γ/σ · (g − dβ/n − x̂·dγ/n)`.
-//! Sums use f64 accumulators in a fixed order.
+//! Sums use f64 accumulators in a fixed order. The per-plane loops live in
+//! [`super::norm_loops`], which runs them on AVX-512 where the CPU has it.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,8 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::f32_slice;
-use super::reduce::{sum_map, sum_map2};
+use super::norm_loops::{centred_sums, grad_input, grad_sums, normalise, GradCoef};
+use super::reduce::sum_map;
 
 /// The batch statistics of the last forward pass (for the running averages).
 #[derive(Debug, Clone, Default)]
@@ -38,9 +40,19 @@ pub enum BnAct {
 }
 
 impl BnAct {
+    /// The activation of a normalised value.
+    #[inline(always)]
+    pub(crate) fn apply(self, v: f32) -> f32 {
+        match self {
+            BnAct::Identity => v,
+            BnAct::Relu => v.max(0.0),
+            BnAct::Leaky(slope) => super::pointwise::leaky(v, slope),
+        }
+    }
+
     /// `dy` through the activation, from its output `y`.
     #[inline(always)]
-    fn grad(self, d: f32, y: f32) -> f32 {
+    pub(crate) fn grad(self, d: f32, y: f32) -> f32 {
         match self {
             BnAct::Identity => d,
             BnAct::Relu => {
@@ -117,8 +129,9 @@ impl CustomOp3 for BnTrain {
             // Two-pass variance around the f32-rounded mean, corrected for that rounding.
             let (mut q, mut d) = (0f64, 0f64);
             for bi in 0..b {
-                q += sum_map(plane(bi), |v| (v - m) * (v - m));
-                d += sum_map(plane(bi), |v| v - m);
+                let (pq, pd) = centred_sums(plane(bi), m);
+                q += pq;
+                d += pd;
             }
             let d = d / n as f64;
             (mean, (q / n as f64 - d * d).max(0.0))
@@ -135,14 +148,7 @@ impl CustomOp3 for BnTrain {
         let act = self.act;
         write_channels(&mut y, c, hw, |ch, bi, out| {
             let (a, sh) = coef[ch];
-            let src = &x[(bi * c + ch) * hw..][..hw];
-            match act {
-                BnAct::Identity => out.iter_mut().zip(src).for_each(|(o, &v)| *o = v * a + sh),
-                BnAct::Relu => out.iter_mut().zip(src).for_each(|(o, &v)| *o = (v * a + sh).max(0.0)),
-                BnAct::Leaky(slope) => {
-                    out.iter_mut().zip(src).for_each(|(o, &v)| *o = super::pointwise::leaky(v * a + sh, slope))
-                }
-            }
+            normalise(out, &x[(bi * c + ch) * hw..][..hw], a, sh, act);
         });
         if let Ok(mut st) = self.stats.lock() {
             *st = BatchStats {
@@ -221,33 +227,9 @@ impl CustomOp3 for BnTrainGrad {
             let (mut sg, mut sgx) = (0f64, 0f64);
             for bi in 0..b {
                 let o = (bi * c + ch) * hw;
-                let (xs, ds, ys) = (&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw]);
-                if act != BnAct::Identity {
-                    // g = dy through the activation (from its output), then the two sums.
-                    sg += sum_map2(ds, ys, |d, y| act.grad(d, y));
-                    let mut acc = 0f64;
-                    for ((xb, db), yb) in xs.chunks(512).zip(ds.chunks(512)).zip(ys.chunks(512)) {
-                        // Eight lanes, value i into lane i mod 8, in chunks of eight so that it
-                        // vectorises (`lane[i % 8]` indexing did not).
-                        let mut lane = [0f32; 8];
-                        let term = |xv: f32, dv: f32, yv: f32| act.grad(dv, yv) * ((xv - m) * is);
-                        let (x8, d8, y8) = (xb.chunks_exact(8), db.chunks_exact(8), yb.chunks_exact(8));
-                        let (xr, dr, yr) = (x8.remainder(), d8.remainder(), y8.remainder());
-                        for ((xc, dc), yc) in x8.zip(d8).zip(y8) {
-                            for k in 0..8 {
-                                lane[k] += term(xc[k], dc[k], yc[k]);
-                            }
-                        }
-                        for (k, ((&xv, &dv), &yv)) in xr.iter().zip(dr).zip(yr).enumerate() {
-                            lane[k] += term(xv, dv, yv);
-                        }
-                        acc += lane.iter().sum::<f32>() as f64;
-                    }
-                    sgx += acc;
-                } else {
-                    sg += sum_map(ds, |d| d);
-                    sgx += sum_map2(xs, ds, |xv, d| d * ((xv - m) * is));
-                }
+                let (pg, pgx) = grad_sums(&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw], m, is, act);
+                sg += pg;
+                sgx += pgx;
             }
             (sg, sgx)
         });
@@ -260,17 +242,15 @@ impl CustomOp3 for BnTrainGrad {
         let mut dx = crate::ops::output_buffer(x.len());
         write_channels(&mut dx, c, hw, |ch, bi, out| {
             let o = (bi * c + ch) * hw;
-            let (xs, ds, ys) = (&x[o..o + hw], &dy[o..o + hw], &y[o..o + hw]);
             let is = inv[ch] as f32;
-            let scale = self.gamma[ch] * is;
-            let mg = (sums[ch].0 / n) as f32;
-            let mgx = (sums[ch].1 / n) as f32;
-            let m = self.stats.mean[ch];
-            // Zipped (no bounds checks), so it vectorises.
-            for (((o, &xv), &d), &yv) in out[..hw].iter_mut().zip(xs).zip(ds).zip(ys) {
-                let g = act.grad(d, yv);
-                *o = scale * (g - mg - (xv - m) * is * mgx);
-            }
+            let coef = GradCoef {
+                mean: self.stats.mean[ch],
+                inv_std: is,
+                scale: self.gamma[ch] * is,
+                mean_g: (sums[ch].0 / n) as f32,
+                mean_gx: (sums[ch].1 / n) as f32,
+            };
+            grad_input(&mut out[..hw], &x[o..o + hw], &dy[o..o + hw], &y[o..o + hw], coef, act);
         });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
