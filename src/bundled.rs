@@ -79,6 +79,21 @@ pub fn index() -> Vec<Entry> {
     }
 }
 
+/// The two classifiers the Explain pane compares for the images of CGN `cgn`: the variant's
+/// original-data classifier and its counterfactual-trained one (the CGN study's Figure 3), or
+/// the original one twice when no counterfactual-trained one is shipped. `None` when the
+/// variant has no shipped classifier.
+pub fn explain_pair(idx: &[Entry], cgn: &Entry) -> Option<(String, String)> {
+    let trained_on = |t: &str| {
+        idx.iter()
+            .find(|c| c.kind == Kind::Classifier && c.variant.is_some() && c.variant == cgn.variant && c.trained_on.as_deref() == Some(t))
+            .map(|c| c.name.clone())
+    };
+    let original = trained_on("original")?;
+    let cf = trained_on("cgn").unwrap_or_else(|| original.clone());
+    Some((original, cf))
+}
+
 /// The entry called `name`.
 pub fn find(name: &str) -> Option<Entry> {
     index().into_iter().find(|e| e.name == name)
@@ -104,6 +119,41 @@ pub fn default_name(kind: Kind, fallback: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cgn_opens_explain_on_its_variants_original_and_counterfactual_classifiers() {
+        let entry = |name: &str, kind: Kind, variant: Option<&str>, trained_on: Option<&str>| Entry {
+            name: name.into(),
+            kind,
+            path: name.into(),
+            dataset: "mnist".into(),
+            variant: variant.map(Into::into),
+            trained_on: trained_on.map(Into::into),
+            card: String::new(),
+            default: false,
+            testing: false,
+            components: None,
+            default_class: None,
+            classifier: None,
+            summary: String::new(),
+        };
+        let idx = vec![
+            entry("cgn-w", Kind::Cgn, Some("wildlife"), None),
+            entry("clf-w-cf", Kind::Classifier, Some("wildlife"), Some("cgn")),
+            entry("clf-c-orig", Kind::Classifier, Some("colored"), Some("original")),
+            entry("clf-w-orig", Kind::Classifier, Some("wildlife"), Some("original")),
+            entry("cgn-c", Kind::Cgn, Some("colored"), None),
+            entry("cgn-r", Kind::Cgn, None, None),
+        ];
+        assert_eq!(explain_pair(&idx, &idx[0]), Some(("clf-w-orig".into(), "clf-w-cf".into())));
+        assert_eq!(explain_pair(&idx, &idx[4]), Some(("clf-c-orig".into(), "clf-c-orig".into())));
+        assert_eq!(explain_pair(&idx, &idx[5]), None, "a CGN without a variant matches no classifier");
+        // Every shipped CGN trained on a variant has its original-data classifier shipped.
+        let shipped = index();
+        for e in shipped.iter().filter(|e| e.kind == Kind::Cgn && !e.testing) {
+            assert!(explain_pair(&shipped, e).is_some(), "{}: a shipped classifier of its variant", e.name);
+        }
+    }
 
     #[test]
     fn the_shipped_index_lists_existing_folders_and_cards() {

@@ -342,6 +342,8 @@ fn run(
     while step < stop_at {
         if control.check().is_err() {
             save(step, &opt_g, &opt_d)?;
+            // The sheets of the weights just saved, so that a stopped run's folder shows them.
+            sheet(step)?;
             control.log(format!("stopped at step {step}/{total}; --resume continues from here"));
             return Err(Cancelled.into());
         }

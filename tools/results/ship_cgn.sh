@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Ships an MNIST CGN trained by `intervene train cgn` as a bundled model: a snapshot of the run's
+# weights, Table 2's "ours" cells for it (cgn_table2.sh, whose original-data classifier is the
+# variant's judge), its sample quality with that judge, and models/cgn-VARIANT/ with the
+# weights, sample sheets, run summary and a model card whose numbers all come from those files.
+# Usage: ship_cgn.sh VARIANT RUN_DIR COMMAND_FILE
+#   COMMAND_FILE holds the exact training commands, as they were run, for the card.
+# The models/index.json entry is added by hand (its summary line says what the card says).
+source "$(dirname "$0")/common.sh"
+variant=$1; run=$2; commands=$3
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+steps=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["step"])' "$run/metrics.jsonl")
+snap="$WORK/snap/cgn-$variant-$steps.safetensors"
+mkdir -p "$WORK/snap"
+cp "$run/model.safetensors" "$snap"
+"$(dirname "$0")/cgn_table2.sh" "$variant" "$snap" ours
+judge="$WORK/table2/$variant/ours/clf-original"
+q="$WORK/quality-cgn-$variant-$steps.json"
+"$INTERVENE" quality measure --generator "$snap" --judge "$judge" --data "$variant" --truncation 1.0 --json "$q"
+out="$repo/models/cgn-$variant"
+mkdir -p "$out"
+cp "$snap" "$out/model.safetensors"
+cp "$run/train.json" "$run/parts.png" "$run/counterfactuals.png" "$out/"
+cp "$q" "$out/quality.json"
+python3 "$(dirname "$0")/run_summary.py" "$run" --json > "$out/run-summary.json"
+python3 "$(dirname "$0")/card_cgn.py" "cgn-$variant" "$run" "$judge" "$q" "$commands" > "$out/MODEL_CARD.md"
+for c in original gan cgn original+cgn; do
+  cp "$WORK/table2/$variant/ours/clf-$c/eval.json" "$repo/docs/results/table2-$variant-$c-ours-step$steps-eval.json"
+done
+echo "shipped $out (step $steps)"
