@@ -14,6 +14,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def short(path: str) -> str:
+    """The last three components of a path (the scratch folder's own location says nothing)."""
+    return "/".join(Path(path).parts[-3:])
+
+
 def main() -> None:
     name, clf, eval_json, role, commands = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5])
     out = REPO / "models" / name
@@ -39,13 +44,14 @@ def main() -> None:
          "`intervene data build` / `export cgn`.",
          f"- **Training**: `intervene train classifier --arch {st['arch']}`: {opt['name']} lr {st['lr']:g}, "
          f"{sched['name']} schedule (×{sched.get('gamma', 1)} every {sched.get('every', '-')} epoch), batch {st['batch']}, "
-         f"{st['epochs']} epochs ({cfg['total_steps']:,} steps) on {cfg['images']['data']:,} images of `{st['data']}`, "
+         f"{st['epochs']} epochs ({cfg['total_steps']:,} steps) on {cfg['images']['data']:,} images of `{short(st['data'])}`, "
          f"seed {st['seed']}, CPU, {st['threads']} thread.{mix}",
          "- **Exact commands**:\n\n```sh\n" + commands.read_text().strip() + "\n```\n",
          "- **Metrics** of the shipped weights (`eval.json`, `intervene eval --json`): "
-         + ", ".join(f"**{100 * e['top1']:.2f} %** top-1 on `{e['name']}` ({e['n']:,} images)" for e in evals)
+         + ", ".join(f"**{100 * e['top1']:.2f} %** top-1 on the {what} test set (`{short(e['data'])}`, {e['n']:,} images)"
+                   for what, e in zip(["de-biased", "in-domain"], evals))
          + (f"; after epoch {last.get('epoch')} in `epochs.jsonl`." if last else "."),
-         "- **Per class** (top-1, first evaluation set): "
+         "- **Per class** (top-1, de-biased test set): "
          + ", ".join(f"{c['class']}: {100 * c['accuracy']:.1f} %" for c in evals[0]["per_class"]) + ".",
          f"- **Use**: `intervene cam --classifier models/{name} --image digit.png --out cam.png`, or the "
          "Explain pane, next to another classifier for side-by-side heatmaps."]
