@@ -90,8 +90,10 @@ impl StudioApp {
         }
         if let Some(c) = args.cgn {
             state.cgn_mode = true;
-            if !c.is_empty() {
-                state.cgn.model = c;
+            match crate::bundled::find(&c).filter(|e| e.kind == crate::bundled::Kind::Cgn) {
+                Some(e) => state.open_bundled_cgn(&e),
+                None if !c.is_empty() => state.cgn.model = c,
+                None => {}
             }
         }
         Self::with_creation(cc, state, args.cpu)

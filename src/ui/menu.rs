@@ -52,20 +52,7 @@ impl StudioApp {
                     s.classifier = clf.clone();
                 }
             }
-            Kind::Cgn => {
-                self.state.cgn_mode = true;
-                self.state.cgn.model = e.name.clone();
-                if let Some((original, cf)) = crate::bundled::explain_pair(&crate::bundled::index(), e) {
-                    // Side by side, with one method, when a counterfactual-trained classifier is
-                    // shipped: the two heatmaps then differ only by what each classifier learnt.
-                    if original != cf {
-                        self.state.explain.two = true;
-                        self.state.explain.slots[1].method = self.state.explain.slots[0].method.clone();
-                    }
-                    self.state.explain.slots[0].classifier = original;
-                    self.state.explain.slots[1].classifier = cf;
-                }
-            }
+            Kind::Cgn => self.state.open_bundled_cgn(e),
             Kind::Classifier => {
                 self.state.explain.enabled = true;
                 self.state.explain.slots[0].classifier = e.name.clone();

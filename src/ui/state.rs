@@ -150,6 +150,22 @@ impl Default for ExplainState {
 }
 
 impl StudioState {
+    /// Opens the counterfactual mode on the bundled CGN `e`, with Explain set to its variant's
+    /// original-data classifier beside its counterfactual-trained one (one method, side by
+    /// side) when one is shipped ([`crate::bundled::explain_pair`]).
+    pub fn open_bundled_cgn(&mut self, e: &crate::bundled::Entry) {
+        self.cgn_mode = true;
+        self.cgn.model = e.name.clone();
+        if let Some((original, cf)) = crate::bundled::explain_pair(&crate::bundled::index(), e) {
+            if original != cf {
+                self.explain.two = true;
+                self.explain.slots[1].method = self.explain.slots[0].method.clone();
+            }
+            self.explain.slots[0].classifier = original;
+            self.explain.slots[1].classifier = cf;
+        }
+    }
+
     pub fn mode(&self) -> EditMode {
         if self.centred {
             EditMode::Centred
@@ -219,5 +235,24 @@ mod tests {
         );
         // Components beyond the file's count are ignored.
         assert_eq!(s.edits(10, 5).len(), 1);
+    }
+
+    #[test]
+    fn opening_the_colored_cgn_compares_its_original_and_counterfactual_classifiers() {
+        let mut s = StudioState::default();
+        s.explain.slots[0].method = "gradcam".into();
+        let e = crate::bundled::find("cgn-colored").expect("cgn-colored is shipped");
+        s.open_bundled_cgn(&e);
+        assert!(s.cgn_mode && s.cgn.model == "cgn-colored");
+        assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-colored-original");
+        assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-colored-cgn");
+        assert!(s.explain.two, "side by side");
+        assert_eq!(s.explain.slots[1].method, "gradcam", "one method for both");
+        // Without a counterfactual-trained classifier, both slots show the original one.
+        let mut s = StudioState::default();
+        s.open_bundled_cgn(&crate::bundled::find("cgn-wildlife").expect("cgn-wildlife is shipped"));
+        assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-wildlife-original");
+        assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-wildlife-original");
+        assert!(!s.explain.two);
     }
 }
