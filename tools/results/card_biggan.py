@@ -14,6 +14,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run_summary import summary  # noqa: E402
 
 
+def short(path: str) -> str:
+    """The last three components of a path: the scratch folder's own location says nothing."""
+    return "/".join(Path(path).parts[-3:])
+
+
 def judge_evals(judge: Path) -> tuple[list[tuple[str, float]], int]:
     """(evaluation folder, top-1) of the judge's last epoch, and that epoch."""
     last = None

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from card_biggan import judge_evals, loss_lines, quality_table  # noqa: E402
+from card_biggan import judge_evals, loss_lines, quality_table, short  # noqa: E402
 from run_summary import summary  # noqa: E402
 
 AUTHORS_STEPS = 46_875
@@ -46,7 +46,7 @@ def main() -> None:
       f"{s['wall_hours']:.2f} h of steps (median {s['median_s_per_step']:.2f} s/step).\n")
     w("- **Exact commands**:\n\n```sh\n" + commands.read_text().strip() + "\n```\n")
     w(f"- **Judge**: an MNIST CNN trained {je} epochs on the variant's real (biased) training images; top-1 "
-      + ", ".join(f"{100 * t:.2f} % on `{d}`" for d, t in evals) + ".\n")
+      + ", ".join(f"{100 * t:.2f} % on `{short(d)}`" for d, t in evals) + ".\n")
     w("\n## Sample quality (`intervene quality measure`, non-counterfactual samples: one class for all three mechanisms)\n")
     out.extend(quality_table(q, "class consistency"))
     w("\n## Samples\n")

@@ -12,11 +12,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def short(path: str) -> str:
-    """The last three components of a path (the scratch folder's own location says nothing)."""
-    return "/".join(Path(path).parts[-3:])
+sys.path.insert(0, str(Path(__file__).parent))
+from card_biggan import short  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 //! four lanes. Each body is an `#[inline(always)]` function that takes the activation by value
 //! and is called from a `#[target_feature]` wrapper: closures handed to such a wrapper were not
 //! inlined into it, so they stayed SSE2. FMA is not enabled, so every path rounds as the plain
-//! one does and results do not depend on the CPU.
+//! one does and results do not depend on the CPU. The two pairs of sums are the exception:
+//! LLVM kept their loops mostly scalar even there, so they are written with AVX intrinsics
+//! (module `avx`), lane for lane the plain loop.
 //!
 //! Sums follow [`super::reduce`]'s order: eight f32 lanes within 512-value blocks, blocks added
 //! in f64. Where one pass can produce two sums it does, so each plane is read once per sum pair.
