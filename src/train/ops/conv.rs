@@ -47,6 +47,8 @@ thread_local! {
     static UP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Its input gradient at the upsampled size, before the 2×2 sums.
     static DXUP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One channel's four phase planes ([`halving`]).
+    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Stride, zero padding and grouping of a convolution.
@@ -199,11 +201,61 @@ fn taps_for(g: &Geom) -> Option<Taps> {
     Some(Taps::window(g.h, g.w, g.k, g.stride, g.pad, g.oh, g.ow))
 }
 
+/// Whether a convolution halves an even-sized map with stride 2 (ResNet's stem and the first
+/// convolution and downsampling of each stage). Then input pixel `(2y + py, 2x + px)` is pixel
+/// `(y, x)` of phase plane `(py, px)`, a plane the size of the output, and each tap's im2col row
+/// is a shifted copy of one phase plane ([`shifted_copy`]): memory copies instead of a gather
+/// per value. On the 7×7 stem, the phases cost one pass over the input for 12 passes' worth of
+/// gathers.
+fn halving(g: &Geom) -> bool {
+    g.stride == 2 && !g.depthwise && g.h % 2 == 0 && g.w % 2 == 0 && 2 * g.oh == g.h && 2 * g.ow == g.w && g.ohw() > SMALL_MAP
+}
+
+/// The four phase planes of `plane (h, w)`, `h` and `w` even: `phases[(py·2 + px)·ohw + y·ow +
+/// x] = plane[(2y + py)·w + 2x + px]`.
+fn split_phases(plane: &[f32], h: usize, w: usize, phases: &mut [f32]) {
+    let (oh, ow) = (h / 2, w / 2);
+    let ohw = oh * ow;
+    for y in 0..oh {
+        for py in 0..2 {
+            let src = &plane[(2 * y + py) * w..][..w];
+            let (even, odd) = phases[py * 2 * ohw..].split_at_mut(ohw);
+            let (even, odd) = (&mut even[y * ow..][..ow], &mut odd[y * ow..][..ow]);
+            for (x, pair) in src.chunks_exact(2).enumerate() {
+                even[x] = pair[0];
+                odd[x] = pair[1];
+            }
+        }
+    }
+}
+
+/// A tap offset `t` of a stride-2 window as (offset in the phase plane, phase): `t = 2·d + p`.
+fn phase_offset(t: isize) -> (isize, usize) {
+    (t.div_euclid(2), t.rem_euclid(2) as usize)
+}
+
 /// im2col of sample `x (c, h, w)` into columns `[j0, j0 + ohw)` of `col (kk, n)`; `table` is
 /// [`taps_for`]'s for this geometry.
 fn im2col(g: &Geom, table: Option<&Taps>, x: &[f32], col: &mut [f32], n: usize, j0: usize) {
     let (k, ohw, hw) = (g.k, g.ohw(), g.hw());
     let per_c = k * k * n;
+    if halving(g) {
+        return per_channel(col, g.c, per_c, |ci, rows| {
+            PHASES.with(|p| {
+                let mut p = p.borrow_mut();
+                grow(&mut p, hw);
+                split_phases(&x[ci * hw..(ci + 1) * hw], g.h, g.w, &mut p[..hw]);
+                for ky in 0..k {
+                    let (dy, py) = phase_offset(ky as isize - g.pad as isize);
+                    for kx in 0..k {
+                        let (dx, px) = phase_offset(kx as isize - g.pad as isize);
+                        let row = &mut rows[(ky * k + kx) * n + j0..][..ohw];
+                        shifted_copy(g.oh, g.ow, &p[(py * 2 + px) * ohw..][..ohw], row, dy, dx);
+                    }
+                }
+            })
+        });
+    }
     if let Some(table) = table {
         return per_channel(col, g.c, per_c, |ci, rows| table.gather_rows(&x[ci * hw..(ci + 1) * hw], rows, n, j0));
     }
@@ -212,7 +264,7 @@ fn im2col(g: &Geom, table: Option<&Taps>, x: &[f32], col: &mut [f32], n: usize, 
         for ky in 0..k {
             for kx in 0..k {
                 let row = &mut rows[(ky * k + kx) * n + j0..][..ohw];
-                shifted_copy(g, plane, row, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
+                shifted_copy(g.h, g.w, plane, row, ky as isize - g.pad as isize, kx as isize - g.pad as isize);
             }
         }
     });
@@ -240,12 +292,12 @@ fn row_range(h: usize, dy: isize) -> (usize, usize) {
     ((-dy).clamp(0, h as isize) as usize, (h as isize - dy).clamp(0, h as isize) as usize)
 }
 
-/// im2col row of one tap of a stride-1 "same" convolution: `row[oy·w + ox] = plane[(oy + dy)·w +
-/// ox + dx]`, 0 outside. The valid rows are one contiguous span of the plane shifted by
-/// `dy·w + dx`, so it is one copy; the `|dx|` columns per row that wrapped around are zeroed after.
-fn shifted_copy(g: &Geom, plane: &[f32], row: &mut [f32], dy: isize, dx: isize) {
-    let w = g.w;
-    let (lo, hi) = row_range(g.h, dy);
+/// im2col row of one tap of a stride-1 "same" convolution on `plane (h, w)`: `row[oy·w + ox] =
+/// plane[(oy + dy)·w + ox + dx]`, 0 outside. The valid rows are one contiguous span of the plane
+/// shifted by `dy·w + dx`, so it is one copy; the `|dx|` columns per row that wrapped around are
+/// zeroed after.
+fn shifted_copy(h: usize, w: usize, plane: &[f32], row: &mut [f32], dy: isize, dx: isize) {
+    let (lo, hi) = row_range(h, dy);
     row[..lo * w].fill(0.0);
     row[hi.max(lo) * w..].fill(0.0);
     if hi <= lo {
@@ -742,5 +794,31 @@ fn apply(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: Conv) -> Result<Tens
     match bias {
         Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
         None => x.apply_op2(&w, op),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The phase-plane im2col of halving convolutions equals the gather table's, value for value
+    /// (the table path is checked against PyTorch in tests/train_ops.rs).
+    #[test]
+    fn halving_im2col_matches_the_gather_table() {
+        // (h, w, k, pad): ResNet's stem, a stage's first 3×3 and its 1×1 downsampling, a
+        // non-square map, a 5×5 with padding 2 and an even kernel.
+        for &(h, w, k, pad) in &[(16, 16, 7, 3), (16, 16, 3, 1), (10, 10, 1, 0), (12, 6, 3, 1), (10, 12, 5, 2), (10, 10, 4, 1)] {
+            let g = Geom::new(&[2, 3, h, w], &[4, 3, k, k], ConvCfg::new(2, pad)).unwrap();
+            assert!(halving(&g), "{h}×{w} k{k} p{pad} should take the phase path");
+            let x: Vec<f32> = (0..3 * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let n = g.ohw() + 5;
+            let (mut got, mut want) = (vec![f32::NAN; g.kk() * n], vec![f32::NAN; g.kk() * n]);
+            im2col(&g, None, &x, &mut got, n, 3);
+            let table = Taps::window(h, w, k, 2, pad, g.oh, g.ow);
+            per_channel(&mut want, 3, k * k * n, |ci, rows| table.gather_rows(&x[ci * h * w..][..h * w], rows, n, 3));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "{h}×{w} k{k} p{pad}: col[{i}] {a} vs {b}");
+            }
+        }
     }
 }

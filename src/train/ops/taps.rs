@@ -41,26 +41,50 @@ impl Taps {
     /// im2col of one channel: `rows[t·n + j0 + j] = plane[idx[t·ohw + j]]` for every tap `t`,
     /// 0 in the padding.
     pub fn gather_rows(&self, plane: &[f32], rows: &mut [f32], n: usize, j0: usize) {
-        #[inline(always)]
-        fn walk(t: &Taps, plane: &[f32], rows: &mut [f32], n: usize, j0: usize) {
-            for (k, src) in t.rows().enumerate() {
-                for (d, &i) in rows[k * n + j0..][..t.ohw].iter_mut().zip(src) {
-                    *d = read_or(plane, i, 0.0);
-                }
-            }
-        }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
         unsafe fn walk_avx512(t: &Taps, plane: &[f32], rows: &mut [f32], n: usize, j0: usize) {
-            walk(t, plane, rows, n, j0)
+            gather_walk(t, plane, rows, n, j0)
         }
         assert_eq!(plane.len(), self.hw, "gather_rows: plane size");
+        let taps = self.idx.len() / self.ohw.max(1);
+        assert!(taps == 0 || rows.len() >= (taps - 1) * n + j0 + self.ohw, "gather_rows: rows too short");
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
+            if self.hw <= 16 && self.ohw <= 16 {
+                // SAFETY: AVX-512F is present; the plane and each tap's row were checked above.
+                return unsafe { self.permute_avx512(plane, rows, n, j0) };
+            }
             // SAFETY: AVX-512F is present.
             return unsafe { walk_avx512(self, plane, rows, n, j0) };
         }
-        walk(self, plane, rows, n, j0)
+        gather_walk(self, plane, rows, n, j0)
+    }
+
+    /// [`Self::gather_rows`] for planes and outputs of at most 16 pixels (ResNet's 4×4 and 2×2
+    /// stages): the plane sits in one register and each tap's row is one lane permutation of it,
+    /// where a gather would load every lane from memory separately.
+    ///
+    /// # Safety
+    /// AVX-512F must be present, `plane` hold `hw ≤ 16` values, `ohw ≤ 16`, and `rows` reach
+    /// `(taps − 1)·n + j0 + ohw`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn permute_avx512(&self, plane: &[f32], rows: &mut [f32], n: usize, j0: usize) {
+        use std::arch::x86_64::*;
+        let lanes = |m: usize| ((1u32 << m) - 1) as __mmask16;
+        let (lanes_in, lanes_out) = (lanes(self.hw), lanes(self.ohw));
+        // SAFETY (whole body): masked loads and stores touch only the first hw / ohw lanes,
+        // which the caller guarantees are in bounds.
+        let p = _mm512_maskz_loadu_ps(lanes_in, plane.as_ptr());
+        let hw = _mm512_set1_epi32(self.hw as i32);
+        for (k, src) in self.rows().enumerate() {
+            let idx = _mm512_maskz_loadu_epi32(lanes_out, src.as_ptr() as *const i32);
+            // Padding taps hold `hw`: outside the plane, so their lanes are zeroed.
+            let inside = _mm512_cmplt_epu32_mask(idx, hw);
+            let v = _mm512_maskz_permutexvar_ps(inside, idx, p);
+            _mm512_mask_storeu_ps(rows.as_mut_ptr().add(k * n + j0), lanes_out, v);
+        }
     }
 
     /// col2im of one channel, the adjoint of [`Self::gather_rows`]: `plane[idx[t·ohw + j]] +=
@@ -114,6 +138,16 @@ impl Taps {
     }
 }
 
+/// [`Taps::gather_rows`] as plain loops (vectorised to masked gathers under AVX-512).
+#[inline(always)]
+fn gather_walk(t: &Taps, plane: &[f32], rows: &mut [f32], n: usize, j0: usize) {
+    for (k, src) in t.rows().enumerate() {
+        for (d, &i) in rows[k * n + j0..][..t.ohw].iter_mut().zip(src) {
+            *d = read_or(plane, i, 0.0);
+        }
+    }
+}
+
 /// `plane[i]`, or `pad` when `i` is past the end (a padding tap).
 #[inline(always)]
 fn read_or(plane: &[f32], i: u32, pad: f32) -> f32 {
@@ -156,6 +190,23 @@ mod tests {
             }
         }
         (vals, idx)
+    }
+
+    /// The register-permutation im2col of small maps equals the plain gather loop.
+    #[test]
+    fn small_map_gather_matches_the_plain_loop() {
+        // (h, w, k, stride, pad): ResNet's 4×4 and 2×2 stages, a stride-2 step between them,
+        // a 1×1 on 3×3 and a full 16-pixel output from a 16-pixel plane.
+        for (h, w, k, s, p) in [(4, 4, 3, 1, 1), (2, 2, 3, 1, 1), (4, 4, 3, 2, 1), (3, 3, 1, 1, 0), (2, 8, 3, 1, 1)] {
+            let out = |n: usize| (n + 2 * p - k) / s + 1;
+            let t = Taps::window(h, w, k, s, p, out(h), out(w));
+            let x: Vec<f32> = (0..h * w).map(|i| i as f32 + 0.5).collect();
+            let n = t.ohw + 3;
+            let (mut got, mut want) = (vec![-7f32; k * k * n + 2], vec![-7f32; k * k * n + 2]);
+            t.gather_rows(&x, &mut got, n, 2);
+            super::gather_walk(&t, &x, &mut want, n, 2);
+            assert_eq!(got, want, "{h}×{w} k{k} s{s} p{p}");
+        }
     }
 
     #[test]
