@@ -240,6 +240,59 @@ fn fused_add_relu_matches_the_sum_then_relu() {
 }
 
 #[test]
+fn fused_conv_batch_norm_equals_the_two_ops() {
+    // Against the two golden-checked ops, bitwise: forward, every gradient and the batch
+    // statistics, for a same-size 3×3, a halving stride-2 7×7, a 1×1 and a small map, with
+    // each fused activation, and with a frozen weight and an input that needs no gradient.
+    use intervene::train::ops::BnAct;
+    let dev = Device::Cpu;
+    let cases = [
+        ((2, 5, 9, 9), (6, 5, 3, 3), ConvCfg::new(1, 1), BnAct::Relu, true, true),
+        ((2, 3, 16, 16), (4, 3, 7, 7), ConvCfg::new(2, 3), BnAct::Identity, false, true),
+        ((3, 4, 6, 6), (8, 4, 1, 1), ConvCfg::new(1, 0), BnAct::Leaky(0.2), true, false),
+        ((4, 6, 2, 2), (5, 6, 3, 3), ConvCfg::new(1, 1), BnAct::Relu, true, true),
+    ];
+    for (xs, ws, cfg, act, x_grad, w_grad) in cases {
+        let x0 = Tensor::randn(0f32, 1.0, xs, &dev).unwrap();
+        let w0 = Tensor::randn(0f32, 0.3, ws, &dev).unwrap();
+        let g0 = Tensor::randn(1f32, 0.2, ws.0, &dev).unwrap();
+        let b0 = Tensor::randn(0f32, 0.2, ws.0, &dev).unwrap();
+        let run = |fused: bool| {
+            let x = Var::from_tensor(&x0).unwrap();
+            let w = Var::from_tensor(&w0).unwrap();
+            let (gamma, beta) = (Var::from_tensor(&g0).unwrap(), Var::from_tensor(&b0).unwrap());
+            let xt = if x_grad { x.as_tensor().clone() } else { x.as_tensor().detach() };
+            let wt = if w_grad { w.as_tensor().clone() } else { w.as_tensor().detach() };
+            let (y, s) = if fused {
+                ops::conv_bn_train(&xt, &wt, gamma.as_tensor(), beta.as_tensor(), cfg, 1e-5, act).unwrap()
+            } else {
+                let z = ops::conv2d(&xt, &wt, None, cfg).unwrap();
+                ops::batch_norm_train(&z, gamma.as_tensor(), beta.as_tensor(), 1e-5, act).unwrap()
+            };
+            // A fixed upstream gradient, the same for both runs.
+            let r = Tensor::arange(0f32, y.elem_count() as f32, &dev).unwrap().reshape(y.dims()).unwrap().sin().unwrap();
+            let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+            let get = |t: &Tensor| grads.get(t).map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            assert_eq!(get(x.as_tensor()).is_some(), x_grad, "input gradient only when needed");
+            assert_eq!(get(w.as_tensor()).is_some(), w_grad, "kernel gradient only when needed");
+            let vals = vec![
+                Some(y.flatten_all().unwrap().to_vec1::<f32>().unwrap()),
+                get(x.as_tensor()),
+                get(w.as_tensor()),
+                get(gamma.as_tensor()),
+                get(beta.as_tensor()),
+                Some(s.mean),
+                Some(s.var),
+            ];
+            (vals, s.n)
+        };
+        let (fused, plain) = (run(true), run(false));
+        assert_eq!(fused, plain, "x {xs:?} w {ws:?} {act:?}");
+        assert!(fused.0[3].as_ref().is_some_and(|g| g.iter().any(|&v| v != 0.0)), "γ gets a gradient");
+    }
+}
+
+#[test]
 fn relu_backward_is_zero_at_zero() {
     let x = Var::from_tensor(&Tensor::new(&[-1f32, 0.0, 2.0], &Device::Cpu).unwrap()).unwrap();
     let y = ops::relu(x.as_tensor()).unwrap();

@@ -256,15 +256,7 @@ impl BatchNorm {
     pub fn forward_act(&self, x: &Tensor, train: bool, act: ops::BnAct) -> Result<Tensor> {
         if train {
             let (y, s) = ops::batch_norm_train(x, &self.weight, &self.bias, self.eps, act)?;
-            let m = self.momentum as f32;
-            let unbias = s.n as f32 / (s.n.max(2) - 1) as f32;
-            for (r, v) in lock(&self.buf.mean).iter_mut().zip(&s.mean) {
-                *r = m * v + (1.0 - m) * *r;
-            }
-            for (r, v) in lock(&self.buf.var).iter_mut().zip(&s.var) {
-                *r = m * (v * unbias) + (1.0 - m) * *r;
-            }
-            self.buf.tracked.fetch_add(1, Ordering::Relaxed);
+            self.track(&s);
             return Ok(y);
         }
         let c = self.weight.dim(0)?;
@@ -283,6 +275,33 @@ impl BatchNorm {
             ops::BnAct::Relu => ops::relu(&y),
             ops::BnAct::Leaky(a) => ops::pointwise::leaky_relu(&y, a),
         }
+    }
+}
+
+impl BatchNorm {
+    /// `conv` applied to `x`, then this batch norm and `act`: while training on the CPU one
+    /// fused op ([`ops::conv_bn`]) when the convolution has no bias, else the two layers.
+    pub fn forward_conv(&self, conv: &Conv, x: &Tensor, train: bool, act: ops::BnAct) -> Result<Tensor> {
+        if !train || conv.b.is_some() || conv.cfg.depthwise {
+            return self.forward_act(&conv.forward(x)?, train, act);
+        }
+        let (y, s) = ops::conv_bn_train(x, &conv.w, &self.weight, &self.bias, conv.cfg, self.eps, act)?;
+        self.track(&s);
+        Ok(y)
+    }
+
+    /// Folds a batch's statistics into the running averages (PyTorch's momentum rule, the
+    /// variance unbiased).
+    fn track(&self, s: &ops::BatchStats) {
+        let m = self.momentum as f32;
+        let unbias = s.n as f32 / (s.n.max(2) - 1) as f32;
+        for (r, v) in lock(&self.buf.mean).iter_mut().zip(&s.mean) {
+            *r = m * v + (1.0 - m) * *r;
+        }
+        for (r, v) in lock(&self.buf.var).iter_mut().zip(&s.var) {
+            *r = m * (v * unbias) + (1.0 - m) * *r;
+        }
+        self.buf.tracked.fetch_add(1, Ordering::Relaxed);
     }
 }
 

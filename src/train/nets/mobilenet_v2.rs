@@ -7,7 +7,7 @@ use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Builder, Conv, Init, Linear};
 use super::Mode;
-use crate::train::ops::ConvCfg;
+use crate::train::ops::{self, ConvCfg};
 
 /// conv → BN → optional ReLU6.
 struct ConvBn {
@@ -36,7 +36,8 @@ impl ConvBn {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn.forward(&self.conv.forward(x)?, train, self.relu6)?;
+        let act = if self.relu6 { ops::BnAct::Relu } else { ops::BnAct::Identity };
+        let y = self.bn.forward_conv(&self.conv, x, train, act)?;
         if self.relu6 {
             // ReLU already applied by the fused batch norm; the cap at 6 remains.
             y.minimum(6f32)

@@ -7,7 +7,7 @@ use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Builder, Conv, Init, Linear};
 use super::Mode;
-use crate::train::ops::{self, ConvCfg, Pool};
+use crate::train::ops::{self, BnAct, ConvCfg, Pool};
 
 fn conv(b: &mut Builder, name: &str, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv> {
     b.scope(name, |s| s.conv(cin, cout, k, ConvCfg::new(stride, k / 2), false, Init::kaiming_fan_out(cout * k * k)))
@@ -49,10 +49,10 @@ impl Block {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
         for (i, (c, n)) in self.convs.iter().enumerate() {
-            h = n.forward(&c.forward(&h)?, train, i < last)?;
+            h = n.forward_conv(c, &h, train, if i < last { BnAct::Relu } else { BnAct::Identity })?;
         }
         let skip = match &self.down {
-            Some((c, n)) => n.forward(&c.forward(x)?, train, false)?,
+            Some((c, n)) => n.forward_conv(c, x, train, BnAct::Identity)?,
             None => x.clone(),
         };
         ops::add_relu(&h, &skip)
@@ -89,7 +89,7 @@ impl ResNet {
 
     /// `(b, 3, h, w)` normalised → logits.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let h = self.bn1.forward(&self.conv1.forward(x)?, mode.train, true)?;
+        let h = self.bn1.forward_conv(&self.conv1, x, mode.train, BnAct::Relu)?;
         let mut h = ops::max_pool2d(&h, Pool { k: 3, stride: 2, padding: 1 })?;
         for b in &self.blocks {
             h = b.forward(&h, mode.train)?;

@@ -600,13 +600,13 @@ fn with_seen_input<T>(g: &Geom, x: &[f32], up: bool, f: impl FnOnce(&[f32]) -> T
 
 /// `conv(x, w)` or, with `up`, `conv(upsample2(x), w)`; with a third argument, `+ bias`.
 #[derive(Debug, Clone, Copy)]
-struct Conv {
-    cfg: ConvCfg,
-    up: bool,
+pub(super) struct Conv {
+    pub(super) cfg: ConvCfg,
+    pub(super) up: bool,
 }
 
 impl Conv {
-    fn fwd(
+    pub(super) fn fwd(
         &self,
         x: (&CpuStorage, &Layout),
         w: (&CpuStorage, &Layout),
@@ -630,7 +630,7 @@ impl Conv {
         Ok((CpuStorage::F32(y), Shape::from(g.out_dims().to_vec())))
     }
 
-    fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    pub(super) fn grads(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = if x.track_op() {
             Some(dy.apply_op2_no_bwd(w, &ConvGradInput { cfg: self.cfg, up: self.up, x: x.dims().to_vec() })?)

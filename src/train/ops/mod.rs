@@ -13,6 +13,7 @@
 //! | [`conv`] | dense convolution, any kernel / stride / padding, optional bias |
 //! | [`depthwise`] | depthwise convolution (direct loops) |
 //! | [`norm`] | training-mode batch norm, optionally fused with ReLU |
+//! | [`conv_bn`] | a convolution and the batch norm after it, as one node |
 //! | [`pool`] | max pooling with padding, average pooling |
 //! | [`act`] | ReLU with a one-pass backward |
 //! | [`pointwise`] | LeakyReLU, nearest ×2 upsampling, instance norm |
@@ -21,6 +22,7 @@
 
 pub mod act;
 pub mod conv;
+pub mod conv_bn;
 pub mod conv_few;
 pub mod depthwise;
 pub mod gemm;
@@ -140,6 +142,23 @@ pub fn batch_norm_train(
     let stats =
         BatchStats { mean: mean.detach().flatten_all()?.to_vec1()?, var: var.detach().flatten_all()?.to_vec1()?, n };
     Ok((y, stats))
+}
+
+/// `batch_norm_train(conv2d(x, w), γ, β, eps, act)` without a convolution bias: one op on the
+/// CPU ([`conv_bn::conv_bn_train`]), the two ops elsewhere.
+pub fn conv_bn_train(
+    x: &Tensor,
+    w: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    cfg: ConvCfg,
+    eps: f64,
+    act: BnAct,
+) -> Result<(Tensor, BatchStats)> {
+    if x.device().is_cpu() {
+        return conv_bn::conv_bn_train(x, w, gamma, beta, cfg, eps, act);
+    }
+    batch_norm_train(&conv2d(x, w, None, cfg)?, gamma, beta, eps, act)
 }
 
 /// Max pooling with padding (−∞ never wins).

@@ -100,6 +100,54 @@ fn write_channels(out: &mut [f32], c: usize, hw: usize, f: impl Fn(usize, usize,
     }
 }
 
+/// The forward pass on `x (b, c, hw)`: the output and the batch statistics.
+pub(super) fn forward_planes(
+    x: &[f32],
+    (b, c, hw): (usize, usize, usize),
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    act: BnAct,
+) -> Result<(Vec<f32>, BatchStats)> {
+    if gamma.len() != c || beta.len() != c {
+        candle_core::bail!("batch_norm: {} channels but weight {} / bias {}", c, gamma.len(), beta.len());
+    }
+    let n = b * hw;
+    let moments = per_channel(c, |ch| {
+        let plane = |bi: usize| &x[(bi * c + ch) * hw..][..hw];
+        let mean = (0..b).map(|bi| sum_map(plane(bi), |v| v)).sum::<f64>() / n as f64;
+        let m = mean as f32;
+        // Two-pass variance around the f32-rounded mean, corrected for that rounding.
+        let (mut q, mut d) = (0f64, 0f64);
+        for bi in 0..b {
+            let (pq, pd) = centred_sums(plane(bi), m);
+            q += pq;
+            d += pd;
+        }
+        let d = d / n as f64;
+        (mean, (q / n as f64 - d * d).max(0.0))
+    });
+    let coef: Vec<(f32, f32)> = moments
+        .iter()
+        .enumerate()
+        .map(|(ch, &(m, v))| {
+            let a = gamma[ch] as f64 / (v + eps).sqrt();
+            (a as f32, (beta[ch] as f64 - m * a) as f32)
+        })
+        .collect();
+    let mut y = crate::ops::output_buffer(x.len());
+    write_channels(&mut y, c, hw, |ch, bi, out| {
+        let (a, sh) = coef[ch];
+        normalise(out, &x[(bi * c + ch) * hw..][..hw], a, sh, act);
+    });
+    let stats = BatchStats {
+        mean: moments.iter().map(|m| m.0 as f32).collect(),
+        var: moments.iter().map(|m| m.1 as f32).collect(),
+        n,
+    };
+    Ok((y, stats))
+}
+
 impl CustomOp3 for BnTrain {
     fn name(&self) -> &'static str {
         "intervene-batch-norm-train"
@@ -118,44 +166,9 @@ impl CustomOp3 for BnTrain {
         let x = f32_slice(s1, l1, "batch_norm input")?;
         let gamma = f32_slice(s2, l2, "batch_norm weight")?;
         let beta = f32_slice(s3, l3, "batch_norm bias")?;
-        if gamma.len() != c || beta.len() != c {
-            candle_core::bail!("batch_norm: {} channels but weight {} / bias {}", c, gamma.len(), beta.len());
-        }
-        let n = b * hw;
-        let moments = per_channel(c, |ch| {
-            let plane = |bi: usize| &x[(bi * c + ch) * hw..][..hw];
-            let mean = (0..b).map(|bi| sum_map(plane(bi), |v| v)).sum::<f64>() / n as f64;
-            let m = mean as f32;
-            // Two-pass variance around the f32-rounded mean, corrected for that rounding.
-            let (mut q, mut d) = (0f64, 0f64);
-            for bi in 0..b {
-                let (pq, pd) = centred_sums(plane(bi), m);
-                q += pq;
-                d += pd;
-            }
-            let d = d / n as f64;
-            (mean, (q / n as f64 - d * d).max(0.0))
-        });
-        let coef: Vec<(f32, f32)> = moments
-            .iter()
-            .enumerate()
-            .map(|(ch, &(m, v))| {
-                let a = gamma[ch] as f64 / (v + self.eps).sqrt();
-                (a as f32, (beta[ch] as f64 - m * a) as f32)
-            })
-            .collect();
-        let mut y = crate::ops::output_buffer(x.len());
-        let act = self.act;
-        write_channels(&mut y, c, hw, |ch, bi, out| {
-            let (a, sh) = coef[ch];
-            normalise(out, &x[(bi * c + ch) * hw..][..hw], a, sh, act);
-        });
+        let (y, stats) = forward_planes(x, (b, c, hw), gamma, beta, self.eps, self.act)?;
         if let Ok(mut st) = self.stats.lock() {
-            *st = BatchStats {
-                mean: moments.iter().map(|m| m.0 as f32).collect(),
-                var: moments.iter().map(|m| m.1 as f32).collect(),
-                n,
-            };
+            *st = stats;
         }
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -170,22 +183,33 @@ impl CustomOp3 for BnTrain {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let stats =
             self.stats.lock().map_err(|_| candle_core::Error::Msg("batch_norm: stats poisoned".into()))?.clone();
-        let grad = BnTrainGrad {
-            eps: self.eps,
-            act: self.act,
-            stats,
-            gamma: gamma.flatten_all()?.to_vec1::<f32>()?,
-            need_dx: x.track_op(),
-            params: Mutex::new(None),
-        };
-        let dx = x.apply_op3_no_bwd(&dy.contiguous()?, &y.contiguous()?, &grad)?;
-        let (dg, db) = grad.params.lock().ok().and_then(|mut p| p.take()).unwrap_or_default();
+        let gamma_v = gamma.flatten_all()?.to_vec1::<f32>()?;
+        let (dx, dg, db) = backward(x, y, dy, stats, gamma_v, self.eps, self.act, x.track_op())?;
         let c = dg.len();
         let dev = x.device();
         let dgamma = if gamma.track_op() { Some(Tensor::from_vec(dg, c, dev)?) } else { None };
         let dbeta = if beta.track_op() { Some(Tensor::from_vec(db, c, dev)?) } else { None };
-        Ok((grad.need_dx.then_some(dx), dgamma, dbeta))
+        Ok((dx, dgamma, dbeta))
     }
+}
+
+/// The backward pass from the forward's input `x`, output `y` and statistics: `dx` (when
+/// `need_dx`), `dγ`, `dβ`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward(
+    x: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+    stats: BatchStats,
+    gamma: Vec<f32>,
+    eps: f64,
+    act: BnAct,
+    need_dx: bool,
+) -> Result<(Option<Tensor>, Vec<f32>, Vec<f32>)> {
+    let grad = BnTrainGrad { eps, act, stats, gamma, need_dx, params: Mutex::new(None) };
+    let dx = x.apply_op3_no_bwd(&dy.contiguous()?, &y.contiguous()?, &grad)?;
+    let (dg, db) = grad.params.lock().ok().and_then(|mut p| p.take()).unwrap_or_default();
+    Ok((need_dx.then_some(dx), dg, db))
 }
 
 /// `(x, dy, y) → dx`; `dγ`, `dβ` are left in `params`.
