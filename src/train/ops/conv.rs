@@ -389,6 +389,9 @@ pub fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f3
     if super::conv_few::applies(g) {
         return super::conv_few::forward(g, x, w, bias, y);
     }
+    if super::conv_tiny::applies(g) {
+        return super::conv_tiny::forward(g, x, w, bias, y);
+    }
     let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
     // With a bias the GEMM adds onto it; without one it overwrites (no clearing pass).
     let init = |rows: &mut [f32], n: usize| {
@@ -453,6 +456,9 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     if super::conv_few::applies(g) {
         return super::conv_few::backward_weight(g, x, dy, dw);
     }
+    if super::conv_tiny::applies(g) {
+        return super::conv_tiny::backward_weight(g, x, dy, dw);
+    }
     let (o, ohw, kk) = (g.o, g.ohw(), g.kk());
     if g.direct_pointwise() {
         for bi in 0..g.b {
@@ -492,6 +498,9 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
     if super::conv_few::applies(g) {
         return super::conv_few::backward_input(g, w, dy, dx);
+    }
+    if super::conv_tiny::applies(g) {
+        return super::conv_tiny::backward_input(g, w, dy, dx);
     }
     if let Some(gt) = g.adjoint() {
         return WFLIP.with(|wf| {

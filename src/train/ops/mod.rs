@@ -24,6 +24,7 @@ pub mod act;
 pub mod conv;
 pub mod conv_bn;
 pub mod conv_few;
+pub mod conv_tiny;
 pub mod depthwise;
 pub mod gemm;
 pub mod linear;
