@@ -1,10 +1,11 @@
-//! "Same" stride-1 convolutions on maps so small that every output pixel's window covers the
-//! whole input: ResNet's last stage (2×2 maps at 64×64 inputs, 3×3 kernels, padding 1).
+//! "Same" stride-1 convolutions on maps of at most 16 pixels: ResNet's last two stages (4×4
+//! and 2×2 maps at 64×64 inputs, 3×3 kernels, padding 1).
 //!
-//! There im2col is mostly padding: on a 2×2 map a 3×3 window holds 4 pixels and 5 zeros, so
-//! the im2col GEMM spends 5/9 of its multiply–adds on zeros (12 % of a ResNet-18 step's
-//! convolution work at 64×64). Here each (output pixel p, input pixel q) pair is one GEMM with
-//! the kernel tap that links them, `t(p, q) = (q_y − p_y + pad, q_x − p_x + pad)`:
+//! There im2col is largely padding: on a 2×2 map a 3×3 window holds 4 pixels and 5 zeros, on a
+//! 4×4 map 6.25 pixels and 2.75 zeros on average, so the im2col GEMM spends 56 % and 31 % of its
+//! multiply–adds on zeros (together a fifth of a ResNet-18 step's convolution work at 64×64).
+//! Here each (output pixel p, input pixel q) pair inside one window is one GEMM with the kernel
+//! tap that links them, `t(p, q) = (q_y − p_y + pad, q_x − p_x + pad)`:
 //! - forward: `Y_p (o × b) = Σ_q W_t(p,q) (o × c) · X_q (c × b)`;
 //! - input gradient: `dX_q = Σ_p W_t(p,q)ᵀ · dY_p`;
 //! - weight gradient: `dW_t = Σ_{t(p,q) = t} dY_p · X_qᵀ` (taps no pair uses are 0).
@@ -26,21 +27,19 @@ thread_local! {
     static PIX_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Largest map (pixels) taken here.
+const MAX_PIXELS: usize = 16;
+
 /// Whether this geometry is one of these convolutions.
 pub fn applies(g: &Geom) -> bool {
-    !g.depthwise
-        && g.stride == 1
-        && g.oh == g.h
-        && g.ow == g.w
-        && 2 * g.pad + 1 == g.k
-        && g.h <= g.pad + 1
-        && g.w <= g.pad + 1
+    !g.depthwise && g.stride == 1 && g.oh == g.h && g.ow == g.w && 2 * g.pad + 1 == g.k && g.hw() <= MAX_PIXELS
 }
 
-/// The tap linking output pixel `p` and input pixel `q`.
-fn tap(g: &Geom, p: usize, q: usize) -> usize {
+/// The tap linking output pixel `p` and input pixel `q`, if `q` lies in `p`'s window.
+fn tap(g: &Geom, p: usize, q: usize) -> Option<usize> {
     let (py, px, qy, qx) = (p / g.w, p % g.w, q / g.w, q % g.w);
-    (qy + g.pad - py) * g.k + (qx + g.pad - px)
+    let (ky, kx) = ((qy + g.pad).checked_sub(py)?, (qx + g.pad).checked_sub(px)?);
+    (ky < g.k && kx < g.k).then_some(ky * g.k + kx)
 }
 
 /// `a (b, ch, hw)` → `out (hw, ch, b)`.
@@ -89,9 +88,10 @@ pub fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f3
         to_pixel_major(x, b, c, hw, xq);
         for p in 0..hw {
             let dst = &mut yp[p * o * b..][..o * b];
-            for q in 0..hw {
-                let wq = View::rows(&wt[tap(g, p, q) * o * c..][..o * c], o, c);
-                matmul(dst, b, wq, View::rows(&xq[q * c * b..][..c * b], c, b), q > 0);
+            // Every window holds its own pixel, so each p gets at least one product.
+            for (i, (q, t)) in (0..hw).filter_map(|q| Some((q, tap(g, p, q)?))).enumerate() {
+                let wq = View::rows(&wt[t * o * c..][..o * c], o, c);
+                matmul(dst, b, wq, View::rows(&xq[q * c * b..][..c * b], c, b), i > 0);
             }
         }
         from_pixel_major(yp, b, o, hw, bias, y);
@@ -106,9 +106,9 @@ pub fn backward_input(g: &Geom, w: &[f32], dy: &[f32], dx: &mut [f32]) {
         to_pixel_major(dy, b, o, hw, dyp);
         for q in 0..hw {
             let dst = &mut dxq[q * c * b..][..c * b];
-            for p in 0..hw {
-                let wt_p = View::rows(&wt[tap(g, p, q) * o * c..][..o * c], o, c).t();
-                matmul(dst, b, wt_p, View::rows(&dyp[p * o * b..][..o * b], o, b), p > 0);
+            for (i, (p, t)) in (0..hw).filter_map(|p| Some((p, tap(g, p, q)?))).enumerate() {
+                let wt_p = View::rows(&wt[t * o * c..][..o * c], o, c).t();
+                matmul(dst, b, wt_p, View::rows(&dyp[p * o * b..][..o * b], o, b), i > 0);
             }
         }
         from_pixel_major(dxq, b, c, hw, None, dx);
@@ -126,7 +126,7 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             let mut first = true;
             for p in 0..hw {
                 for q in 0..hw {
-                    if tap(g, p, q) != t {
+                    if tap(g, p, q) != Some(t) {
                         continue;
                     }
                     let d = View::rows(&dyp[p * o * b..][..o * b], o, b);
@@ -156,7 +156,9 @@ mod tests {
                     let mut s = 0f64;
                     for ci in 0..g.c {
                         for q in 0..g.hw() {
-                            s += w[(oc * g.c + ci) * g.k * g.k + tap(g, p, q)] as f64 * x[(bi * g.c + ci) * g.hw() + q] as f64;
+                            if let Some(t) = tap(g, p, q) {
+                                s += w[(oc * g.c + ci) * g.k * g.k + t] as f64 * x[(bi * g.c + ci) * g.hw() + q] as f64;
+                            }
                         }
                     }
                     y[(bi * g.o + oc) * g.hw() + p] = s;
@@ -167,14 +169,15 @@ mod tests {
     }
 
     /// Forward against the direct sum; the two gradients against the adjoint identity
-    /// `⟨conv(x, w), r⟩ = ⟨x, dx(r)⟩ = ⟨w, dw(x, r)⟩` on 2×2, 1×2 and 1×1 maps.
+    /// `⟨conv(x, w), r⟩ = ⟨x, dx(r)⟩ = ⟨w, dw(x, r)⟩` on 4×4, 3×5, 2×2, 1×2 and 1×1 maps with
+    /// 3×3 kernels, and a 4×4 map with a 5×5 kernel.
     #[test]
     fn tiny_maps_match_the_direct_sum_and_the_adjoint_identity() {
-        for (h, w) in [(2, 2), (1, 2), (1, 1)] {
-            let g = Geom::new(&[3, 5, h, w], &[4, 5, 3, 3], ConvCfg::new(1, 1)).unwrap();
+        for (h, w, k) in [(4, 4, 3), (3, 5, 3), (2, 2, 3), (1, 2, 3), (1, 1, 3), (4, 4, 5)] {
+            let g = Geom::new(&[3, 5, h, w], &[4, 5, k, k], ConvCfg::new(1, k / 2)).unwrap();
             assert!(applies(&g));
             let x: Vec<f32> = (0..3 * 5 * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
-            let wt: Vec<f32> = (0..4 * 5 * 9).map(|i| (i as f32 * 0.11).cos()).collect();
+            let wt: Vec<f32> = (0..4 * 5 * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
             let r: Vec<f32> = (0..3 * 4 * h * w).map(|i| (i as f32 * 0.23).sin()).collect();
             let mut y = vec![f32::NAN; r.len()];
             forward(&g, &x, &wt, None, &mut y);
