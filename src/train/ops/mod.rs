@@ -11,6 +11,7 @@
 //! | module | op |
 //! |---|---|
 //! | [`conv`] | dense convolution, any kernel / stride / padding, optional bias |
+//! | [`conv_few`], [`conv_tiny`] | its paths for layers of at most 4 outputs and for maps of at most 16 pixels |
 //! | [`depthwise`] | depthwise convolution (direct loops) |
 //! | [`norm`] | training-mode batch norm, optionally fused with ReLU |
 //! | [`conv_bn`] | a convolution and the batch norm after it, as one node |
