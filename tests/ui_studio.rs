@@ -50,6 +50,22 @@ fn a_bad_model_path_shows_an_error_and_the_app_keeps_running() {
 }
 
 #[test]
+fn a_cgn_frame_rendered_in_the_background_keeps_the_steering_error() {
+    // The CGN pane renders even in steering mode. Its frames used to clear every error, so a
+    // bad BigGAN model's message vanished whenever a CGN frame landed after it (this made
+    // the corrupt-weights test below time out under load).
+    let mut state = tiny();
+    state.model = "/definitely/not/a/model".into();
+    let mut h = harness(state, "ui-test");
+    step_until(&mut h, "the error and a CGN frame", |a| a.error().is_some() && a.cgn_shown().is_some());
+    let seed = h.state().state.cgn.seed + 1;
+    h.state_mut().state.cgn.seed = seed;
+    step_until(&mut h, "the next CGN frame", |a| a.cgn_shown().is_some_and(|r| r.request.seed == seed));
+    let err = h.state().error().unwrap_or_default().to_string();
+    assert!(err.contains("no BigGAN model found"), "the steering error stays on screen: {err:?}");
+}
+
+#[test]
 fn a_corrupt_weights_file_shows_an_error_naming_it() {
     let dir = std::env::temp_dir().join(format!("intervene-ui-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

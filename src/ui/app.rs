@@ -49,6 +49,8 @@ pub enum BottomTab {
 pub struct Notes {
     pub status: Option<String>,
     pub error: Option<String>,
+    /// What failed (the error's prefix): only a later success of that kind clears it.
+    pub error_what: Option<String>,
     pub log: VecDeque<String>,
 }
 
@@ -243,7 +245,12 @@ impl StudioApp {
                 self.notes.status = Some(s);
             }
             Command::Error { what, message } => self.report_error(&what, message),
-            Command::ClearError => self.notes.error = None,
+            Command::ClearError { what } => {
+                if self.notes.error_what.as_deref() == Some(what) {
+                    self.notes.error = None;
+                    self.notes.error_what = None;
+                }
+            }
         }
     }
 
@@ -252,6 +259,7 @@ impl StudioApp {
         tracing::error!("{msg}");
         self.notes.push_log(msg.clone());
         self.notes.error = Some(msg);
+        self.notes.error_what = Some(what.to_string());
     }
 
     /// Acts on a path chosen in a dialog or dropped on the window.

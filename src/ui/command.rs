@@ -52,8 +52,10 @@ pub enum Command {
     Status(String),
     /// An error shown in the window and kept in the log.
     Error { what: String, message: String },
-    /// The error on screen is resolved (e.g. a frame rendered after a bad model path).
-    ClearError,
+    /// The error on screen is resolved if it is a `what` error (e.g. a frame rendered after a
+    /// bad model path). Scoped: the CGN pane renders in the background even in steering mode,
+    /// and its frames used to clear the steering pane's model error before anyone saw it.
+    ClearError { what: &'static str },
 }
 
 /// Where panes push their commands during a frame.

@@ -16,6 +16,9 @@ use crate::ui::job_requests::JobRequest;
 use crate::ui::worker::Worker;
 use crate::ui::StudioState;
 
+/// The CGN render's error prefix (a later frame clears only this error).
+const CGN_RENDER_FAILED: &str = "CGN render failed";
+
 /// The counterfactual pane.
 pub struct CounterfactualPane {
     worker: Option<Worker<CgnRequest, CgnRendered>>,
@@ -91,9 +94,9 @@ impl CounterfactualPane {
                 Ok(r) => {
                     self.version += 1;
                     self.shown = Some(r);
-                    commands.push(Command::ClearError);
+                    commands.push(Command::ClearError { what: CGN_RENDER_FAILED });
                 }
-                Err(e) => commands.error("CGN render failed", format!("{e:#}")),
+                Err(e) => commands.error(CGN_RENDER_FAILED, format!("{e:#}")),
             }
         }
         if let Some(name) = self.export_job.clone().filter(|n| !board.is_active(n)) {

@@ -17,6 +17,9 @@ use crate::ui::job_requests::JobRequest;
 use crate::ui::worker::Worker;
 use crate::ui::StudioState;
 
+/// The steering render's error prefix (a later frame clears only this error).
+const RENDER_FAILED: &str = "render failed";
+
 /// The steering pane.
 pub struct SteerPane {
     worker: Option<Worker<RenderRequest, Rendered>>,
@@ -148,7 +151,7 @@ impl SteerPane {
                     }
                     self.info = Some(r.info.clone());
                     self.shown = Some(r);
-                    commands.push(Command::ClearError);
+                    commands.push(Command::ClearError { what: RENDER_FAILED });
                 }
                 Err(e) => match e.downcast::<crate::steer::render::ClassOutOfRange>() {
                     // A model with fewer classes than the picked one: take its facts, move to its
@@ -164,7 +167,7 @@ impl SteerPane {
                         )));
                         self.info = Some(o.info);
                     }
-                    Err(e) => commands.error("render failed", format!("{e:#}")),
+                    Err(e) => commands.error(RENDER_FAILED, format!("{e:#}")),
                 },
             }
         }
