@@ -20,9 +20,13 @@ def short(path: str) -> str:
 
 
 def judge_evals(judge: Path) -> tuple[list[tuple[str, float]], int]:
-    """(evaluation folder, top-1) of the judge's last epoch, and that epoch."""
+    """(evaluation folder, top-1) of the judge's last epoch, and that epoch. The judge is a
+    `train classifier` output folder (metrics.jsonl) or a shipped classifier (epochs.jsonl)."""
     last = None
-    for line in (judge / "metrics.jsonl").read_text().splitlines():
+    log = judge / "metrics.jsonl"
+    if not log.exists():
+        log = judge / "epochs.jsonl"
+    for line in log.read_text().splitlines():
         r = json.loads(line)
         if r.get("end_of_epoch") and r.get("eval"):
             last = r
@@ -64,7 +68,11 @@ def main() -> None:
       "(`config.json` + `model.safetensors` with `weight_orig/u/v` and 51-row standing-statistics tables), "
       "so every BigGAN tool opens it unchanged. `components.npz`: its GANSpace directions "
       "(`intervene pca`, run by the training job). `classes.txt`: the class names in class order.\n")
-    w("- **Licence**: our own weights (same licence as intervene). Data: Fashion-MNIST, MIT (Zalando Research).\n")
+    if data["source"] == "fashion-mnist":
+        w("- **Licence**: our own weights (same licence as intervene). Data: Fashion-MNIST, MIT (Zalando Research).\n")
+    else:
+        w("- **Licence**: our own weights (same licence as intervene). Data: MNIST (Yann LeCun and Corinna "
+          "Cortes, CC BY-SA 3.0)" + ("" if data["source"] == "mnist" else ", coloured by intervene's `data build`") + ".\n")
     w(f"- **Classes**: {', '.join(f'{i} {c}' for i, c in enumerate(classes))}.\n")
     w(f"- **Training**: {s['steps']:,} generator steps at batch {st['batch']} (1 D step each), hinge loss, "
       f"spectral norm with one power iteration per step, projection discriminator (width {st['d_ch']}), "
@@ -73,8 +81,13 @@ def main() -> None:
       f"Device: CPU, one thread, on the shared 2-core VM (other jobs ran beside it). "
       f"Wall time of the steps: {s['wall_hours']:.2f} h (median {s['median_s_per_step']:.2f} s/step).\n")
     w("- **Exact commands**:\n\n```sh\n" + commands.read_text().strip() + "\n```\n")
-    w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained on the {data['images']:,} "
-      f"real training images, {je} epochs: **{100 * jt:.2f} %** top-1 on the 10,000 real test images.\n")
+    if data["source"] == "fashion-mnist":
+        w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained on the {data['images']:,} "
+          f"real training images, {je} epochs: **{100 * jt:.2f} %** top-1 on the 10,000 real test images.\n")
+    else:
+        w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained {je} epochs on the "
+          "data set's real (biased) training images; top-1 "
+          + ", ".join(f"{100 * t:.2f} % on `{short(d)}`" for d, t in evals) + ".\n")
     w("\n## Sample quality (`intervene quality measure`)\n")
     out.extend(quality_table(q, "class consistency (judge top-1 on samples)"))
     w("\nDiversity = mean pairwise RMS pixel distance within a class ([0, 1] scale), for samples and for "
