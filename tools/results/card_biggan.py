@@ -35,6 +35,11 @@ def judge_evals(judge: Path) -> tuple[list[tuple[str, float]], int]:
     return [(e["data"], e["top1"]) for e in last["eval"]], last["epoch"]
 
 
+def source_name(source: str) -> str:
+    """The data set as the card names it: `double-colored` → `double-colored MNIST`."""
+    return source if source in ("mnist", "fashion-mnist") or "/" in source else f"{source} MNIST"
+
+
 def quality_table(q: dict, consistency: str) -> list[str]:
     """The consistency / diversity table of a `quality measure --json` report."""
     rows = [f"| truncation | {consistency} | samples per class | diversity: samples | diversity: real |", "|---|---|---|---|---|"]
@@ -64,7 +69,7 @@ def main() -> None:
     w(f"# {name}\n")
     w(f"A small class-conditional BigGAN-deep ({cfg['output_dim']}×{cfg['output_dim']}, channel width "
       f"{cfg['channel_width']}, z {cfg['z_dim']}, {cfg['num_classes']} classes) trained by intervene's own "
-      f"`intervene train biggan` on **{data['source']}** ({data['images']:,} training images). Hub layout "
+      f"`intervene train biggan` on **{source_name(data['source'])}** ({data['images']:,} training images). Hub layout "
       "(`config.json` + `model.safetensors` with `weight_orig/u/v` and 51-row standing-statistics tables), "
       "so every BigGAN tool opens it unchanged. `components.npz`: its GANSpace directions "
       "(`intervene pca`, run by the training job). `classes.txt`: the class names in class order.\n")
@@ -85,9 +90,11 @@ def main() -> None:
         w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained on the {data['images']:,} "
           f"real training images, {je} epochs: **{100 * jt:.2f} %** top-1 on the 10,000 real test images.\n")
     else:
-        w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained {je} epochs on the "
-          "data set's real (biased) training images; top-1 "
-          + ", ".join(f"{100 * t:.2f} % on `{short(d)}`" for d, t in evals) + ".\n")
+        w(f"- **Judge**: an MNIST CNN (the CGN paper's classifier and recipe) trained {je} "
+          f"epoch{'' if je == 1 else 's'} on the data set's real (biased) training images; top-1 "
+          + ", ".join(f"{100 * t:.2f} % on `{short(d)}`" for d, t in evals) + ". A judge trained on "
+          "biased data reads the colours, so consistency below says how often a sample carries its "
+          "class's colours; the sample sheets show the digits.\n")
     w("\n## Sample quality (`intervene quality measure`)\n")
     out.extend(quality_table(q, "class consistency (judge top-1 on samples)"))
     w("\nDiversity = mean pairwise RMS pixel distance within a class ([0, 1] scale), for samples and for "
