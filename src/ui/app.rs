@@ -82,7 +82,12 @@ impl StudioApp {
     pub fn new(cc: &eframe::CreationContext<'_>, args: GuiArgs) -> Self {
         let mut state: StudioState = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
         if let Some(m) = args.model {
-            state.model = m;
+            // A bundled name brings its components and classifier, as the menu does; a path
+            // is opened as given.
+            match crate::bundled::find(&m).filter(|e| e.kind == crate::bundled::Kind::Biggan) {
+                Some(e) => state.open_bundled_biggan(&e),
+                None => state.model = m,
+            }
         }
         if let Some(c) = args.components {
             state.components = Some(c);

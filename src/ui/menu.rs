@@ -38,18 +38,9 @@ impl StudioApp {
         use crate::bundled::Kind;
         match e.kind {
             Kind::Biggan => {
-                self.state.cgn_mode = false;
-                self.state.model = e.name.clone();
-                if let Some(c) = e.default_class {
-                    self.state.class = c;
-                }
-                self.state.sliders.iter_mut().for_each(|s| *s = 0.0);
+                self.state.open_bundled_biggan(e);
                 if let Some(p) = e.components_path() {
                     self.send(Command::Open(DialogKind::Components, p));
-                }
-                let clf = e.classifier.clone().unwrap_or_else(|| crate::bundled::default_name(crate::bundled::Kind::Classifier, "mobilenet_v2"));
-                for s in &mut self.state.explain.slots {
-                    s.classifier = clf.clone();
                 }
             }
             Kind::Cgn => self.state.open_bundled_cgn(e),

@@ -150,6 +150,26 @@ impl Default for ExplainState {
 }
 
 impl StudioState {
+    /// Opens the steering mode on the bundled BigGAN-deep `e`: its default class, its GANSpace
+    /// components (`components` names the file; the menu also asks the pane to load it at once)
+    /// and its matching classifier in both Explain slots (else the default classifier).
+    pub fn open_bundled_biggan(&mut self, e: &crate::bundled::Entry) {
+        self.cgn_mode = false;
+        self.model = e.name.clone();
+        if let Some(c) = e.default_class {
+            self.class = c;
+        }
+        self.sliders.iter_mut().for_each(|s| *s = 0.0);
+        self.components = e.components_path().map(|p| p.display().to_string());
+        let clf = e
+            .classifier
+            .clone()
+            .unwrap_or_else(|| crate::bundled::default_name(crate::bundled::Kind::Classifier, "mobilenet_v2"));
+        for s in &mut self.explain.slots {
+            s.classifier = clf.clone();
+        }
+    }
+
     /// Opens the counterfactual mode on the bundled CGN `e`, with Explain set to its variant's
     /// original-data classifier beside its counterfactual-trained one (one method, side by
     /// side) when one is shipped ([`crate::bundled::explain_pair`]).
@@ -235,6 +255,20 @@ mod tests {
         );
         // Components beyond the file's count are ignored.
         assert_eq!(s.edits(10, 5).len(), 1);
+    }
+
+    #[test]
+    fn opening_a_bundled_biggan_brings_its_components_and_classifier() {
+        // From a state on another model (the default, Fashion-MNIST), as `--model NAME` and the
+        // menu do: the components and the Explain classifier must follow the model.
+        let mut s = StudioState::default();
+        let e = crate::bundled::find("biggan-deep-double-colored-mnist-32").expect("shipped");
+        s.open_bundled_biggan(&e);
+        assert_eq!(s.model, e.name);
+        assert!(!s.cgn_mode);
+        let c = s.components.clone().unwrap_or_default();
+        assert!(c.contains("biggan-deep-double-colored-mnist-32"), "its own components: {c}");
+        assert!(s.explain.slots.iter().all(|x| x.classifier == "mnist-cnn-double-colored-original"));
     }
 
     #[test]
