@@ -86,7 +86,12 @@ pub fn index() -> Vec<Entry> {
 pub fn explain_pair(idx: &[Entry], cgn: &Entry) -> Option<(String, String)> {
     let trained_on = |t: &str| {
         idx.iter()
-            .find(|c| c.kind == Kind::Classifier && c.variant.is_some() && c.variant == cgn.variant && c.trained_on.as_deref() == Some(t))
+            .find(|c| {
+                c.kind == Kind::Classifier
+                    && c.variant.is_some()
+                    && c.variant == cgn.variant
+                    && c.trained_on.as_deref() == Some(t)
+            })
             .map(|c| c.name.clone())
     };
     let original = trained_on("original")?;

@@ -270,7 +270,8 @@ fn fused_conv_batch_norm_equals_the_two_ops() {
                 ops::batch_norm_train(&z, gamma.as_tensor(), beta.as_tensor(), 1e-5, act).unwrap()
             };
             // A fixed upstream gradient, the same for both runs.
-            let r = Tensor::arange(0f32, y.elem_count() as f32, &dev).unwrap().reshape(y.dims()).unwrap().sin().unwrap();
+            let r =
+                Tensor::arange(0f32, y.elem_count() as f32, &dev).unwrap().reshape(y.dims()).unwrap().sin().unwrap();
             let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
             let get = |t: &Tensor| grads.get(t).map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap());
             assert_eq!(get(x.as_tensor()).is_some(), x_grad, "input gradient only when needed");

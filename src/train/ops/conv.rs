@@ -208,7 +208,13 @@ fn taps_for(g: &Geom) -> Option<Taps> {
 /// per value. On the 7×7 stem, the phases cost one pass over the input for 12 passes' worth of
 /// gathers.
 fn halving(g: &Geom) -> bool {
-    g.stride == 2 && !g.depthwise && g.h % 2 == 0 && g.w % 2 == 0 && 2 * g.oh == g.h && 2 * g.ow == g.w && g.ohw() > SMALL_MAP
+    g.stride == 2
+        && !g.depthwise
+        && g.h.is_multiple_of(2)
+        && g.w.is_multiple_of(2)
+        && 2 * g.oh == g.h
+        && 2 * g.ow == g.w
+        && g.ohw() > SMALL_MAP
 }
 
 /// The four phase planes of `plane (h, w)`, `h` and `w` even: `phases[(py·2 + px)·ohw + y·ow +
@@ -816,7 +822,9 @@ mod tests {
     fn halving_im2col_matches_the_gather_table() {
         // (h, w, k, pad): ResNet's stem, a stage's first 3×3 and its 1×1 downsampling, a
         // non-square map, a 5×5 with padding 2 and an even kernel.
-        for &(h, w, k, pad) in &[(16, 16, 7, 3), (16, 16, 3, 1), (10, 10, 1, 0), (12, 6, 3, 1), (10, 12, 5, 2), (10, 10, 4, 1)] {
+        for &(h, w, k, pad) in
+            &[(16, 16, 7, 3), (16, 16, 3, 1), (10, 10, 1, 0), (12, 6, 3, 1), (10, 12, 5, 2), (10, 10, 4, 1)]
+        {
             let g = Geom::new(&[2, 3, h, w], &[4, 3, k, k], ConvCfg::new(2, pad)).unwrap();
             assert!(halving(&g), "{h}×{w} k{k} p{pad} should take the phase path");
             let x: Vec<f32> = (0..3 * h * w).map(|i| (i as f32 * 0.37).sin()).collect();

@@ -9,6 +9,7 @@
 //! - forward: `Y_p (o × b) = Σ_q W_t(p,q) (o × c) · X_q (c × b)`;
 //! - input gradient: `dX_q = Σ_p W_t(p,q)ᵀ · dY_p`;
 //! - weight gradient: `dW_t = Σ_{t(p,q) = t} dY_p · X_qᵀ` (taps no pair uses are 0).
+//!
 //! The kernel is made tap-major (`W_t` contiguous) once per call, activations pixel-major; all
 //! of it is small next to the GEMMs. Sums run in a fixed order.
 

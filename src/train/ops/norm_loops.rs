@@ -240,7 +240,11 @@ mod tests {
             let (x, dy, y) = (plane(n, 1), plane(n, 9), plane(n, 4));
             assert_eq!(centred_sums(&x, 0.3), centred_sums_body(&x, 0.3), "n {n}");
             for act in [BnAct::Identity, BnAct::Relu, BnAct::Leaky(0.2)] {
-                assert_eq!(grad_sums(&x, &dy, &y, 0.3, 1.7, act), grad_sums_body(&x, &dy, &y, 0.3, 1.7, act), "{act:?} n {n}");
+                assert_eq!(
+                    grad_sums(&x, &dy, &y, 0.3, 1.7, act),
+                    grad_sums_body(&x, &dy, &y, 0.3, 1.7, act),
+                    "{act:?} n {n}"
+                );
             }
         }
     }
