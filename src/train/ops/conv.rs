@@ -369,7 +369,8 @@ fn shifted_add(g: &Geom, row: &[f32], plane: &mut [f32], dy: isize, dx: isize) {
 /// Runs `f(first_sample, samples, col, n)` for each group of samples with its im2col built.
 fn for_each_group(g: &Geom, x: &[f32], mut f: impl FnMut(usize, usize, &[f32], usize)) {
     let gs = g.group();
-    let table = taps_for(g);
+    // Halving convolutions copy from phase planes ([`im2col`]); their table would go unused.
+    let table = if halving(g) { None } else { taps_for(g) };
     COL.with(|col| {
         let mut col = col.borrow_mut();
         let mut b0 = 0;

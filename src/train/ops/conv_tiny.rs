@@ -122,22 +122,18 @@ pub fn backward_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     with_scratch(kk * o * c, hw * c * b, hw * o * b, |dwt, xq, dyp| {
         to_pixel_major(x, b, c, hw, xq);
         to_pixel_major(dy, b, o, hw, dyp);
-        for t in 0..kk {
-            let dst = &mut dwt[t * o * c..][..o * c];
-            let mut first = true;
-            for p in 0..hw {
-                for q in 0..hw {
-                    if tap(g, p, q) != Some(t) {
-                        continue;
-                    }
-                    let d = View::rows(&dyp[p * o * b..][..o * b], o, b);
-                    matmul(dst, c, d, View::rows(&xq[q * c * b..][..c * b], c, b).t(), !first);
-                    first = false;
-                }
+        // Each tap's pairs in (p, q) order: its first product overwrites, the rest add.
+        let mut used = vec![false; kk];
+        for p in 0..hw {
+            let d = View::rows(&dyp[p * o * b..][..o * b], o, b);
+            for (q, t) in (0..hw).filter_map(|q| Some((q, tap(g, p, q)?))) {
+                let dst = &mut dwt[t * o * c..][..o * c];
+                matmul(dst, c, d, View::rows(&xq[q * c * b..][..c * b], c, b).t(), used[t]);
+                used[t] = true;
             }
-            if first {
-                dst.fill(0.0);
-            }
+        }
+        for t in (0..kk).filter(|&t| !used[t]) {
+            dwt[t * o * c..][..o * c].fill(0.0);
         }
         transpose(dwt, kk, o * c, dw);
     });
