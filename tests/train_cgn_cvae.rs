@@ -126,6 +126,66 @@ fn cvae_trains_resumes_and_writes_both_sets() {
     let c = pca["components"].as_array().unwrap();
     let dot: f64 = (0..2).map(|i| c[0][i].as_f64().unwrap() * c[1][i].as_f64().unwrap()).sum();
     assert!(dot.abs() < 1e-9, "principal directions are orthogonal");
+    cvae_export_rewrites_the_runs_sets_and_refuses_mixed_ones(&a, s.scale);
+}
+
+/// `export cvae` from a finished run: the run's own sets again, image for image; a set folder
+/// refuses other settings; the reference's grid; a decoder-only f16 model (as shipped).
+fn cvae_export_rewrites_the_runs_sets_and_refuses_mixed_ones(run: &Path, scale: f64) {
+    use intervene::jobs::cvae_export::{export, Arm, Interventions, Request, SetSpec};
+    let out = tempdir("cvae-export");
+    let both = |per: usize, scale: f64| {
+        [Arm::Observational, Arm::Interventional].map(|arm| SetSpec::paper(arm, per, scale, 1)).to_vec()
+    };
+    let req = Request { model: run.to_path_buf(), out: out.clone(), sets: both(3, scale) };
+    let s = export(&req, &Control::new()).unwrap();
+    assert_eq!((s.written, s.total), (60, 60));
+    for arm in ["observational", "interventional"] {
+        for d in 0..10 {
+            for i in 0..3 {
+                let f = format!("{d}/{i:05}.png");
+                let ours = std::fs::read(out.join(arm).join(&f)).unwrap();
+                assert!(ours == std::fs::read(run.join("samples").join(arm).join(&f)).unwrap(), "{arm}/{f}");
+            }
+        }
+    }
+    // Again: nothing to write. Another scale into the same folder: refused, naming both.
+    assert_eq!(export(&req, &Control::new()).unwrap().written, 0);
+    let e = export(&Request { sets: both(3, scale * 2.0), ..req.clone() }, &Control::new()).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("other settings") && format!("{e:#}").contains(&format!("±{}", scale * 2.0)),
+        "{e:#}"
+    );
+    // The reference code's grid: width² images per digit, min–max stretched.
+    let grid = SetSpec {
+        interventions: Interventions::Grid,
+        grid_width: 2,
+        stretch: true,
+        ..SetSpec::paper(Arm::Interventional, 1, 1.0, 1)
+    };
+    let g = tempdir("cvae-grid");
+    export(&Request { model: run.to_path_buf(), out: g.clone(), sets: vec![grid] }, &Control::new()).unwrap();
+    let img = image::open(g.join("interventional/7/00003.png")).unwrap().to_rgb8();
+    assert_eq!(std::fs::read_dir(g.join("interventional/7")).unwrap().count(), 4);
+    let (lo, hi) = img.pixels().flat_map(|p| p.0).fold((255, 0), |(l, h), v| (v.min(l), v.max(h)));
+    assert_eq!((lo, hi), (0, 255), "stretched to the full range");
+    // A decoder-only model in f16, as models/ ships it: the same images within rounding.
+    let full = candle_core::safetensors::load(run.join("model.safetensors"), &Device::Cpu).unwrap();
+    let half: Vec<(String, Tensor)> = full
+        .iter()
+        .filter(|(k, _)| k.starts_with("fc3") || k.starts_with("fc4") || k.starts_with("label_emb"))
+        .map(|(k, t)| (k.clone(), t.to_dtype(candle_core::DType::F16).unwrap()))
+        .collect();
+    assert_eq!(half.len(), 5);
+    let shipped = tempdir("cvae-shipped");
+    std::fs::create_dir_all(&shipped).unwrap();
+    candle_core::safetensors::save(&half.into_iter().collect(), shipped.join("model.safetensors")).unwrap();
+    std::fs::copy(run.join("latent_pca.json"), shipped.join("latent_pca.json")).unwrap();
+    let h = tempdir("cvae-half");
+    export(&Request { model: shipped, out: h.clone(), sets: both(3, scale) }, &Control::new()).unwrap();
+    let px = |dir: &Path| image::open(dir.join("interventional/4/00002.png")).unwrap().to_rgb8().into_raw();
+    let worst = px(&h).iter().zip(px(&out)).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap();
+    assert!(worst <= 2, "f16 weights moved a pixel by {worst}/255");
 }
 
 #[test]

@@ -157,3 +157,40 @@ fn an_export_and_a_training_run_start_from_the_jobs_pane_and_open_where_they_bel
     assert_eq!(app.state.explain.slots[1].classifier, run.display().to_string());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_bundled_cvae_opens_its_form_and_writes_both_sets_from_the_jobs_pane() {
+    let out = std::env::temp_dir().join(format!("intervene-ui-cvae-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut state = tiny();
+    state.bottom_tab = BottomTab::Jobs;
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1500.0])
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    // The bundled-models menu's click on the CVAE: the Jobs pane's CVAE form, on that model.
+    let entry = intervene::bundled::index().into_iter().find(|e| e.kind == intervene::bundled::Kind::Cvae).unwrap();
+    h.state_mut().open_bundled(&entry);
+    h.run_steps(3);
+    assert_eq!(h.state().panes.jobs.launcher.form, intervene::ui::panes::launch::Form::CvaeExport);
+    {
+        let f = &mut h.state_mut().panes.jobs.launcher.cvae;
+        assert_eq!(f.model, entry.name);
+        f.per_class = 2;
+        f.out = out.display().to_string();
+    }
+    h.run_steps(2);
+    let _ = h.get_by_label_contains("intervene export cvae --model");
+    h.get_by_label("Start CVAE sets").click();
+    let name = format!("CVAE sets to {}", out.file_name().unwrap().to_string_lossy());
+    step_until(&mut h, "the sets", |a| a.board.get(&name).is_some_and(|e| !e.phase.is_active()));
+    assert_eq!(h.state().board.get(&name).map(|e| e.phase.to_string()), Some("done".into()), "{:?}", h.state().error());
+    for arm in ["observational", "interventional"] {
+        for d in 0..10 {
+            assert_eq!(std::fs::read_dir(out.join(arm).join(d.to_string())).unwrap().count(), 2, "{arm}/{d}");
+        }
+    }
+    assert!(h.state().status().unwrap_or_default().contains("wrote 40 of 40"), "{:?}", h.state().status());
+    let _ = std::fs::remove_dir_all(&out);
+}

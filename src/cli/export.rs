@@ -6,6 +6,7 @@ use crate::jobs::cgn_export::{export, Layout, Settings};
 use crate::jobs::Shard;
 use crate::models::cgn::CgnModel;
 
+pub mod cvae;
 pub mod genint;
 pub mod transfer;
 
@@ -25,6 +26,8 @@ pub enum ExportWhat {
     Genint(genint::ExportGenintArgs),
     /// GenInt's transfer step: AdaIN style transfer of intervened images onto real ones.
     Transfer(transfer::ExportTransferArgs),
+    /// GenInt's observational and interventional sets from a trained colored-MNIST CVAE.
+    Cvae(cvae::ExportCvaeArgs),
 }
 
 /// `intervene export cgn`.
@@ -75,6 +78,7 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
         ExportWhat::Cgn(c) => cgn(c),
         ExportWhat::Genint(g) => genint::run(g),
         ExportWhat::Transfer(t) => transfer::run(t),
+        ExportWhat::Cvae(v) => cvae::run(v),
     }
 }
 

@@ -27,6 +27,7 @@
 pub mod board;
 pub mod cgn_export;
 pub mod control;
+pub mod cvae_export;
 pub mod genint_export;
 pub mod handle;
 pub mod image_sink;

@@ -103,9 +103,10 @@ fn gan() -> Result<Prepared> {
             let u =
                 Tensor::from_vec((0..b * 32).map(|_| r.normal() as f32).collect::<Vec<_>>(), (b, 32), &Device::Cpu)?;
             let y = labels(&mut r, b, 10)?;
-            let shifts = [(r.below(32) as usize, r.below(32) as usize), (r.below(32) as usize, r.below(32) as usize)];
+            let mut shift = |_| (r.below(32) as usize, r.below(32) as usize);
+            let shifts = [(0..b).map(&mut shift).collect::<Vec<_>>(), (0..b).map(&mut shift).collect()];
             // Generator step.
-            let gen = g.forward(&u, &y, shifts, true)?;
+            let gen = g.forward(&u, &y, &shifts, true)?;
             let validity = d.forward(&gen.x, &y, true, 2 * k)?;
             let loss_g = (mse_to(&validity, 1.0)? + (binary_entropy(&gen.mask)? * 0.1)?)?;
             opt_g.step(&loss_g.backward()?, 2e-4)?;

@@ -355,14 +355,16 @@ fn run(
         let mut rng = Rng::new(seed_of(&[settings.seed, TAG_STEP, step]));
         let y_gen: Vec<u32> = (0..n).map(|_| rng.below(10) as u32).collect();
         let u: Vec<f32> = (0..n * LATENT).map(|_| rng.normal() as f32).collect();
-        // RandomCrop(32) of the 2×2 tiling: offsets 0..=32, i.e. a torus shift (32 ≡ 0).
-        let mut shift = || ((rng.below(33) % 32) as usize, (rng.below(33) % 32) as usize);
-        let shifts = [shift(), shift()];
+        // RandomCrop(32) of the 2×2 tiling: offsets 0..=32, i.e. a torus shift (32 ≡ 0), drawn
+        // per sample as the reference's patch shuffler does (one per batch lets a BatchNorm
+        // discriminator tell fakes by their aligned textures).
+        let mut shift = |_| ((rng.below(33) % 32) as usize, (rng.below(33) % 32) as usize);
+        let shifts = [(0..n).map(&mut shift).collect::<Vec<_>>(), (0..n).map(&mut shift).collect()];
         let y_gen = Tensor::from_vec(y_gen, n, &dev)?;
         let u = Tensor::from_vec(u, (n, LATENT), &dev)?;
         let dseed = seed_of(&[settings.seed, TAG_D, step]);
         // Generator.
-        let gen = g.forward(&u, &y_gen, shifts, true)?;
+        let gen = g.forward(&u, &y_gen, &shifts, true)?;
         let adv = mse_to(&d.forward(&gen.x, &y_gen, dseed)?, 1.0)?;
         let bin = (binary_entropy(&gen.mask)? * recipe.lambda_mask)?;
         let perc = gram.loss(&gen.x, &x_gt)?;

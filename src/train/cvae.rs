@@ -38,18 +38,17 @@ use super::optim::{Optimizer, OptimizerKind};
 use super::output::{self, MetricsLog};
 use super::settings::DeviceChoice;
 use crate::data::genint_colored::{self, GenintSet, GenintSplit};
+use crate::jobs::cvae_export::{self, Arm, Sampler, SetSpec};
 use crate::jobs::{Cancelled, Control};
 use crate::noise::Rng;
 
 pub const FORMAT: &str = "intervene-train-cvae-v1";
-pub const MODEL: &str = "model.safetensors";
-pub const LATENT_PCA: &str = "latent_pca.json";
+pub use crate::jobs::cvae_export::{LATENT_PCA, MODEL};
 
 const TAG_INIT: u64 = 1;
 const TAG_ORDER: u64 = 2;
 const TAG_EPS: u64 = 3;
-const TAG_OBS: u64 = 4;
-const TAG_INT: u64 = 5;
+// Tags 4 and 5 seed the generated sets (`jobs::cvae_export`).
 
 /// A CVAE run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,15 +112,7 @@ impl CvaeSettings {
     }
 }
 
-/// The top principal directions of the posterior means.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatentPca {
-    pub mean: Vec<f64>,
-    /// Unit directions, largest variance first.
-    pub components: Vec<Vec<f64>>,
-    pub stdev: Vec<f64>,
-    pub explained_variance_ratio: Vec<f64>,
-}
+pub use crate::jobs::cvae_export::LatentPca;
 
 /// What a run did.
 #[derive(Debug, Clone)]
@@ -323,25 +314,6 @@ pub fn latent_pca(net: &Cvae, set: &GenintSet, dev: &Device) -> anyhow::Result<L
     })
 }
 
-/// Latents of the two arms for `count` samples with `seed`.
-pub fn latents(pca: &LatentPca, z_dim: usize, count: usize, interventional: bool, scale: f64, seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    let mut z = Vec::with_capacity(count * z_dim);
-    for _ in 0..count {
-        if interventional {
-            let mut v = pca.mean.clone();
-            for (c, s) in pca.components.iter().zip(&pca.stdev) {
-                let a = (2.0 * rng.uniform() - 1.0) * scale;
-                v.iter_mut().zip(c).for_each(|(x, e)| *x += a * s * e);
-            }
-            z.extend(v.iter().map(|&x| x as f32));
-        } else {
-            z.extend((0..z_dim).map(|_| rng.normal() as f32));
-        }
-    }
-    z
-}
-
 fn finalize(
     net: &Cvae,
     settings: &CvaeSettings,
@@ -356,50 +328,26 @@ fn finalize(
         Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&pca)?)?)
     })?;
     control.log(format!("latent PCA: stdev {:?}, explained {:?}", pca.stdev, pca.explained_variance_ratio));
-    let zd = settings.shape.z_dim;
-    for (name, interventional, tag) in [("observational", false, TAG_OBS), ("interventional", true, TAG_INT)] {
-        // A sheet: 10 per class, one row per class.
-        let z = latents(&pca, zd, 100, interventional, settings.scale, seed_of(&[settings.seed, tag, 999]));
-        let y: Vec<u32> = (0..100).map(|i| i / 10).collect();
-        let x = net.decode(&Tensor::from_vec(z, (100, zd), &dev)?, &Tensor::new(y.as_slice(), &dev)?)?;
-        let x = x.reshape((100, 3, 32, 32))?.affine(2.0, -1.0)?;
-        common::save_grid(&x, 10, 2, &out.join(format!("samples_{name}.png")))?;
+    let sampler =
+        Sampler { decoder: net.decoder.clone(), pca: Some(pca), model_sha256: sha256_file(&out.join(MODEL))? };
+    for arm in [Arm::Observational, Arm::Interventional] {
+        let spec = SetSpec::paper(arm, settings.samples_per_class, settings.scale, settings.seed);
+        let sheet = out.join(format!("samples_{}.png", arm.name()));
         if settings.samples_per_class == 0 {
+            let sheet_only = SetSpec { per_class: 10, ..spec };
+            cvae_export::write_sheet(&sampler, &sheet_only, &sheet)?;
             continue;
         }
-        control.set_status(format!("writing the {name} set"));
-        for c in 0..10u32 {
-            control.check()?;
-            let dir = out.join("samples").join(name).join(c.to_string());
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            let n = settings.samples_per_class;
-            let last = dir.join(format!("{:05}.png", n - 1));
-            if last.is_file() && std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) >= n {
-                continue;
-            }
-            let z = latents(&pca, zd, n, interventional, settings.scale, seed_of(&[settings.seed, tag, c as u64]));
-            let y = vec![c; n];
-            let x = net.decode(&Tensor::from_vec(z, (n, zd), &dev)?, &Tensor::new(y.as_slice(), &dev)?)?;
-            let v = x.flatten_all()?.to_vec1::<f32>()?;
-            for i in 0..n {
-                let path = dir.join(format!("{i:05}.png"));
-                if path.is_file() {
-                    continue;
-                }
-                let img = &v[i * 3072..(i + 1) * 3072];
-                // save_image without normalisation: ·255 + 0.5, clamped.
-                let mut px = vec![0u8; 3072];
-                for p in 0..1024 {
-                    for ch in 0..3 {
-                        px[p * 3 + ch] = (img[ch * 1024 + p] * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
-                    }
-                }
-                crate::imageio::save_image(&crate::imageio::RgbImage { width: 32, height: 32, pixels: px }, &path)?;
-            }
-            control.add_written(n as u64);
-        }
+        control.set_status(format!("writing the {} set", arm.name()));
+        cvae_export::write_set(&sampler, &spec, &out.join("samples").join(arm.name()), Some(&sheet), false, control)?;
     }
     Ok(())
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes a GenInt colored-MNIST split as an image folder `dir/<digit>/NNNNN.png`.

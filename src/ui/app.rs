@@ -241,6 +241,12 @@ impl StudioApp {
                 self.state.show_perf = true;
                 self.state.bottom_tab = BottomTab::Jobs;
             }
+            Command::PrepareCvaeExport { model } => {
+                self.panes.jobs.launcher.prepare_cvae(&model);
+                self.panes.jobs.launcher_open = true;
+                self.state.show_perf = true;
+                self.state.bottom_tab = BottomTab::Jobs;
+            }
             Command::Cancel(name) => self.board.cancel(&name),
             Command::ClearFinishedJobs => self.board.clear_finished(),
             Command::Capture => self.capture(),

@@ -40,6 +40,8 @@ pub enum Command {
     OpenClassifier(usize, PathBuf),
     /// Fills the Jobs pane's export form with the steering pane's model, components and class.
     PrepareExport { model: String, components: Option<String>, class: usize },
+    /// Opens the Jobs pane's CVAE form on a CVAE (a bundled name or a folder).
+    PrepareCvaeExport { model: String },
     /// Asks a job to stop.
     Cancel(String),
     /// Removes finished jobs from the Jobs pane.

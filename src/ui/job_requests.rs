@@ -29,6 +29,8 @@ pub enum JobRequest {
     CgnSheet { request: crate::counterfactual::CgnRequest, shape: crate::composite::MaskShape, out: PathBuf },
     /// GenInt's intervened (or observational) data set (`intervene export genint`).
     GenintExport(crate::jobs::genint_export::Request),
+    /// GenInt's CVAE sets (`intervene export cvae`).
+    CvaeExport(crate::jobs::cvae_export::Request),
     /// GenInt's transfer step with AdaIN (`intervene export transfer`).
     Transfer(crate::jobs::transfer::Request),
     /// A classifier trained with the GenInt objective (`intervene train classifier`).
@@ -47,6 +49,7 @@ impl JobRequest {
             Self::CgnExport { .. } => "counterfactual export".into(),
             Self::CgnSheet { .. } => "interpolation sheet".into(),
             Self::GenintExport(r) => format!("GenInt export to {}", short(&r.out.display().to_string())),
+            Self::CvaeExport(r) => format!("CVAE sets to {}", short(&r.out.display().to_string())),
             Self::Transfer(r) => format!("transfer to {}", short(&r.out.display().to_string())),
             Self::TrainClassifier { out, .. } => format!("train {}", short(&out.display().to_string())),
             Self::Fetch { name, .. } => format!("get {name}"),
@@ -62,6 +65,7 @@ impl JobRequest {
             Self::CgnExport { .. } => JobSpec::new("export", name, "images").background(),
             Self::CgnSheet { .. } => JobSpec::new("sheet", name, "images"),
             Self::GenintExport(r) => JobSpec::new("export", name, "images").background().output(&r.out),
+            Self::CvaeExport(r) => JobSpec::new("export", name, "images").background().output(&r.out),
             Self::Transfer(r) => JobSpec::new("transfer", name, "images").background().output(&r.out),
             Self::TrainClassifier { out, .. } => JobSpec::new("train", name, "steps").background().output(out),
             Self::Fetch { name: model, to, .. } => JobSpec::new("fetch", name, "bytes").output(to.join(model)),
@@ -114,6 +118,10 @@ impl JobRequest {
                 let device = candle_core::Device::Cpu;
                 let r = crate::jobs::genint_export::export(&req, &device, c)?;
                 Ok(finished_line(&r.summary, &req.out, r.manifest.is_some()))
+            }),
+            Self::CvaeExport(req) => board.submit(spec, move |c: &Control| {
+                let s = crate::jobs::cvae_export::export(&req, c)?;
+                Ok(format!("wrote {} of {} images to {}", s.written, s.total, req.out.display()))
             }),
             Self::Transfer(req) => board.submit(spec, move |c: &Control| {
                 let r = crate::jobs::transfer::run(&req, c)?;
@@ -169,7 +177,9 @@ impl JobRequest {
     /// Whether the app follows this job to its end.
     pub fn follow_up(&self) -> Option<FollowUp> {
         match self {
-            Self::GenintExport(_) | Self::Transfer(_) | Self::TrainClassifier { .. } => Some(FollowUp::Report),
+            Self::GenintExport(_) | Self::CvaeExport(_) | Self::Transfer(_) | Self::TrainClassifier { .. } => {
+                Some(FollowUp::Report)
+            }
             Self::Fetch { .. } => Some(FollowUp::OpenModel),
             _ => None,
         }

@@ -48,7 +48,8 @@ impl StudioApp {
                 self.state.explain.enabled = true;
                 self.state.explain.slots[0].classifier = e.name.clone();
             }
-            Kind::Cvae => self.send(Command::Status(format!("{}: CVAEs are sampled with `intervene train cvae`'s outputs; the studio shows BigGAN-deep and CGN models", e.name))),
+            // A CVAE has no live view: it opens the Jobs pane's form that writes its sets.
+            Kind::Cvae => self.send(Command::PrepareCvaeExport { model: e.name.clone() }),
         }
     }
 

@@ -69,8 +69,14 @@ class Cgn(nn.Module):
         out = []
         for f in (self.f_text1, self.f_text2):
             t = f(inp)
-            dy, dx = torch.randint(0, 32, (2,)).tolist()
-            out.append(torch.roll(t, (-dy, -dx), (2, 3)))
+            # The authors' patch shuffler: a RandomCrop(32) of the 2×2 tiling per sample, i.e.
+            # a torus shift drawn per sample, as one gather.
+            b = t.shape[0]
+            dy, dx = torch.randint(0, 32, (b,)), torch.randint(0, 32, (b,))
+            ar = torch.arange(32)
+            rows, cols = (ar[None] + dy[:, None]) % 32, (ar[None] + dx[:, None]) % 32
+            idx = (rows[:, :, None] * 32 + cols[:, None, :]).view(b, 1, 1024).expand(b, 3, 1024)
+            out.append(t.reshape(b, 3, 1024).gather(2, idx).view(b, 3, 32, 32))
         fg, bg = out
         return mask, fg, bg, mask * fg + (1 - mask) * bg
 

@@ -59,14 +59,27 @@ pub struct Generated {
     pub x: Tensor,
 }
 
-fn torus_roll(x: &Tensor, dy: usize, dx: usize) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let x = if dy == 0 { x.clone() } else { Tensor::cat(&[x.narrow(2, dy, h - dy)?, x.narrow(2, 0, dy)?], 2)? };
-    if dx == 0 {
-        Ok(x)
-    } else {
-        Tensor::cat(&[x.narrow(3, dx, w - dx)?, x.narrow(3, 0, dx)?], 3)
+/// Rolls each sample `i` of `x (b, c, h, w)` on the torus by `shifts[i] = (dy, dx)`: output
+/// `(y, x)` = input `((y + dy) mod h, (x + dx) mod w)`, the reference's RandomCrop(32) of the
+/// 2×2 tiling, which draws an offset per sample. One gather, so the gradient flows back.
+fn torus_roll_each(x: &Tensor, shifts: &[(usize, usize)]) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if shifts.len() != b {
+        candle_core::bail!("{} texture shifts for a batch of {b}", shifts.len());
     }
+    if shifts.iter().all(|&s| s == (0, 0)) {
+        return Ok(x.clone());
+    }
+    let mut idx = Vec::with_capacity(b * c * h * w);
+    for &(dy, dx) in shifts {
+        let plane: Vec<u32> =
+            (0..h).flat_map(|y| (0..w).map(move |xx| (((y + dy) % h) * w + (xx + dx) % w) as u32)).collect();
+        for _ in 0..c {
+            idx.extend_from_slice(&plane);
+        }
+    }
+    let idx = Tensor::from_vec(idx, (b, c, h * w), x.device())?;
+    x.contiguous()?.reshape((b, c, h * w))?.gather(&idx, 2)?.reshape((b, c, h, w))
 }
 
 impl CgnGenerator {
@@ -100,8 +113,9 @@ impl CgnGenerator {
         Ok(Self { emb, shape, text })
     }
 
-    /// `u (b, 32)`, labels `y (b)` (u32); `shifts` = (dy, dx) per texture for the torus roll.
-    pub fn forward(&self, u: &Tensor, y: &Tensor, shifts: [(usize, usize); 2], train: bool) -> Result<Generated> {
+    /// `u (b, 32)`, labels `y (b)` (u32); `shifts[t][i]` = (dy, dx) of texture `t` (0 the
+    /// foreground, 1 the background) for sample `i`, the torus roll.
+    pub fn forward(&self, u: &Tensor, y: &Tensor, shifts: &[Vec<(usize, usize)>; 2], train: bool) -> Result<Generated> {
         let b = u.dim(0)?;
         let inp = Tensor::cat(&[u, &self.emb.index_select(y, 0)?], 1)?;
         let s = &self.shape;
@@ -113,12 +127,12 @@ impl CgnGenerator {
             .clamp(crate::models::cgn_mnist::MASK_MIN, crate::models::cgn_mnist::MASK_MAX)?;
         let mask = m.repeat((1, 3, 1, 1))?;
         let mut tex = Vec::with_capacity(2);
-        for (t, &(dy, dx)) in self.text.iter().zip(&shifts) {
+        for (t, sh) in self.text.iter().zip(shifts) {
             let h = t.l0.forward(&inp)?.reshape((b, 2 * NGF, 8, 8))?;
             let h = t.bn4.forward_act(&t.c3.forward_up2(&h)?, train, LEAKY)?;
             let h = t.bn8.forward_act(&t.c7.forward_up2(&h)?, train, LEAKY)?;
             let h = t.bn11.forward(&t.c10.forward(&h)?, train, false)?.tanh()?;
-            tex.push(torus_roll(&h, dy, dx)?);
+            tex.push(torus_roll_each(&h, sh)?);
         }
         let (fg, bg) = (tex[0].clone(), tex[1].clone());
         // mask·fg + (1 − mask)·bg, the reference's form.

@@ -35,9 +35,55 @@ pub struct Cvae {
     fc1: Linear,
     fc21: Linear,
     fc22: Linear,
+    pub decoder: CvaeDecoder,
+}
+
+/// The generative half (`fc3`, `fc4`, `label_emb`): all that sampling needs, and all a shipped
+/// model must hold.
+#[derive(Clone)]
+pub struct CvaeDecoder {
+    pub shape: CvaeShape,
     fc3: Linear,
     fc4: Linear,
     emb: Tensor,
+}
+
+impl CvaeDecoder {
+    pub fn new(b: &mut Builder, shape: CvaeShape) -> Result<Self> {
+        Ok(Self {
+            fc3: lin(b, "fc3", shape.z_dim + shape.emb, shape.hidden)?,
+            fc4: lin(b, "fc4", shape.hidden, shape.input)?,
+            emb: b.scope("label_emb", |s| s.param("weight", &[shape.classes, shape.emb], Init::Normal(1.0)))?,
+            shape,
+        })
+    }
+
+    /// The shape of the decoder weights in `map` (`fc3.weight` is `[hidden, z_dim + emb]`,
+    /// `fc4.weight` `[input, hidden]`, `label_emb.weight` `[classes, emb]`).
+    pub fn shape_of(map: &std::collections::HashMap<String, Tensor>) -> Result<CvaeShape> {
+        let dims = |k: &str| -> Result<(usize, usize)> {
+            map.get(k).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {k}")))?.dims2()
+        };
+        let (hidden, zin) = dims("fc3.weight")?;
+        let (input, _) = dims("fc4.weight")?;
+        let (classes, emb) = dims("label_emb.weight")?;
+        if zin <= emb {
+            candle_core::bail!("fc3.weight takes {zin} inputs, not more than the label embedding's {emb}");
+        }
+        Ok(CvaeShape { input, hidden, z_dim: zin - emb, emb, classes })
+    }
+
+    /// Logits `(b, input)` of latents `z (b, z_dim)` and labels `y (b)` (u32).
+    pub fn logits(&self, z: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let e = self.emb.index_select(y, 0)?;
+        let h = self.fc3.forward(&Tensor::cat(&[z, &e], 1)?)?.relu()?;
+        self.fc4.forward(&h)
+    }
+
+    /// Images in [0, 1], `(b, input)`.
+    pub fn decode(&self, z: &Tensor, y: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.logits(z, y)?)
+    }
 }
 
 fn lin(b: &mut Builder, name: &str, cin: usize, cout: usize) -> Result<Linear> {
@@ -50,9 +96,7 @@ impl Cvae {
             fc1: lin(b, "fc1", shape.input, shape.hidden)?,
             fc21: lin(b, "fc21", shape.hidden, shape.z_dim)?,
             fc22: lin(b, "fc22", shape.hidden, shape.z_dim)?,
-            fc3: lin(b, "fc3", shape.z_dim + shape.emb, shape.hidden)?,
-            fc4: lin(b, "fc4", shape.hidden, shape.input)?,
-            emb: b.scope("label_emb", |s| s.param("weight", &[shape.classes, shape.emb], Init::Normal(1.0)))?,
+            decoder: CvaeDecoder::new(b, shape)?,
             shape,
         })
     }
@@ -65,14 +109,12 @@ impl Cvae {
 
     /// Decoder logits `(b, 3072)` of latents `z (b, z_dim)` and labels `y (b)` (u32).
     pub fn decode_logits(&self, z: &Tensor, y: &Tensor) -> Result<Tensor> {
-        let e = self.emb.index_select(y, 0)?;
-        let h = self.fc3.forward(&Tensor::cat(&[z, &e], 1)?)?.relu()?;
-        self.fc4.forward(&h)
+        self.decoder.logits(z, y)
     }
 
     /// Images in [0, 1].
     pub fn decode(&self, z: &Tensor, y: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::sigmoid(&self.decode_logits(z, y)?)
+        self.decoder.decode(z, y)
     }
 
     /// The summed loss `(BCE, KL)` of a batch with reparameterisation noise `eps (b, z_dim)`.

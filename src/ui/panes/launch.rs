@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::jobs::cvae_export::{self, Arm, Interventions, SetSpec};
 use crate::jobs::genint_export::{self, Layout};
 use crate::jobs::image_sink::ImageFormat;
 use crate::ui::command::{Command, Commands, DialogKind};
@@ -15,17 +16,19 @@ use crate::ui::job_requests::JobRequest;
 pub enum Form {
     #[default]
     GenintExport,
+    CvaeExport,
     Transfer,
     Train,
     Fetch,
 }
 
 impl Form {
-    const ALL: [Form; 4] = [Form::GenintExport, Form::Transfer, Form::Train, Form::Fetch];
+    const ALL: [Form; 5] = [Form::GenintExport, Form::CvaeExport, Form::Transfer, Form::Train, Form::Fetch];
 
     fn label(self) -> &'static str {
         match self {
             Form::GenintExport => "GenInt export",
+            Form::CvaeExport => "CVAE sets",
             Form::Transfer => "Transfer (AdaIN)",
             Form::Train => "Train classifier",
             Form::Fetch => "Get real weights",
@@ -119,6 +122,86 @@ impl ExportForm {
     }
 }
 
+/// `intervene export cvae`'s settings.
+#[derive(Debug, Clone)]
+pub struct CvaeForm {
+    pub model: String,
+    pub observational: bool,
+    pub interventional: bool,
+    pub per_class: usize,
+    /// false: the paper's PCA interventions; true: the reference code's quantile grid.
+    pub grid: bool,
+    pub scale: f64,
+    pub grid_width: usize,
+    pub stretch: bool,
+    pub seed: u64,
+    pub out: String,
+}
+
+impl Default for CvaeForm {
+    fn default() -> Self {
+        Self {
+            model: crate::bundled::default_name(crate::bundled::Kind::Cvae, ""),
+            observational: true,
+            interventional: true,
+            per_class: 2000,
+            grid: false,
+            scale: 3.0,
+            grid_width: cvae_export::REFERENCE_GRID_WIDTH,
+            stretch: false,
+            seed: 1,
+            out: "cvae-sets".into(),
+        }
+    }
+}
+
+impl CvaeForm {
+    pub fn request(&self) -> Result<cvae_export::Request, String> {
+        let out = self.out.trim();
+        if self.model.trim().is_empty() || out.is_empty() {
+            return Err("a CVAE and an output folder are needed".into());
+        }
+        let model = cvae_export::resolve_model(&self.model).map_err(|e| format!("{e:#}"))?;
+        let arms = [(self.observational, Arm::Observational), (self.interventional, Arm::Interventional)];
+        let sets: Vec<SetSpec> = arms
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, arm)| SetSpec {
+                interventions: if self.grid { Interventions::Grid } else { Interventions::Pca },
+                grid_width: self.grid_width.max(1),
+                stretch: self.stretch,
+                ..SetSpec::paper(arm, self.per_class.max(1), self.scale, self.seed)
+            })
+            .collect();
+        if sets.is_empty() {
+            return Err("tick observational, interventional or both".into());
+        }
+        Ok(cvae_export::Request { model, out: out.into(), sets })
+    }
+
+    /// The equivalent command line.
+    pub fn command_line(&self) -> String {
+        let arm = match (self.observational, self.interventional) {
+            (true, false) => "observational",
+            (false, true) => "interventional",
+            _ => "both",
+        };
+        let mut s = format!(
+            "intervene export cvae --model {} --arm {arm} --per-class {} --seed {} --out {}",
+            self.model, self.per_class, self.seed, self.out
+        );
+        if self.grid {
+            s += &format!(" --interventions grid --grid-width {}", self.grid_width);
+        } else {
+            s += &format!(" --scale {}", self.scale);
+        }
+        if self.stretch {
+            s += " --stretch";
+        }
+        s
+    }
+}
+
 /// `intervene export transfer`'s settings.
 #[derive(Debug, Clone)]
 pub struct TransferForm {
@@ -191,6 +274,7 @@ impl Default for FetchForm {
 pub struct Launcher {
     pub form: Form,
     pub export: ExportForm,
+    pub cvae: CvaeForm,
     pub transfer: TransferForm,
     pub train: super::train_form::TrainForm,
     pub fetch: FetchForm,
@@ -221,6 +305,12 @@ impl Launcher {
         self.export.classes = class.to_string();
     }
 
+    /// Opens the CVAE form on `model`.
+    pub fn prepare_cvae(&mut self, model: &str) {
+        self.form = Form::CvaeExport;
+        self.cvae.model = model.to_string();
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut Commands) {
         ui.horizontal_wrapped(|ui| {
             ui.label("New job:");
@@ -230,6 +320,7 @@ impl Launcher {
         });
         let request = match self.form {
             Form::GenintExport => self.export_ui(ui),
+            Form::CvaeExport => self.cvae_ui(ui),
             Form::Transfer => self.transfer_ui(ui),
             Form::Train => self.train.ui(ui),
             Form::Fetch => self.fetch_ui(ui),
@@ -278,6 +369,32 @@ impl Launcher {
         path_row(ui, "Output", &mut f.out, "folder");
         ui.small(f.command_line());
         ui.button("Start export").clicked().then(|| f.request().map(|r| Command::Start(JobRequest::GenintExport(r))))
+    }
+
+    fn cvae_ui(&mut self, ui: &mut egui::Ui) -> Option<Result<Command, String>> {
+        let f = &mut self.cvae;
+        path_row(ui, "CVAE", &mut f.model, "bundled name or folder (intervene train cvae --out)");
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut f.observational, "observational (z from the prior)");
+            ui.checkbox(&mut f.interventional, "interventional");
+            ui.label("per digit");
+            ui.add(egui::DragValue::new(&mut f.per_class).range(1..=1_000_000));
+            ui.label("seed");
+            ui.add(egui::DragValue::new(&mut f.seed));
+        });
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut f.grid, false, "PCA (paper)");
+            ui.add_enabled(
+                !f.grid,
+                egui::DragValue::new(&mut f.scale).range(0.01..=20.0).speed(0.05).prefix("± ").suffix(" sd"),
+            );
+            ui.radio_value(&mut f.grid, true, "quantile grid (reference code)");
+            ui.add_enabled(f.grid, egui::DragValue::new(&mut f.grid_width).range(1..=1000).suffix("²"));
+            ui.checkbox(&mut f.stretch, "min–max stretch");
+        });
+        path_row(ui, "Output", &mut f.out, "folder");
+        ui.small(f.command_line());
+        ui.button("Start CVAE sets").clicked().then(|| f.request().map(|r| Command::Start(JobRequest::CvaeExport(r))))
     }
 
     fn transfer_ui(&mut self, ui: &mut egui::Ui) -> Option<Result<Command, String>> {
