@@ -156,6 +156,9 @@ fn cvae_export_rewrites_the_runs_sets_and_refuses_mixed_ones(run: &Path, scale: 
         format!("{e:#}").contains("other settings") && format!("{e:#}").contains(&format!("±{}", scale * 2.0)),
         "{e:#}"
     );
+    // The scale does not shape the observational set: that one continues (nothing to write).
+    let obs_only = Request { sets: vec![SetSpec::paper(Arm::Observational, 3, scale * 2.0, 1)], ..req.clone() };
+    assert_eq!(export(&obs_only, &Control::new()).unwrap().written, 0);
     // The reference code's grid: width² images per digit, min–max stretched.
     let grid = SetSpec {
         interventions: Interventions::Grid,

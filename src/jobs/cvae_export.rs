@@ -146,6 +146,26 @@ impl SetSpec {
         Ok(())
     }
 
+    /// The spec with the fields that do not shape this arm's images set to fixed values (the
+    /// observational arm has no interventions; the grid ignores `per_class` and `scale`, the
+    /// PCA `grid_width`), so that only a real difference refuses a set folder.
+    pub fn canonical(&self) -> Self {
+        let mut c = self.clone();
+        match (self.arm, self.interventions) {
+            (Arm::Observational, _) => {
+                c.interventions = Interventions::Pca;
+                c.scale = 0.0;
+                c.grid_width = 0;
+            }
+            (Arm::Interventional, Interventions::Pca) => c.grid_width = 0,
+            (Arm::Interventional, Interventions::Grid) => {
+                c.per_class = 0;
+                c.scale = 0.0;
+            }
+        }
+        c
+    }
+
     /// What `set.json` records in words, for refusals.
     fn describe(&self) -> String {
         let how = match (self.arm, self.interventions) {
@@ -408,7 +428,7 @@ struct Manifest {
 /// Records `spec` in `dir/set.json`, or checks that the set already there was made with it.
 fn claim(dir: &Path, spec: &SetSpec, model_sha256: &str) -> anyhow::Result<()> {
     let path = dir.join(SET_MANIFEST);
-    let want = Manifest { format: FORMAT, model_sha256: model_sha256.to_string(), spec: spec.clone() };
+    let want = Manifest { format: FORMAT, model_sha256: model_sha256.to_string(), spec: spec.canonical() };
     if path.is_file() {
         let have: Manifest = serde_json::from_slice(&std::fs::read(&path)?)
             .with_context(|| format!("cannot parse {}; delete the folder to start the set again", path.display()))?;
