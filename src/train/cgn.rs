@@ -3,7 +3,8 @@
 //! `mnists/experiments/cgn_*/cfg.yaml`):
 //!
 //! per step, batch 16 —
-//! 1. **G**: labels `y ~ U{0..9}`, `u ~ N(0, 1)³²`, one torus shift per texture;
+//! 1. **G**: labels `y ~ U{0..9}`, `u ~ N(0, 1)³²`, a torus shift per texture and sample (the
+//!    reference's patch shuffler; runs before 2026-11-30 drew one per texture and batch);
 //!    `L_G = MSE(D(x_gen, y), 1) + λ_mask·H₂(mask) + Σ w_i²·5e3·L1(Gram_i(x_gen), Gram_i(x_real))`
 //!    against the step's real batch; Adam 2e-4, β (0.5, 0.999);
 //! 2. **D**: `L_D = ½[MSE(D(x_real, y_real), 1) + MSE(D(x_gen.detach(), y), 0)]`, same Adam.
