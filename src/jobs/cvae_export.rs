@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Control;
 use crate::imageio::RgbImage;
+use crate::named::Named as _;
 use crate::noise::Rng;
 use crate::train::data::seed_of;
 use crate::train::nets::cvae::CvaeDecoder;
@@ -60,14 +61,7 @@ pub enum Arm {
     Interventional,
 }
 
-impl Arm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arm::Observational => "observational",
-            Arm::Interventional => "interventional",
-        }
-    }
-}
+crate::named_enum!(Arm, "arm", { Observational => "observational", Interventional => "interventional" });
 
 /// How the interventional arm moves the latent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -79,6 +73,8 @@ pub enum Interventions {
     /// The reference code's quantile grid over the first two latent axes.
     Grid,
 }
+
+crate::named_enum!(Interventions, "interventions", { Pca => "pca", Grid => "grid" });
 
 /// The top principal directions of the posterior means.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,21 +343,13 @@ pub fn write_sheet(sampler: &Sampler, spec: &SetSpec, path: &Path) -> anyhow::Re
     let classes = sampler.decoder.shape.classes;
     let zd = sampler.decoder.shape.z_dim;
     let n = spec.images_per_class();
-    let mut rows = Vec::with_capacity(classes * 10 * 3072);
+    let mut images = Vec::with_capacity(classes * 10);
     for c in 0..classes as u32 {
         let z = sampler.latents(spec, c)?;
         let pick: Vec<f32> = (0..10).flat_map(|k| z[(k * n / 10) * zd..(k * n / 10 + 1) * zd].to_vec()).collect();
-        for img in sampler.decode(pick, c)?.chunks(3072) {
-            let rgb = to_rgb(img, spec.stretch);
-            rows.extend(
-                (0..3)
-                    .flat_map(|ch| (0..1024).map(move |p| (ch, p)))
-                    .map(|(ch, p)| rgb.pixels[p * 3 + ch] as f32 / 127.5 - 1.0),
-            );
-        }
+        images.extend(sampler.decode(pick, c)?.chunks(3072).map(|img| to_rgb(img, spec.stretch)));
     }
-    let t = Tensor::from_vec(rows, (classes * 10, 3, 32, 32), &Device::Cpu)?;
-    crate::train::gan_common::save_grid(&t, 10, 2, path)
+    crate::train::gan_common::save_image_grid(&images, 10, 2, path)
 }
 
 /// Writes (or continues) the set `spec` into `dir` (`<digit>/NNNNN.png` + `set.json`) and, if
@@ -460,7 +448,7 @@ fn claim(dir: &Path, spec: &SetSpec, model_sha256: &str) -> anyhow::Result<()> {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    crate::fetch::download::hex(&sha2::Sha256::digest(bytes))
 }
 
 /// A CVAE folder from a name: an existing folder as given, else a bundled CVAE
@@ -489,6 +477,13 @@ pub struct Request {
     /// Each set goes to `out/<arm>/`, its sheet to `out/samples_<arm>.png`.
     pub out: PathBuf,
     pub sets: Vec<SetSpec>,
+}
+
+impl Request {
+    /// One set per arm in `arms`, each with `like`'s other settings.
+    pub fn new(model: PathBuf, out: PathBuf, arms: &[Arm], like: &SetSpec) -> Self {
+        Self { model, out, sets: arms.iter().map(|&arm| SetSpec { arm, ..like.clone() }).collect() }
+    }
 }
 
 /// What an export wrote.

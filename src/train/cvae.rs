@@ -40,6 +40,7 @@ use super::settings::DeviceChoice;
 use crate::data::genint_colored::{self, GenintSet, GenintSplit};
 use crate::jobs::cvae_export::{self, Arm, Sampler, SetSpec};
 use crate::jobs::{Cancelled, Control};
+use crate::named::Named as _;
 use crate::noise::Rng;
 
 pub const FORMAT: &str = "intervene-train-cvae-v1";
@@ -328,8 +329,8 @@ fn finalize(
         Ok(std::fs::write(tmp, serde_json::to_vec_pretty(&pca)?)?)
     })?;
     control.log(format!("latent PCA: stdev {:?}, explained {:?}", pca.stdev, pca.explained_variance_ratio));
-    let sampler =
-        Sampler { decoder: net.decoder.clone(), pca: Some(pca), model_sha256: sha256_file(&out.join(MODEL))? };
+    // The sets come from the files just written, as `intervene export cvae --model RUN` reads them.
+    let sampler = Sampler::open(out)?;
     for arm in [Arm::Observational, Arm::Interventional] {
         let spec = SetSpec::paper(arm, settings.samples_per_class, settings.scale, settings.seed);
         let sheet = out.join(format!("samples_{}.png", arm.name()));
@@ -342,12 +343,6 @@ fn finalize(
         cvae_export::write_set(&sampler, &spec, &out.join("samples").join(arm.name()), Some(&sheet), false, control)?;
     }
     Ok(())
-}
-
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    use sha2::Digest as _;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes a GenInt colored-MNIST split as an image folder `dir/<digit>/NNNNN.png`.

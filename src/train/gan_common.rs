@@ -234,8 +234,12 @@ pub fn grid_cols(images: &[RgbImage], cols: usize) -> RgbImage {
 
 /// Saves `(n, 3, h, w)` in [−1, 1] as a grid of `cols` columns, enlarged `scale`× (nearest).
 pub fn save_grid(x: &Tensor, cols: usize, scale: usize, path: &Path) -> anyhow::Result<()> {
-    let imgs = crate::imageio::images_from_tensor(&x.to_device(&Device::Cpu)?)?;
-    let imgs: Vec<RgbImage> = imgs.into_iter().map(|i| enlarge(&i, scale)).collect();
+    save_image_grid(&crate::imageio::images_from_tensor(&x.to_device(&Device::Cpu)?)?, cols, scale, path)
+}
+
+/// Saves `images` as a grid of `cols` columns, enlarged `scale`× (nearest).
+pub fn save_image_grid(images: &[RgbImage], cols: usize, scale: usize, path: &Path) -> anyhow::Result<()> {
+    let imgs: Vec<RgbImage> = images.iter().map(|i| enlarge(i, scale)).collect();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -237,15 +237,11 @@ impl StudioApp {
             }
             Command::PrepareExport { model, components, class } => {
                 self.panes.jobs.launcher.prepare_export(&model, components.as_deref(), class);
-                self.panes.jobs.launcher_open = true;
-                self.state.show_perf = true;
-                self.state.bottom_tab = BottomTab::Jobs;
+                self.show_launcher();
             }
             Command::PrepareCvaeExport { model } => {
                 self.panes.jobs.launcher.prepare_cvae(&model);
-                self.panes.jobs.launcher_open = true;
-                self.state.show_perf = true;
-                self.state.bottom_tab = BottomTab::Jobs;
+                self.show_launcher();
             }
             Command::Cancel(name) => self.board.cancel(&name),
             Command::ClearFinishedJobs => self.board.clear_finished(),
@@ -263,6 +259,13 @@ impl StudioApp {
                 }
             }
         }
+    }
+
+    /// Shows the Jobs pane with its launcher open (a pane asked for one of its forms).
+    fn show_launcher(&mut self) {
+        self.panes.jobs.launcher_open = true;
+        self.state.show_perf = true;
+        self.state.bottom_tab = BottomTab::Jobs;
     }
 
     fn report_error(&mut self, what: &str, e: impl std::fmt::Display) {

@@ -13,15 +13,6 @@ pub enum ArmChoice {
     Both,
 }
 
-/// How the interventional set moves the latent.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InterventionChoice {
-    /// The paper: uniform within ±--scale sd along the top-2 principal directions.
-    Pca,
-    /// The reference code: a --grid-width² grid of N(0, 1) quantiles over the two latent axes.
-    Grid,
-}
-
 /// `intervene export cvae`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -48,9 +39,11 @@ pub struct ExportCvaeArgs {
     /// Images per digit in each set (the grid has --grid-width² instead).
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = crate::cli::values::positive)]
     pub per_class: usize,
-    /// How the interventional set moves the latent.
-    #[arg(long, value_enum, default_value = "pca")]
-    pub interventions: InterventionChoice,
+    /// How the interventional set moves the latent: pca (the paper: uniform within ±--scale sd
+    /// along the top-2 principal directions) or grid (the reference code: a --grid-width² grid
+    /// of N(0, 1) quantiles over the two latent axes).
+    #[arg(long, value_parser = crate::cli::values::named::<Interventions>(), default_value = "pca")]
+    pub interventions: Interventions,
     /// pca: ± this many standard deviations along each principal direction.
     #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = crate::cli::values::positive_f64)]
     pub scale: f64,
@@ -72,19 +65,13 @@ pub fn run(a: ExportCvaeArgs) -> anyhow::Result<()> {
         ArmChoice::Interventional => vec![Arm::Interventional],
         ArmChoice::Both => vec![Arm::Observational, Arm::Interventional],
     };
-    let sets = arms
-        .into_iter()
-        .map(|arm| SetSpec {
-            interventions: match a.interventions {
-                InterventionChoice::Pca => Interventions::Pca,
-                InterventionChoice::Grid => Interventions::Grid,
-            },
-            grid_width: a.grid_width,
-            stretch: a.stretch,
-            ..SetSpec::paper(arm, a.per_class, a.scale, a.seed)
-        })
-        .collect();
-    let req = Request { model, out: a.out, sets };
+    let like = SetSpec {
+        interventions: a.interventions,
+        grid_width: a.grid_width,
+        stretch: a.stretch,
+        ..SetSpec::paper(Arm::Interventional, a.per_class, a.scale, a.seed)
+    };
+    let req = Request::new(model, a.out, &arms, &like);
     let s = crate::cli::job::run("images", |c| export(&req, c))?;
     eprintln!(
         "wrote {} of {} images → {}",

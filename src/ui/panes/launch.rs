@@ -162,21 +162,20 @@ impl CvaeForm {
             return Err("a CVAE and an output folder are needed".into());
         }
         let model = cvae_export::resolve_model(&self.model).map_err(|e| format!("{e:#}"))?;
-        let arms = [(self.observational, Arm::Observational), (self.interventional, Arm::Interventional)];
-        let sets: Vec<SetSpec> = arms
+        let arms: Vec<Arm> = [(self.observational, Arm::Observational), (self.interventional, Arm::Interventional)]
             .into_iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, arm)| SetSpec {
-                interventions: if self.grid { Interventions::Grid } else { Interventions::Pca },
-                grid_width: self.grid_width.max(1),
-                stretch: self.stretch,
-                ..SetSpec::paper(arm, self.per_class.max(1), self.scale, self.seed)
-            })
+            .filter_map(|(on, arm)| on.then_some(arm))
             .collect();
-        if sets.is_empty() {
+        if arms.is_empty() {
             return Err("tick observational, interventional or both".into());
         }
-        Ok(cvae_export::Request { model, out: out.into(), sets })
+        let like = SetSpec {
+            interventions: if self.grid { Interventions::Grid } else { Interventions::Pca },
+            grid_width: self.grid_width.max(1),
+            stretch: self.stretch,
+            ..SetSpec::paper(Arm::Interventional, self.per_class.max(1), self.scale, self.seed)
+        };
+        Ok(cvae_export::Request::new(model, out.into(), &arms, &like))
     }
 
     /// The equivalent command line.
