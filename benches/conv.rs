@@ -1,6 +1,7 @@
-//! Convolution and attention kernels on BigGAN-deep-128's layer shapes (batch 1), GFLOP/s.
-//! `cargo bench --bench conv`. Under `cargo test` (no `--bench` flag) it runs one quick pass
-//! of each shape as a smoke test.
+//! Convolution and attention kernels on BigGAN-deep-128's layer shapes, GFLOP/s per shape and
+//! the total per image over the generator's whole layer list (each shape times its count).
+//! `cargo bench --bench conv [-- --batch N]` (default batch 1). Under `cargo test` (no `--bench`
+//! flag) it runs one quick pass of each shape as a smoke test.
 
 use intervene::ops::{conv2d, conv_flops, self_attention, AttnArgs, Conv2dArgs, PreAct};
 
@@ -8,36 +9,65 @@ fn data(n: usize, s: usize) -> Vec<f32> {
     (0..n).map(|i| (((i * s) % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect()
 }
 
+/// (count, c, o, k, input h = w, upsample): every convolution of deep-128's ten GenBlocks
+/// (channel widths 16·ch … 1·ch with ch = 128, bottleneck ¼) and conv_to_rgb's 3 kept outputs.
+const SHAPES: [(usize, usize, usize, usize, usize, bool); 22] = [
+    (1, 512, 512, 3, 4, false),
+    (1, 512, 512, 3, 4, true),
+    (3, 512, 512, 3, 8, false),
+    (1, 512, 512, 3, 8, true),
+    (1, 512, 512, 3, 16, false),
+    (1, 256, 256, 3, 16, false),
+    (1, 256, 256, 3, 16, true),
+    (1, 256, 256, 3, 32, false),
+    (1, 128, 128, 3, 32, false),
+    (1, 128, 128, 3, 32, true),
+    (1, 128, 128, 3, 64, false),
+    (1, 64, 64, 3, 64, false),
+    (1, 64, 64, 3, 64, true),
+    (1, 64, 64, 3, 128, false),
+    (3, 2048, 512, 1, 4, false),
+    (2, 512, 2048, 1, 4, false),
+    (1, 2048, 512, 1, 8, false),
+    (1, 512, 2048, 1, 8, false),
+    (2, 1024, 256, 1, 16, false),
+    (2, 512, 128, 1, 32, false),
+    (2, 256, 64, 1, 64, false),
+    (1, 128, 3, 3, 128, false),
+];
+// The 1×1 convolutions that widen the bottleneck back (listed apart to keep the table short).
+const WIDEN: [(usize, usize, usize, usize, usize, bool); 4] = [
+    (1, 512, 1024, 1, 16, false),
+    (1, 256, 1024, 1, 16, false),
+    (2, 256, 512, 1, 32, false),
+    (2, 128, 256, 1, 64, false),
+];
+const WIDEN_128: (usize, usize, usize, usize, usize, bool) = (1, 64, 128, 1, 128, false);
+
 fn main() {
     intervene::bench::tune_allocator();
-    let bench = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let batch = args
+        .iter()
+        .position(|a| a == "--batch")
+        .and_then(|i| args.get(i + 1))
+        .map_or(1, |v| v.parse().expect("--batch N"));
     let reps = if bench { 10 } else { 1 };
-    // (c, o, k, h, w, upsample): the 3×3 and 1×1 convs of deep-128's blocks and conv_to_rgb.
-    let shapes = [
-        (512usize, 512usize, 3usize, 4usize, 4usize, true),
-        (512, 512, 3, 8, 8, false),
-        (256, 256, 3, 16, 16, true),
-        (256, 256, 3, 32, 32, false),
-        (128, 128, 3, 32, 32, true),
-        (128, 128, 3, 64, 64, false),
-        (64, 64, 3, 64, 64, true),
-        (64, 64, 3, 128, 128, false),
-        (256, 64, 1, 64, 64, false),
-        (64, 128, 1, 128, 128, false),
-        (128, 3, 3, 128, 128, false),
-    ];
-    let (mut total_ms, mut zero_total) = (0.0, 0.0);
-    for &(c, o, k, h, w, up) in &shapes {
-        let x = data(c * h * w, 7919);
+    let (mut total_ms, mut flops) = (0.0, 0.0);
+    for &(count, c, o, k, h, up) in SHAPES.iter().chain(&WIDEN).chain([&WIDEN_128]) {
+        let w = h;
+        let b = batch;
+        let x = data(b * c * h * w, 7919);
         let wt = data(o * c * k * k, 104_729);
         let bias = vec![0.1f32; o];
-        let (sc, sh) = (vec![1.0f32; c], vec![0.1f32; c]);
+        let (sc, sh) = (vec![1.0f32; b * c], vec![0.1f32; b * c]);
         let (oh, ow) = if up { (2 * h, 2 * w) } else { (h, w) };
-        let mut out = vec![0f32; o * oh * ow];
+        let mut out = vec![0f32; b * o * oh * ow];
         let pre = Some(PreAct { scale: &sc, shift: &sh });
         let a = Conv2dArgs {
             x: &x,
-            dims: [1, c, h, w],
+            dims: [b, c, h, w],
             pre,
             upsample2: up,
             weight: &wt,
@@ -52,38 +82,31 @@ fn main() {
             conv2d(&a, &mut out).expect("conv");
         }
         let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
-        total_ms += ms;
-        let f = conv_flops(1, c, o, k, oh, ow);
-        // The zeroed output buffer the fused path allocates per call (`ops::output_buffer`): its
-        // cost next to the kernel's (zeroed rather than uninitialised, for soundness).
-        let t = std::time::Instant::now();
-        for _ in 0..reps {
-            std::hint::black_box(intervene::ops::output_buffer(o * oh * ow));
-        }
-        let zero_ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
-        zero_total += zero_ms;
+        let f = conv_flops(b, c, o, k, oh, ow);
+        total_ms += count as f64 * ms / b as f64;
+        flops += count as f64 * f / b as f64;
         println!(
-            "conv c{c:<4} o{o:<4} k{k} {oh:>3}x{ow:<3} up={up:<5} {ms:7.2} ms {:6.1} GFLOP/s  (zeroed output buffer {:.3} ms)",
+            "conv ×{count} c{c:<4} o{o:<4} k{k} {oh:>3}x{ow:<3} up={up:<5} batch {b}: {:7.3} ms/image {:6.1} GFLOP/s",
+            ms / b as f64,
             f / ms / 1e6,
-            zero_ms
         );
     }
     let (c, h, w) = (256usize, 64usize, 64usize);
-    let x = data(c * h * w, 7919);
+    let x = data(batch * c * h * w, 7919);
     let (t, p, g, o) = (data(c / 8 * c, 31), data(c / 8 * c, 37), data(c / 2 * c, 41), data(c * c / 2, 43));
-    let mut out = vec![0f32; c * h * w];
-    let a = AttnArgs { x: &x, dims: [1, c, h, w], theta: &t, phi: &p, g: &g, o: &o, gamma: 0.5 };
+    let mut out = vec![0f32; batch * c * h * w];
+    let a = AttnArgs { x: &x, dims: [batch, c, h, w], theta: &t, phi: &p, g: &g, o: &o, gamma: 0.5 };
     self_attention(&a, &mut out).expect("attention");
     let t0 = std::time::Instant::now();
     for _ in 0..reps {
         self_attention(&a, &mut out).expect("attention");
     }
-    let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
-    println!("attention 256ch 64x64            {ms:7.2} ms");
+    let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64 / batch as f64;
+    println!("attention 256ch 64x64 batch {batch}: {ms:7.2} ms/image");
     println!(
-        "sum of the listed kernels: {:.1} ms; their zeroed output buffers: {:.3} ms ({:.2} %)",
-        total_ms + ms,
-        zero_total,
-        100.0 * zero_total / (total_ms + ms)
+        "convolutions: {total_ms:.1} ms/image, {:.1} GFLOP/s over {:.2} GFLOP/image; with attention {:.1} ms/image",
+        flops / total_ms / 1e6,
+        flops / 1e9,
+        total_ms + ms
     );
 }

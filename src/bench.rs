@@ -85,22 +85,21 @@ pub fn time_median_ms(warmup: usize, runs: usize, mut f: impl FnMut() -> Result<
     Ok((sorted[sorted.len() / 2], t))
 }
 
-/// Tunes glibc's allocator for activation buffers: buffers up to 4 MB are recycled inside the
-/// heap (never trimmed back to the kernel and faulted in again on the next forward — PyTorch
-/// lost 30–35 % to page faults here with default settings); larger ones are mapped and unmapped
-/// so the peak stays near weights + live activations (glibc's default threshold creeps up to
-/// 32 MB and then keeps every freed large buffer resident). `INTERVENE_MMAP_THRESHOLD_MB`
-/// overrides the threshold. Measured on deep-128/256: no slower than 32 MB, 9 % lower peak.
+/// Tunes glibc's allocator for activation buffers: buffers up to 32 MB (glibc's cap) are
+/// recycled inside the heap instead of being mapped, faulted in and zeroed by the kernel, and
+/// unmapped again on every forward (PyTorch lost 30–35 % to page faults here with default
+/// settings); freed memory is kept, not trimmed. Measured 2026-12-01 on this AMD VM against the
+/// old 4 MB threshold: deep-128 batch 1 72.8 → 66.6 ms (same peak RSS, 261 MiB), batch 8
+/// 65.5 → 62.5 ms/image, deep-256 batch 1 250 → 212 ms (peak 342 → 370 MiB).
+/// `INTERVENE_MMAP_THRESHOLD_MB` overrides the threshold.
 pub fn tune_allocator() {
-    set_mmap_threshold(4);
+    set_mmap_threshold(32);
 }
 
 /// Tunes the allocator for training: a step frees and re-allocates the same activations,
 /// gradients and candle's zero-filled gradient sums (8–25 MB each for the MNIST CNN at batch 64
-/// or the CVAE's 3072×1000 layers). Above the 4 MB inference threshold each of those is mapped,
-/// faulted in and zeroed by the kernel, and unmapped every step — 15–25 % of a step, in the
-/// kernel. At glibc's largest threshold (32 MB) they are recycled inside the heap. Process-wide;
-/// `INTERVENE_MMAP_THRESHOLD_MB` still overrides it.
+/// or the CVAE's 3072×1000 layers), recycled inside the heap as for inference
+/// ([`tune_allocator`]); mapping them cost 15–25 % of a step, in the kernel.
 pub fn tune_allocator_for_training() {
     set_mmap_threshold(32);
 }

@@ -19,10 +19,27 @@ fn tile_bytes() -> usize {
     })
 }
 
+/// A GEMM's column count below which its cost is dominated by packing the weights and by
+/// narrow micro-kernels (gemm's widest f32 kernel covers 64 columns × 6 output channels when
+/// the output is row-major): small maps are grouped across samples, large ones tiled in at
+/// least this many columns. `INTERVENE_MIN_COLS` overrides it for tuning.
+fn min_cols() -> usize {
+    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var("INTERVENE_MIN_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(256))
+}
+
+/// Samples whose maps are smaller than this many pixels are convolved together.
+/// `INTERVENE_GROUP_COLS` overrides it for tuning.
+fn group_cols() -> usize {
+    static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var("INTERVENE_GROUP_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(512))
+}
+
 thread_local! {
     /// Per-thread scratch: pre-activated input planes and im2col tiles, grown once and reused.
     static PRE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static TMP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One convolution.
@@ -131,6 +148,19 @@ pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let [b, c, _, _] = a.dims;
     let (oh, ow) = a.out_hw();
     let kind = if a.kernel == 1 { super::profile::Kind::Conv1x1 } else { super::profile::Kind::Conv3x3 };
+    if let Some(t0) = t {
+        if std::env::var_os("INTERVENE_TRACE_SHAPES").is_some() {
+            eprintln!(
+                "TRACE conv b{b} c{c} o{} k{} {oh}x{ow} up={} pre={} res={} {:.3} ms",
+                a.out_channels,
+                a.kernel,
+                a.upsample2,
+                a.pre.is_some(),
+                a.residual.is_some(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
     super::profile::record(kind, t, conv_flops(b, c, a.out_channels, a.kernel, oh, ow));
     Ok(())
 }
@@ -140,16 +170,26 @@ fn conv2d_inner(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let [b, c, h, w] = a.dims;
     let o = a.out_channels;
     let (oh, ow) = a.out_hw();
+    let few = a.out_channels <= 4 && a.kernel == 3 && !a.upsample2 && a.residual.is_none();
+    if !few && oh * ow < group_cols() {
+        let g = group_cols().div_ceil(oh * ow).clamp(1, b);
+        let per_group = g * a.out_channels * oh * ow;
+        if b.div_ceil(g) >= rayon::current_num_threads() {
+            out.par_chunks_mut(per_group).enumerate().for_each(|(t, dst)| {
+                conv_group(a, t * g, (t * g + g).min(b), dst, false);
+            });
+        } else {
+            for (t, dst) in out.chunks_mut(per_group).enumerate() {
+                conv_group(a, t * g, (t * g + g).min(b), dst, true);
+            }
+        }
+        return Ok(());
+    }
     for bi in 0..b {
         let x = &a.x[bi * c * h * w..(bi + 1) * c * h * w];
         let dst = &mut out[bi * o * oh * ow..(bi + 1) * o * oh * ow];
-        let res = a.residual.map(|r| match r {
-            Residual::Full(r) => ResSample::Full(&r[bi * o * oh * ow..(bi + 1) * o * oh * ow]),
-            Residual::Skip { x, c, h, w } => {
-                ResSample::Skip { x: &x[bi * c * h * w..(bi + 1) * c * h * w], h, w, up: 2 * h == oh }
-            }
-        });
-        if a.out_channels <= 4 && a.kernel == 3 && !a.upsample2 && a.residual.is_none() {
+        let res = res_sample(a, bi);
+        if few {
             let pre = a.pre.map(|p| (&p.scale[bi * c..(bi + 1) * c], &p.shift[bi * c..(bi + 1) * c]));
             super::few_outputs::conv3x3_few_outputs(x, c, h, w, pre, a.weight, o, a.bias, dst);
             continue;
@@ -181,6 +221,98 @@ fn conv2d_inner(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
         }
     }
     Ok(())
+}
+
+/// Sample `bi`'s residual.
+fn res_sample<'a>(a: &Conv2dArgs<'a>, bi: usize) -> Option<ResSample<'a>> {
+    let o = a.out_channels;
+    let (oh, ow) = a.out_hw();
+    a.residual.map(|r| match r {
+        Residual::Full(r) => ResSample::Full(&r[bi * o * oh * ow..(bi + 1) * o * oh * ow]),
+        Residual::Skip { x, c, h, w } => {
+            ResSample::Skip { x: &x[bi * c * h * w..(bi + 1) * c * h * w], h, w, up: 2 * h == oh }
+        }
+    })
+}
+
+/// Samples `[s0, s1)` of a convolution with small maps, as one GEMM over all their pixels
+/// (written to `dst`, those samples' outputs): per-sample GEMMs of 16–64 columns would repack
+/// the whole weight matrix for each sample and run gemm's narrowest kernels. The product goes
+/// to a scratch buffer and is then added to bias + residual. `inner`: the group is the only
+/// task, so its im2col and GEMM use all threads.
+fn conv_group(a: &Conv2dArgs, s0: usize, s1: usize, dst: &mut [f32], inner: bool) {
+    let [_, c, h, w] = a.dims;
+    let (o, k) = (a.out_channels, a.kernel);
+    let (oh, ow) = a.out_hw();
+    let (hw, kk) = (oh * ow, c * k * k);
+    let n = (s1 - s0) * hw;
+    let threads = if inner { rayon::current_num_threads().max(1) } else { 1 };
+    COL.with(|col| {
+        PRE.with(|pre| {
+            TMP.with(|tmp| {
+                let (mut col, mut pre, mut tmp) = (col.borrow_mut(), pre.borrow_mut(), tmp.borrow_mut());
+                grow(&mut col, kk * n);
+                grow(&mut tmp, o * n);
+                if a.pre.is_some() {
+                    grow(&mut pre, c * hw);
+                }
+                for (j, bi) in (s0..s1).enumerate() {
+                    let x = &a.x[bi * c * h * w..(bi + 1) * c * h * w];
+                    // Upsampling happens while pre-activating, so im2col copies whole rows.
+                    let (src, sh, sw, up) = match a.pre {
+                        Some(p) if a.upsample2 => {
+                            p.apply_sample_up(bi, c, h, w, x, &mut pre[..c * hw]);
+                            (&pre[..c * hw], oh, ow, false)
+                        }
+                        Some(p) => {
+                            p.apply_sample(bi, c, h * w, x, &mut pre[..c * hw]);
+                            (&pre[..c * hw], h, w, false)
+                        }
+                        None => (x, h, w, a.upsample2),
+                    };
+                    // Channel chunks in parallel: each owns k² rows of the columns.
+                    let per = c.div_ceil(threads);
+                    col[..kk * n].par_chunks_mut(per * k * k * n).enumerate().for_each(|(t, rows)| {
+                        let ch = per.min(c - t * per);
+                        let planes = &src[t * per * sh * sw..(t * per + ch) * sh * sw];
+                        im2col_rows(planes, ch, sh, sw, k, up, 0, oh, n, &mut rows[j * hw..]);
+                    });
+                }
+                // SAFETY: tmp holds o·n values; col holds kk·n; w holds o·kk.
+                unsafe {
+                    gemm::gemm(
+                        o,
+                        n,
+                        kk,
+                        tmp.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.weight.as_ptr(),
+                        1,
+                        kk as isize,
+                        col.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        if inner { Parallelism::Rayon(threads) } else { Parallelism::None },
+                    );
+                }
+                for (j, (bi, dst)) in (s0..s1).zip(dst.chunks_mut(o * hw)).enumerate() {
+                    init_dst(a.bias, res_sample(a, bi), dst, hw, 0, hw);
+                    for (oc, row) in dst.chunks_mut(hw).enumerate() {
+                        for (d, &t) in row.iter_mut().zip(&tmp[oc * n + j * hw..oc * n + (j + 1) * hw]) {
+                            *d += t;
+                        }
+                    }
+                }
+            })
+        })
+    });
 }
 
 /// 1×1 convolution of `relu(x·a + b)` in column chunks: each task pre-activates a cache-sized
@@ -244,11 +376,30 @@ fn init_dst(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: u
             Some(ResSample::Skip { x, h, w, up }) => {
                 let plane = &x[row * h * w..(row + 1) * h * w];
                 let ow = if up { 2 * w } else { w };
-                for (i, d) in d.iter_mut().enumerate() {
-                    let p = p0 + i;
-                    let (y, xx) = (p / ow, p % ow);
-                    let v = if up { plane[(y / 2) * w + xx / 2] } else { plane[y * w + xx] };
-                    *d = v + b;
+                // Walk the output rows that [p0, p0 + n) touches, a source row at a time.
+                let mut p = p0;
+                let mut d = d;
+                while !d.is_empty() {
+                    let (y, x0) = (p / ow, p % ow);
+                    let len = (ow - x0).min(d.len());
+                    let (seg, rest) = d.split_at_mut(len);
+                    if up {
+                        let src = &plane[(y / 2) * w..(y / 2 + 1) * w];
+                        // An odd start takes its pixel alone; then pixel pairs share a source.
+                        let (head, pairs) = seg.split_at_mut(x0 % 2);
+                        if let Some(h0) = head.first_mut() {
+                            *h0 = src[x0 / 2] + b;
+                        }
+                        for (pair, &v) in pairs.chunks_mut(2).zip(&src[x0.div_ceil(2)..]) {
+                            pair.fill(v + b);
+                        }
+                    } else {
+                        for (d, &v) in seg.iter_mut().zip(&plane[y * w + x0..y * w + x0 + len]) {
+                            *d = v + b;
+                        }
+                    }
+                    p += len;
+                    d = rest;
                 }
             }
             None => d.fill(b),
@@ -338,14 +489,14 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
         return;
     }
     // Tiles of whole output rows, sized to stay in L2.
-    let rows_per_tile = (tile_bytes() / (4 * kk * ow)).clamp(1, oh);
+    let rows_per_tile = (tile_bytes() / (4 * kk * ow)).max(min_cols().div_ceil(ow)).clamp(1, oh);
     let tiles = oh.div_ceil(rows_per_tile);
     if tiles < 2 * threads {
         // Small images (the 4×4–16×16 layers): one im2col, one GEMM parallelised inside.
         COL.with(|col| {
             let mut col = col.borrow_mut();
             grow(&mut col, kk * hw);
-            im2col_rows(src, c, h, w, k, a.upsample2, 0, oh, &mut col[..kk * hw]);
+            im2col_rows(src, c, h, w, k, a.upsample2, 0, oh, hw, &mut col[..kk * hw]);
             init_dst(a.bias, res, dst, hw, 0, hw);
             gemm_into(o, hw, kk, a.weight, &col[..kk * hw], hw, dst.as_mut_ptr(), hw, Parallelism::Rayon(threads));
         });
@@ -363,7 +514,7 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
         COL.with(|col| {
             let mut col = col.borrow_mut();
             grow(&mut col, kk * n);
-            im2col_rows(src, c, h, w, k, a.upsample2, r0, r1, &mut col[..kk * n]);
+            im2col_rows(src, c, h, w, k, a.upsample2, r0, r1, n, &mut col[..kk * n]);
             // SAFETY: this task owns columns [p0, p0+n) of every output row.
             let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
             init_dst(a.bias, res, d, hw, p0, n);
@@ -372,10 +523,21 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
     });
 }
 
-/// im2col of output rows `[r0, r1)`: `col[(ch·k + ky)·k + kx, (y − r0)·ow + x]` =
+/// im2col of output rows `[r0, r1)`: `col[((ch·k + ky)·k + kx)·ld + (y − r0)·ow + x]` =
 /// input at `(y + ky − pad, x + kx − pad)` in the (optionally ×2-upsampled) grid, 0 outside.
 #[allow(clippy::too_many_arguments)]
-fn im2col_rows(src: &[f32], c: usize, h: usize, w: usize, k: usize, up: bool, r0: usize, r1: usize, col: &mut [f32]) {
+fn im2col_rows(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    up: bool,
+    r0: usize,
+    r1: usize,
+    ld: usize,
+    col: &mut [f32],
+) {
     let pad = (k / 2) as isize;
     let (gh, gw) = if up { (2 * h, 2 * w) } else { (h, w) };
     let n = (r1 - r0) * gw;
@@ -383,7 +545,7 @@ fn im2col_rows(src: &[f32], c: usize, h: usize, w: usize, k: usize, up: bool, r0
         let plane = &src[ch * h * w..(ch + 1) * h * w];
         for ky in 0..k {
             for kx in 0..k {
-                let row = &mut col[((ch * k + ky) * k + kx) * n..][..n];
+                let row = &mut col[((ch * k + ky) * k + kx) * ld..][..n];
                 let dx = kx as isize - pad;
                 // Output columns x whose source column x+dx lies inside the grid.
                 let x_lo = (-dx).max(0) as usize;

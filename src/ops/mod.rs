@@ -46,7 +46,7 @@ impl From<OpsError> for candle_core::Error {
 /// Zeroed, not uninitialised: a `Vec<f32>` whose elements were never written is undefined
 /// behaviour to hand out as `&mut [f32]`, whatever the kernels then do. The zeroing is nearly
 /// free: `vec![0.0; n]` asks the allocator for zeroed memory (`calloc`), and buffers at or above
-/// the mmap threshold (4 MB, [`crate::bench::tune_allocator`]) come from fresh kernel pages
+/// the mmap threshold (32 MB, [`crate::bench::tune_allocator`]) come from fresh kernel pages
 /// that are zero already, so only the smaller, recycled buffers get a `memset`.
 pub fn output_buffer(n: usize) -> Vec<f32> {
     vec![0.0; n]
