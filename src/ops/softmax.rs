@@ -20,13 +20,13 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn softmax_rows_impl(s: &mut [f32], m: usize) {
+fn softmax_rows_impl<const L: usize>(s: &mut [f32], m: usize) {
     for row in s.chunks_mut(m) {
-        // Eight independent lanes so max, exp and sum all vectorise.
-        let mut mx8 = [f32::NEG_INFINITY; 8];
-        let mut chunks = row.chunks_exact(8);
+        // L independent lanes (one vector register) so max, exp and sum all vectorise.
+        let mut mx8 = [f32::NEG_INFINITY; L];
+        let mut chunks = row.chunks_exact(L);
         for c in &mut chunks {
-            for k in 0..8 {
+            for k in 0..L {
                 mx8[k] = if c[k] > mx8[k] { c[k] } else { mx8[k] };
             }
         }
@@ -40,10 +40,10 @@ fn softmax_rows_impl(s: &mut [f32], m: usize) {
         for v in row.iter_mut() {
             *v = exp_f32(*v - mx);
         }
-        let mut s8 = [0f32; 8];
-        let mut chunks = row.chunks_exact(8);
+        let mut s8 = [0f32; L];
+        let mut chunks = row.chunks_exact(L);
         for c in &mut chunks {
-            for k in 0..8 {
+            for k in 0..L {
                 s8[k] += c[k];
             }
         }
@@ -56,22 +56,161 @@ fn softmax_rows_impl(s: &mut [f32], m: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_rows_avx2(s: &mut [f32], m: usize) {
-    softmax_rows_impl(s, m)
+    softmax_rows_impl::<8>(s, m)
+}
+
+/// [`exp_f32`] on 16 lanes, 2ⁿ applied by `vscalefps`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn exp512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let c = |v: f32| _mm512_set1_ps(v);
+    let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+        x,
+        c(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm512_fnmadd_ps(n, c(1.428_606_8e-6), _mm512_fnmadd_ps(n, c(0.693_145_75), x));
+    let mut q = _mm512_fmadd_ps(r, c(0.001_388_889), c(0.008_333_334));
+    q = _mm512_fmadd_ps(r, q, c(0.041_666_668));
+    q = _mm512_fmadd_ps(r, q, c(0.166_666_67));
+    q = _mm512_fmadd_ps(r, q, c(0.5));
+    q = _mm512_fmadd_ps(r, q, c(1.0));
+    q = _mm512_fmadd_ps(r, q, c(1.0));
+    _mm512_scalef_ps(q, n)
+}
+
+/// AVX-512 rows: the same exp as [`exp_f32`] but with `vscalefps` applying 2ⁿ (the float →
+/// int conversion of the portable version kept LLVM from vectorising it: the compiled loop
+/// was scalar), the exp and the row sum in one pass, the tail masked.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_rows_avx512(s: &mut [f32], m: usize) {
+    use std::arch::x86_64::*;
+    let full = m / 16;
+    let tail: __mmask16 = ((1u32 << (m % 16)) - 1) as __mmask16;
+    let c = |v: f32| _mm512_set1_ps(v);
+    for row in s.chunks_exact_mut(m) {
+        let p = row.as_mut_ptr();
+        let mut mx = c(f32::NEG_INFINITY);
+        for i in 0..full {
+            mx = _mm512_max_ps(mx, _mm512_loadu_ps(p.add(16 * i)));
+        }
+        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(c(f32::NEG_INFINITY), tail, p.add(16 * full)));
+        let mx = c(_mm512_reduce_max_ps(mx));
+        let exp = |v: __m512| exp512(_mm512_sub_ps(v, mx));
+        let mut sum = c(0.0);
+        for i in 0..full {
+            let e = exp(_mm512_loadu_ps(p.add(16 * i)));
+            _mm512_storeu_ps(p.add(16 * i), e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if tail != 0 {
+            let e = exp(_mm512_maskz_loadu_ps(tail, p.add(16 * full)));
+            _mm512_mask_storeu_ps(p.add(16 * full), tail, e);
+            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
+        }
+        let inv = c(1.0 / _mm512_reduce_add_ps(sum));
+        for i in 0..full {
+            _mm512_storeu_ps(p.add(16 * i), _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * i)), inv));
+        }
+        if tail != 0 {
+            let v = _mm512_maskz_loadu_ps(tail, p.add(16 * full));
+            _mm512_mask_storeu_ps(p.add(16 * full), tail, _mm512_mul_ps(v, inv));
+        }
+    }
+}
+
+/// Column softmax without the division: each column `i` of the row-major `(rows, cols)` matrix
+/// `s` becomes `exp(s[·, i] − max)`, and `1 / Σ` of that column is written to `inv[i]` for
+/// the caller to apply to whatever it computes from the column (the attention divides its
+/// `(channels × queries)` result, 8× smaller than the scores). Columns run across vector
+/// lanes, so the max and the sums vectorise with no horizontal reductions.
+pub fn softmax_cols_unnormalised(s: &mut [f32], rows: usize, cols: usize, inv: &mut [f32]) {
+    assert!(s.len() >= rows * cols && inv.len() >= cols);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature was detected at run time; the slices were checked above.
+        return unsafe { softmax_cols_avx512(s, rows, cols, inv) };
+    }
+    let inv = &mut inv[..cols];
+    inv.fill(f32::NEG_INFINITY);
+    for row in s.chunks_exact(cols).take(rows) {
+        for (m, &v) in inv.iter_mut().zip(row) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let mut sum = vec![0f32; cols];
+    for row in s.chunks_exact_mut(cols).take(rows) {
+        for ((v, &m), t) in row.iter_mut().zip(inv.iter()).zip(sum.iter_mut()) {
+            *v = exp_f32(*v - m);
+            *t += *v;
+        }
+    }
+    for (i, t) in inv.iter_mut().zip(&sum) {
+        *i = 1.0 / t;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_cols_avx512(s: &mut [f32], rows: usize, cols: usize, inv: &mut [f32]) {
+    use std::arch::x86_64::*;
+    // Column blocks of 16 lanes (the last one masked); each block walks all rows twice.
+    for c0 in (0..cols).step_by(16) {
+        let k: __mmask16 = if cols - c0 >= 16 { 0xFFFF } else { ((1u32 << (cols - c0)) - 1) as __mmask16 };
+        let p = s.as_mut_ptr().add(c0);
+        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+        for r in 0..rows {
+            mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, k, p.add(r * cols)));
+        }
+        let mut sum = _mm512_setzero_ps();
+        for r in 0..rows {
+            let e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(r * cols)), mx));
+            _mm512_mask_storeu_ps(p.add(r * cols), k, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        _mm512_mask_storeu_ps(inv.as_mut_ptr().add(c0), k, _mm512_div_ps(_mm512_set1_ps(1.0), sum));
+    }
 }
 
 /// In-place softmax of each length-`m` row of `s`.
 pub fn softmax_rows(s: &mut [f32], m: usize) {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the features were detected at run time.
+        return unsafe { softmax_rows_avx512(s, m) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the features were detected at run time.
         return unsafe { softmax_rows_avx2(s, m) };
     }
-    softmax_rows_impl(s, m)
+    softmax_rows_impl::<8>(s, m)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_softmax_matches_the_row_softmax_of_the_transpose() {
+        for (rows, cols) in [(37, 21), (1024, 16), (5, 40)] {
+            let s: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 97) as f32 / 5.0 - 9.0).collect();
+            let mut t: Vec<f32> = (0..rows * cols).map(|i| s[(i % rows) * cols + i / rows]).collect();
+            softmax_rows_impl::<8>(&mut t, rows);
+            let mut got = s.clone();
+            let mut inv = vec![0f32; cols];
+            softmax_cols_unnormalised(&mut got, rows, cols, &mut inv);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let (a, b) = (got[r * cols + c] * inv[c], t[c * rows + r]);
+                    assert!((a - b).abs() < 1e-6, "({rows}, {cols}) at ({r}, {c}): {a} vs {b}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn exp_is_accurate_over_the_softmax_range() {
@@ -88,7 +227,12 @@ mod tests {
 
     #[test]
     fn rows_sum_to_one_and_match_a_direct_softmax() {
-        let m = 37;
+        for m in [37, 16, 1024, 5] {
+            rows_match(m);
+        }
+    }
+
+    fn rows_match(m: usize) {
         let mut s: Vec<f32> = (0..3 * m).map(|i| ((i * 7919) % 97) as f32 / 5.0 - 9.0).collect();
         let want: Vec<f32> = s
             .chunks(m)
@@ -99,9 +243,12 @@ mod tests {
                 e.into_iter().map(move |v| (v / sum) as f32).collect::<Vec<_>>()
             })
             .collect();
+        // The dispatched path (AVX-512 or AVX2 where the CPU has them) and the portable one.
+        let mut portable = s.clone();
+        softmax_rows_impl::<8>(&mut portable, m);
         softmax_rows(&mut s, m);
-        for (a, b) in s.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        for (a, b) in s.iter().chain(&portable).zip(want.iter().chain(&want)) {
+            assert!((a - b).abs() < 1e-6, "m = {m}: {a} vs {b}");
         }
     }
 }
