@@ -3,7 +3,7 @@
 //! `cargo bench --bench conv [-- --batch N]` (default batch 1). Under `cargo test` (no `--bench`
 //! flag) it runs one quick pass of each shape as a smoke test.
 
-use intervene::ops::{conv2d, conv_flops, self_attention, AttnArgs, Conv2dArgs, PreAct};
+use intervene::ops::{conv2d, conv_flops, self_attention, AttnArgs, Conv2dArgs, PreAct, Residual};
 
 fn data(n: usize, s: usize) -> Vec<f32> {
     (0..n).map(|i| (((i * s) % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect()
@@ -89,6 +89,40 @@ fn main() {
             "conv ×{count} c{c:<4} o{o:<4} k{k} {oh:>3}x{ow:<3} up={up:<5} batch {b}: {:7.3} ms/image {:6.1} GFLOP/s",
             ms / b as f64,
             f / ms / 1e6,
+        );
+    }
+    // The blocks' last 1×1 convolutions read their skip in place (×2 upsampled in upsampling
+    // blocks): (c, o, h, skip channels, skip side).
+    for &(c, o, h, sc, sh) in
+        &[(64usize, 128usize, 128usize, 256usize, 64usize), (64, 256, 64, 256, 64), (128, 256, 64, 512, 32)]
+    {
+        let b = batch;
+        let (x, wt, skip) = (data(b * c * h * h, 7919), data(o * c, 104_729), data(b * sc * sh * sh, 31));
+        let (sc_, sh_) = (vec![1.0f32; b * c], vec![0.1f32; b * c]);
+        let bias = vec![0.1f32; o];
+        let mut out = vec![0f32; b * o * h * h];
+        let a = Conv2dArgs {
+            x: &x,
+            dims: [b, c, h, h],
+            pre: Some(PreAct { scale: &sc_, shift: &sh_ }),
+            upsample2: false,
+            weight: &wt,
+            out_channels: o,
+            kernel: 1,
+            bias: Some(&bias),
+            residual: Some(Residual::Skip { x: &skip, c: sc, h: sh, w: sh }),
+        };
+        conv2d(&a, &mut out).expect("conv");
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            conv2d(&a, &mut out).expect("conv");
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        let f = conv_flops(b, c, o, 1, h, h);
+        println!(
+            "conv c{c:<4} o{o:<4} k1 {h:>3}x{h:<3} + skip ({sc}, {sh}²) batch {b}: {:7.3} ms/image {:6.1} GFLOP/s",
+            ms / b as f64,
+            f / ms / 1e6
         );
     }
     let (c, h, w) = (256usize, 64usize, 64usize);
