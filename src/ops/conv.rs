@@ -35,6 +35,13 @@ fn group_cols() -> usize {
     *T.get_or_init(|| std::env::var("INTERVENE_GROUP_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(512))
 }
 
+/// Whether 3×3 convolutions on large maps take the Winograd path (`INTERVENE_WINOGRAD=0`
+/// switches it off, for comparisons).
+fn winograd_on() -> bool {
+    static T: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *T.get_or_init(|| std::env::var("INTERVENE_WINOGRAD").map_or(true, |v| v != "0"))
+}
+
 thread_local! {
     /// Per-thread scratch: pre-activated input planes and im2col tiles, grown once and reused.
     static PRE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -342,10 +349,12 @@ fn conv1x1_preact_chunks(
             let mut col = col.borrow_mut();
             grow(&mut col, c * n);
             for ch in 0..c {
-                let (av, bv) = (sc[ch], sh[ch]);
-                for (d, &v) in col[ch * n..(ch + 1) * n].iter_mut().zip(&x[ch * hw + p0..ch * hw + p0 + n]) {
-                    *d = (v * av + bv).max(0.0);
-                }
+                super::pointwise::plane(
+                    &mut col[ch * n..(ch + 1) * n],
+                    &x[ch * hw + p0..ch * hw + p0 + n],
+                    sc[ch],
+                    sh[ch],
+                );
             }
             // SAFETY: this task owns columns [p0, p0+n) of every output row.
             let d = unsafe { std::slice::from_raw_parts_mut(base.0, dst_len) };
@@ -364,6 +373,11 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 
 /// Writes bias (+ residual) into the destination columns `[p0, p0 + n)` of every output row.
 fn init_dst(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) {
+    super::widest!(init_dst_body(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) -> ())
+}
+
+#[inline(always)]
+fn init_dst_body(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) {
     for (row, d) in dst.chunks_mut(hw).enumerate() {
         let d = &mut d[p0..p0 + n];
         let b = bias.map_or(0.0, |b| b[row]);
@@ -488,6 +502,12 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
         });
         return;
     }
+    if k == 3 && !a.upsample2 && winograd_on() && super::winograd::suits(oh, ow) {
+        let u = super::winograd::transform_weights(a.weight, o, c);
+        let init = |d: &mut [f32], p0: usize, n: usize| init_dst(a.bias, res, d, hw, p0, n);
+        super::winograd::conv3x3(src, c, oh, ow, &u, o, &init, dst);
+        return;
+    }
     // Tiles of whole output rows, sized to stay in L2.
     let rows_per_tile = (tile_bytes() / (4 * kk * ow)).max(min_cols().div_ceil(ow)).clamp(1, oh);
     let tiles = oh.div_ceil(rows_per_tile);
@@ -527,6 +547,23 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
 /// input at `(y + ky − pad, x + kx − pad)` in the (optionally ×2-upsampled) grid, 0 outside.
 #[allow(clippy::too_many_arguments)]
 fn im2col_rows(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    up: bool,
+    r0: usize,
+    r1: usize,
+    ld: usize,
+    col: &mut [f32],
+) {
+    super::widest!(im2col_rows_body(src: &[f32], c: usize, h: usize, w: usize, k: usize, up: bool, r0: usize, r1: usize, ld: usize, col: &mut [f32]) -> ())
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn im2col_rows_body(
     src: &[f32],
     c: usize,
     h: usize,

@@ -13,6 +13,30 @@
 //!
 //! Layout everywhere: NCHW, f32, contiguous.
 
+/// Calls the AVX-512 instance of `$body` (an `#[inline(always)]` fn) when the CPU has it.
+///
+/// The crate is built for baseline x86-64, so element-wise loops would otherwise run on
+/// SSE2's four lanes. The body is compiled a second time inside a `#[target_feature]` wrapper
+/// (closures handed to such a wrapper are not inlined into it, hence a named fn). FMA is not
+/// enabled, so both instances round alike and results do not depend on the CPU.
+macro_rules! widest {
+    ($body:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide($($arg: $ty),*) -> $ret {
+                $body($($arg),*)
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the feature was detected at run time.
+                return unsafe { wide($($arg),*) };
+            }
+        }
+        $body($($arg),*)
+    }};
+}
+pub(crate) use widest;
+
 mod attention;
 pub mod backend;
 mod conv;
@@ -21,6 +45,7 @@ mod pointwise;
 pub mod profile;
 mod softmax;
 pub mod strided;
+mod winograd;
 
 pub use attention::{self_attention, AttnArgs};
 pub use backend::{backend, fused_for, set_backend, Backend, CpuView};

@@ -17,17 +17,7 @@ impl PreAct<'_> {
         let (s, t) = (&self.scale[b * c..(b + 1) * c], &self.shift[b * c..(b + 1) * c]);
         let (oh, ow) = (2 * h, 2 * w);
         out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).enumerate().for_each(|(ch, (o, i))| {
-            let (a, bb) = (s[ch], t[ch]);
-            for y in 0..h {
-                let src = &i[y * w..(y + 1) * w];
-                let (top, bottom) = o[2 * y * ow..(2 * y + 2) * ow].split_at_mut(ow);
-                for (d, &v) in top.chunks_exact_mut(2).zip(src) {
-                    let r = (v * a + bb).max(0.0);
-                    d[0] = r;
-                    d[1] = r;
-                }
-                bottom.copy_from_slice(top);
-            }
+            plane_up(o, i, w, s[ch], t[ch]);
         });
     }
 
@@ -35,10 +25,38 @@ impl PreAct<'_> {
     pub(crate) fn apply_sample(&self, b: usize, c: usize, hw: usize, x: &[f32], out: &mut [f32]) {
         let (s, t) = (&self.scale[b * c..(b + 1) * c], &self.shift[b * c..(b + 1) * c]);
         out.par_chunks_mut(hw.max(1)).zip(x.par_chunks(hw.max(1))).enumerate().for_each(|(ch, (o, i))| {
-            let (a, bb) = (s[ch], t[ch]);
-            for (o, &v) in o.iter_mut().zip(i) {
-                *o = (v * a + bb).max(0.0);
-            }
+            plane(o, i, s[ch], t[ch]);
         });
+    }
+}
+
+/// `o = relu(i·a + b)` over one plane.
+pub(crate) fn plane(o: &mut [f32], i: &[f32], a: f32, b: f32) {
+    super::widest!(plane_body(o: &mut [f32], i: &[f32], a: f32, b: f32) -> ())
+}
+
+#[inline(always)]
+fn plane_body(o: &mut [f32], i: &[f32], a: f32, b: f32) {
+    for (o, &v) in o.iter_mut().zip(i) {
+        *o = (v * a + b).max(0.0);
+    }
+}
+
+/// `relu(i·a + b)` of one `(h, w)` plane (`w` given), nearest-upsampled ×2 into `o (2h, 2w)`.
+fn plane_up(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) {
+    super::widest!(plane_up_body(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) -> ())
+}
+
+#[inline(always)]
+fn plane_up_body(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) {
+    let ow = 2 * w;
+    for (src, out) in i.chunks_exact(w).zip(o.chunks_exact_mut(2 * ow)) {
+        let (top, bottom) = out.split_at_mut(ow);
+        for (d, &v) in top.chunks_exact_mut(2).zip(src) {
+            let r = (v * a + b).max(0.0);
+            d[0] = r;
+            d[1] = r;
+        }
+        bottom.copy_from_slice(top);
     }
 }

@@ -15,23 +15,7 @@ use super::norm::BnAct;
 const LANES: usize = 8;
 const BLOCK: usize = 512;
 
-/// Calls the AVX-512 instance of `$body` (an `#[inline(always)]` fn) when the CPU has it.
-macro_rules! widest {
-    ($body:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide($($arg: $ty),*) -> $ret {
-                $body($($arg),*)
-            }
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the feature was detected at run time.
-                return unsafe { wide($($arg),*) };
-            }
-        }
-        $body($($arg),*)
-    }};
-}
+use crate::ops::widest;
 
 /// Adds one block's eight-lane partial sums into the f64 totals.
 #[inline(always)]
