@@ -30,7 +30,7 @@ const BAND_TILES: usize = 256;
 
 /// Whether this shape takes the Winograd path: even sides, and enough tiles for every thread.
 pub(super) fn suits(h: usize, w: usize) -> bool {
-    h % 2 == 0 && w % 2 == 0 && (h / 2) * (w / 2) >= 2 * rayon::current_num_threads().max(1) * 64
+    h.is_multiple_of(2) && w.is_multiple_of(2) && (h / 2) * (w / 2) >= 2 * rayon::current_num_threads().max(1) * 64
 }
 
 /// `U` for all (output, input) channel pairs: `u[ξ·o·c + oc·c + ic]`, the layout of 16
