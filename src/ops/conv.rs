@@ -155,19 +155,6 @@ pub fn conv2d(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let [b, c, _, _] = a.dims;
     let (oh, ow) = a.out_hw();
     let kind = if a.kernel == 1 { super::profile::Kind::Conv1x1 } else { super::profile::Kind::Conv3x3 };
-    if let Some(t0) = t {
-        if std::env::var_os("INTERVENE_TRACE_SHAPES").is_some() {
-            eprintln!(
-                "TRACE conv b{b} c{c} o{} k{} {oh}x{ow} up={} pre={} res={} {:.3} ms",
-                a.out_channels,
-                a.kernel,
-                a.upsample2,
-                a.pre.is_some(),
-                a.residual.is_some(),
-                t0.elapsed().as_secs_f64() * 1e3
-            );
-        }
-    }
     super::profile::record(kind, t, conv_flops(b, c, a.out_channels, a.kernel, oh, ow));
     Ok(())
 }
