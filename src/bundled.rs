@@ -24,7 +24,7 @@ pub struct Entry {
     /// Folder (relative to `models/`).
     pub path: String,
     pub dataset: String,
-    /// MNIST variant (colored, double-colored, wildlife) where it applies.
+    /// MNIST variant (colored, double-colored, wildlife, wildlife-v2) where it applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// For classifiers: original, gan, cgn, original+cgn, observational, interventional.

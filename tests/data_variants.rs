@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use intervene::data::mnist::{self, Mnist, MnistFile};
-use intervene::data::textures::{self, DEFAULT_TEXTURE_SEED};
+use intervene::data::textures::{self, TextureStyle, DEFAULT_TEXTURE_SEED};
 use intervene::data::variants::{
     self, generate, object_color_index, Split, TestSource, Variant, VariantConfig, VariantSet, PALETTE,
 };
@@ -224,13 +224,20 @@ fn colored_strokes_carry_the_class_colour_on_black() {
 
 #[test]
 fn wildlife_pixels_come_from_the_class_textures() {
+    for (variant, style) in [(Variant::Wildlife, TextureStyle::Classic), (Variant::WildlifeV2, TextureStyle::Contrast)]
+    {
+        wildlife_pixels(variant, style);
+    }
+}
+
+fn wildlife_pixels(variant: Variant, style: TextureStyle) {
     let src = source(400, "wildlife");
-    let cfg = VariantConfig::new(Variant::Wildlife, 9);
-    let striped: Vec<HashSet<[u8; 3]>> = textures::striped_set(DEFAULT_TEXTURE_SEED)
+    let cfg = VariantConfig::new(variant, 9);
+    let striped: Vec<HashSet<[u8; 3]>> = textures::striped_set(DEFAULT_TEXTURE_SEED, style)
         .iter()
         .map(|t| t.pixels.chunks(3).map(|p| [p[0], p[1], p[2]]).collect())
         .collect();
-    let veined: Vec<HashSet<[u8; 3]>> = textures::veined_set(DEFAULT_TEXTURE_SEED)
+    let veined: Vec<HashSet<[u8; 3]>> = textures::veined_set(DEFAULT_TEXTURE_SEED, style)
         .iter()
         .map(|t| t.pixels.chunks(3).map(|p| [p[0], p[1], p[2]]).collect())
         .collect();
@@ -295,4 +302,42 @@ fn real_mnist_splits_are_50k_and_10k() {
     for i in 0..set.len() {
         two_colours(&set, &test, i);
     }
+}
+
+/// Digit/background separation of a wildlife train split: per image, the distance between the
+/// mean digit colour and the mean background colour over the mean within-region RMS spread,
+/// averaged over images (the measure of RESULTS.md §1).
+fn separation(variant: Variant, src: &Mnist) -> f64 {
+    let set = generate(&VariantConfig::new(variant, 3), Split::Train, src).unwrap();
+    let mut total = 0.0;
+    for i in 0..set.len() {
+        let mask = digit_mask(src.image(i), 28, 28);
+        let (mut sum, mut n) = ([[0f64; 3]; 2], [0f64; 2]);
+        for (p, &m) in mask.iter().enumerate() {
+            let c = pixel(&set, i, p);
+            for k in 0..3 {
+                sum[m as usize][k] += c[k] as f64;
+            }
+            n[m as usize] += 1.0;
+        }
+        let mean: [[f64; 3]; 2] = std::array::from_fn(|r| sum[r].map(|s| s / n[r]));
+        let mut sq = [0f64; 2];
+        for (p, &m) in mask.iter().enumerate() {
+            let c = pixel(&set, i, p);
+            sq[m as usize] += (0..3).map(|k| (c[k] as f64 - mean[m as usize][k]).powi(2)).sum::<f64>();
+        }
+        let spread = ((sq[0] / n[0]).sqrt() + (sq[1] / n[1]).sqrt()) / 2.0;
+        let d = (0..3).map(|k| (mean[0][k] - mean[1][k]).powi(2)).sum::<f64>().sqrt();
+        total += d / spread;
+    }
+    total / set.len() as f64
+}
+
+#[test]
+fn wildlife_v2_separates_digit_from_background() {
+    let src = source(300, "wildlife-contrast");
+    let (v1, v2) = (separation(Variant::Wildlife, &src), separation(Variant::WildlifeV2, &src));
+    eprintln!("separation: wildlife {v1:.2}, wildlife-v2 {v2:.2}");
+    assert!(v1 < 1.5, "wildlife (version 1) separation {v1}");
+    assert!(v2 > 2.0 * v1, "wildlife-v2 separation {v2} vs {v1}");
 }

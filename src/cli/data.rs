@@ -40,6 +40,10 @@ pub enum VariantArg {
     DoubleColored,
     /// Class-linked striped digit and veined background textures (procedural).
     Wildlife,
+    /// Wildlife, data version 2: wide bright stripes on a dark background of the opposite hue
+    /// (high digit/background contrast; see docs/RESULTS.md §1).
+    #[value(name = "wildlife-v2")]
+    WildlifeV2,
 }
 
 impl From<VariantArg> for Variant {
@@ -48,6 +52,7 @@ impl From<VariantArg> for Variant {
             VariantArg::Colored => Variant::Colored,
             VariantArg::DoubleColored => Variant::DoubleColored,
             VariantArg::Wildlife => Variant::Wildlife,
+            VariantArg::WildlifeV2 => Variant::WildlifeV2,
         }
     }
 }
@@ -215,7 +220,8 @@ fn manifest(
             "digit_colors": (0..10).map(|k| variants::PALETTE[variants::object_color_index(k)]).collect::<Vec<_>>(),
             "jitter_std": variants::DOUBLE_COLORED_JITTER_STD,
         }),
-        Variant::Wildlife => serde_json::json!({
+        Variant::Wildlife | Variant::WildlifeV2 => serde_json::json!({
+            "texture_style": cfg.variant.texture_style(),
             "digit_textures": "procedural striped (intervene::data::textures::striped)",
             "background_textures": "procedural veined (intervene::data::textures::veined)",
             "texture_seed": cfg.texture_seed,

@@ -47,7 +47,7 @@ fn unit(s: &str) -> Result<f64, String> {
 #[derive(clap::Args, Debug)]
 #[command(long_about = BIGGAN_HELP)]
 pub struct BigganArgs {
-    /// Training images: mnist, fashion-mnist, colored, double-colored, wildlife, or a folder of class sub-folders.
+    /// Training images: mnist, fashion-mnist, colored, double-colored, wildlife, wildlife-v2, or a folder of class sub-folders.
     #[arg(long, value_name = "DATA", value_parser = data_source)]
     pub data: DataSource,
     /// Output folder.
@@ -175,7 +175,7 @@ fn variant_name(s: &str) -> Result<String, String> {
 #[derive(clap::Args, Debug)]
 #[command(long_about = CGN_HELP)]
 pub struct CgnArgs {
-    /// The MNIST variant: colored, double-colored or wildlife.
+    /// The MNIST variant: colored, double-colored, wildlife, or wildlife-v2 (wildlife with high-contrast textures, data version 2).
     #[arg(long, value_name = "NAME", value_parser = variant_name)]
     pub variant: String,
     /// Output folder.

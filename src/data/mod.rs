@@ -1,5 +1,5 @@
 //! Data sets: MNIST-family IDX files and the three MNIST variants of the CGN paper
-//! (colored, double-colored, wildlife), generated in memory or exported as image folders.
+//! (colored, double-colored, wildlife and its data version 2, wildlife-v2), generated in memory or exported as image folders.
 //!
 //! | module | concern |
 //! |---|---|

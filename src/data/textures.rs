@@ -13,6 +13,14 @@
 //!   `10 + 3k` seed points (pixels near the bisector of their two nearest seeds, coordinates
 //!   warped by noise) plus thinner veins from ridged fBm noise (`1 − |2n − 1|`, sharpened).
 //!
+//! **Style** ([`TextureStyle`]): `Classic` is the above (data version 1, `wildlife`). Its digit
+//! and background barely separate (mean-colour distance over within-region spread ≈ 1.0,
+//! against ≈ 2.6 for the authors' DTD data), and the CGN's mask then often took the background
+//! for the digit (RESULTS.md §1). `Contrast` (data version 2, `wildlife-v2`) keeps every
+//! construction but makes the stripes wide (period 18–30 px, so a stroke reads as mostly one
+//! colour) and bright, and the background dark (value 0.3–0.4) and of the opposite hue
+//! (`k/10 + 0.5`), with darker veins.
+//!
 //! Textures are [`TEXTURE_SIZE`]² RGB, the size the original resizes the DTD images to before
 //! taking 32×32 crops, and depend only on (class, texture seed); see [`DEFAULT_TEXTURE_SEED`].
 
@@ -24,6 +32,16 @@ pub const TEXTURE_SIZE: usize = 150;
 /// The texture seed the data sets use unless told otherwise, so that textures stay the same
 /// when only the sample seed changes (as the fixed DTD images did).
 pub const DEFAULT_TEXTURE_SEED: u64 = 0x7E47_C0DE;
+
+/// Which set of texture parameters (a data version of wildlife MNIST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextureStyle {
+    /// Version 1: the textures of `wildlife` (kept bit for bit).
+    Classic,
+    /// Version 2: high digit/background contrast (`wildlife-v2`).
+    Contrast,
+}
 
 /// A square RGB texture, row-major HWC u8.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,24 +59,37 @@ impl Texture {
 }
 
 /// The ten striped textures (digit textures of wildlife MNIST), index = class.
-pub fn striped_set(seed: u64) -> Vec<Texture> {
-    (0..10).map(|k| striped(k, seed)).collect()
+pub fn striped_set(seed: u64, style: TextureStyle) -> Vec<Texture> {
+    (0..10).map(|k| striped(k, seed, style)).collect()
 }
 
 /// The ten veined textures (backgrounds of wildlife MNIST), index = class.
-pub fn veined_set(seed: u64) -> Vec<Texture> {
-    (0..10).map(|k| veined(k, seed)).collect()
+pub fn veined_set(seed: u64, style: TextureStyle) -> Vec<Texture> {
+    (0..10).map(|k| veined(k, seed, style)).collect()
 }
 
 /// The striped texture of class `k`.
-pub fn striped(k: usize, seed: u64) -> Texture {
+pub fn striped(k: usize, seed: u64, style: TextureStyle) -> Texture {
     let mut rng = Rng::new(hash3(seed, 0x0577_1BED, k as u64));
     let kf = k as f64;
     let theta = (kf * 18.0 + (rng.uniform() - 0.5) * 6.0).to_radians();
-    let period = 5.0 + 6.0 * ((k * 7 % 10) as f64 / 9.0) + rng.uniform() * 0.5;
+    // The same draws in the same order for both styles; only their mapping differs.
+    let (p0, p1) = match style {
+        TextureStyle::Classic => (5.0, 6.0),
+        TextureStyle::Contrast => (18.0, 12.0),
+    };
+    let period = p0 + p1 * ((k * 7 % 10) as f64 / 9.0) + rng.uniform() * 0.5;
     let hue = kf / 10.0 + (rng.uniform() - 0.5) * 0.03;
-    let light = hsv(hue, 0.55 + 0.2 * rng.uniform(), 0.92);
-    let dark = hsv(hue + 0.06, 0.85, 0.22 + 0.1 * rng.uniform());
+    let (light, dark) = match style {
+        TextureStyle::Classic => {
+            let light = hsv(hue, 0.55 + 0.2 * rng.uniform(), 0.92);
+            (light, hsv(hue + 0.06, 0.85, 0.22 + 0.1 * rng.uniform()))
+        }
+        TextureStyle::Contrast => {
+            let light = hsv(hue, 0.55 + 0.2 * rng.uniform(), 0.95);
+            (light, hsv(hue + 0.06, 0.75, 0.6 + 0.1 * rng.uniform()))
+        }
+    };
     let warp_amp = 0.6 + 0.8 * rng.uniform();
     let (warp_seed, grain_seed) = (rng.next_u64(), rng.next_u64());
     let (c, s) = (theta.cos(), theta.sin());
@@ -72,12 +103,21 @@ pub fn striped(k: usize, seed: u64) -> Texture {
 }
 
 /// The veined texture of class `k`.
-pub fn veined(k: usize, seed: u64) -> Texture {
+pub fn veined(k: usize, seed: u64, style: TextureStyle) -> Texture {
     let mut rng = Rng::new(hash3(seed, 0x007E_14ED, k as u64));
     let kf = k as f64;
-    let hue = kf / 10.0 + 0.05;
-    let base = hsv(hue, 0.2 + 0.25 * rng.uniform(), 0.7 + 0.2 * rng.uniform());
-    let vein = hsv(hue + 0.5, 0.55 + 0.2 * rng.uniform(), 0.18 + 0.12 * rng.uniform());
+    let (base, vein) = match style {
+        TextureStyle::Classic => {
+            let hue = kf / 10.0 + 0.05;
+            let base = hsv(hue, 0.2 + 0.25 * rng.uniform(), 0.7 + 0.2 * rng.uniform());
+            (base, hsv(hue + 0.5, 0.55 + 0.2 * rng.uniform(), 0.18 + 0.12 * rng.uniform()))
+        }
+        TextureStyle::Contrast => {
+            let hue = kf / 10.0 + 0.5;
+            let base = hsv(hue, 0.35 + 0.25 * rng.uniform(), 0.3 + 0.1 * rng.uniform());
+            (base, hsv(hue + 0.5, 0.55 + 0.2 * rng.uniform(), 0.1 + 0.06 * rng.uniform()))
+        }
+    };
     let n_points = 10 + 3 * k;
     let span = TEXTURE_SIZE as f64;
     let points: Vec<(f64, f64)> = (0..n_points).map(|_| (rng.uniform() * span, rng.uniform() * span)).collect();
@@ -185,11 +225,13 @@ mod tests {
 
     #[test]
     fn textures_are_seeded_and_distinct_per_class() {
-        let a = striped(3, 1);
-        assert_eq!(a, striped(3, 1));
-        assert_ne!(a, striped(3, 2));
-        assert_ne!(a, striped(4, 1));
-        assert_ne!(veined(0, 1), veined(1, 1));
+        let c = TextureStyle::Classic;
+        let a = striped(3, 1, c);
+        assert_eq!(a, striped(3, 1, c));
+        assert_ne!(a, striped(3, 2, c));
+        assert_ne!(a, striped(4, 1, c));
+        assert_ne!(veined(0, 1, c), veined(1, 1, c));
+        assert_ne!(a, striped(3, 1, TextureStyle::Contrast));
         assert_eq!(a.pixels.len(), TEXTURE_SIZE * TEXTURE_SIZE * 3);
     }
 
@@ -197,11 +239,11 @@ mod tests {
     fn stripes_vary_across_and_veins_are_sparse() {
         // Along the stripe direction brightness oscillates: a row/col of a striped texture
         // has a wide range; most of a veined texture is the light base colour.
-        let s = striped(0, DEFAULT_TEXTURE_SEED);
+        let s = striped(0, DEFAULT_TEXTURE_SEED, TextureStyle::Classic);
         let lum = |p: [u8; 3]| p.iter().map(|&v| v as u32).sum::<u32>();
         let row: Vec<u32> = (0..TEXTURE_SIZE).map(|c| lum(s.at(75, c))).collect();
         assert!(row.iter().max().unwrap() - row.iter().min().unwrap() > 200, "stripes too flat");
-        let v = veined(5, DEFAULT_TEXTURE_SEED);
+        let v = veined(5, DEFAULT_TEXTURE_SEED, TextureStyle::Classic);
         let all: Vec<u32> =
             (0..TEXTURE_SIZE * TEXTURE_SIZE).map(|i| lum(v.at(i / TEXTURE_SIZE, i % TEXTURE_SIZE))).collect();
         let mean = all.iter().sum::<u32>() as f64 / all.len() as f64;

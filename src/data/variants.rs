@@ -41,7 +41,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::mnist::{self, Mnist, MnistFile};
-use super::textures::{self, hash3, Texture, DEFAULT_TEXTURE_SEED, TEXTURE_SIZE};
+use super::textures::{self, hash3, Texture, TextureStyle, DEFAULT_TEXTURE_SEED, TEXTURE_SIZE};
 use super::DataError;
 use crate::noise::Rng;
 
@@ -87,6 +87,9 @@ pub enum Variant {
     Colored,
     DoubleColored,
     Wildlife,
+    /// Wildlife MNIST, data version 2: the high-contrast textures
+    /// ([`TextureStyle::Contrast`]); `wildlife` stays version 1, bit for bit.
+    WildlifeV2,
 }
 
 impl Variant {
@@ -96,6 +99,21 @@ impl Variant {
             Variant::Colored => "colored",
             Variant::DoubleColored => "double-colored",
             Variant::Wildlife => "wildlife",
+            Variant::WildlifeV2 => "wildlife-v2",
+        }
+    }
+
+    /// Whether the variant is textured (wildlife, either data version).
+    pub fn is_wildlife(self) -> bool {
+        matches!(self, Variant::Wildlife | Variant::WildlifeV2)
+    }
+
+    /// The texture parameters of a wildlife variant.
+    pub fn texture_style(self) -> TextureStyle {
+        if self == Variant::WildlifeV2 {
+            TextureStyle::Contrast
+        } else {
+            TextureStyle::Classic
         }
     }
 }
@@ -107,7 +125,10 @@ impl std::str::FromStr for Variant {
             "colored" => Ok(Variant::Colored),
             "double-colored" => Ok(Variant::DoubleColored),
             "wildlife" => Ok(Variant::Wildlife),
-            _ => Err(DataError::Invalid(format!("unknown variant {s:?} (colored, double-colored, wildlife)"))),
+            "wildlife-v2" => Ok(Variant::WildlifeV2),
+            _ => Err(DataError::Invalid(format!(
+                "unknown variant {s:?} (colored, double-colored, wildlife, wildlife-v2)"
+            ))),
         }
     }
 }
@@ -277,8 +298,12 @@ pub fn generate_with_progress(
         return Err(DataError::Invalid(format!("MNIST images of size {}×{}", mnist.rows, mnist.cols)));
     }
     let sources = match cfg.variant {
-        Variant::Wildlife => {
-            Sources { striped: textures::striped_set(cfg.texture_seed), veined: textures::veined_set(cfg.texture_seed) }
+        v if v.is_wildlife() => {
+            let style = v.texture_style();
+            Sources {
+                striped: textures::striped_set(cfg.texture_seed, style),
+                veined: textures::veined_set(cfg.texture_seed, style),
+            }
         }
         _ => Sources { striped: Vec::new(), veined: Vec::new() },
     };
@@ -332,7 +357,7 @@ fn render_sample(cfg: &VariantConfig, split: Split, src: &Sources, mnist: &Mnist
             paint(out, &|_, _| fg, &|_, _| bg);
             Factors { shape: label, texture: t as u8, background: Some(b as u8) }
         }
-        Variant::Wildlife => {
+        Variant::Wildlife | Variant::WildlifeV2 => {
             let t = pick(&mut rng);
             let b = pick(&mut rng);
             let max = (TEXTURE_SIZE + 2 * CROP_PADDING - SIZE + 1) as u64;

@@ -98,7 +98,8 @@ impl CgnRecipe {
                 disc: CgnDisc::Linear,
                 init: CgnInit::Orthogonal(0.2),
             },
-            Variant::Wildlife => Self {
+            // Both data versions of wildlife take the authors' wildlife recipe.
+            Variant::Wildlife | Variant::WildlifeV2 => Self {
                 lambda_mask: 0.3,
                 gram_weights: [0.01, 0.05, 0.0, 0.01],
                 disc: CgnDisc::Conv,
@@ -111,7 +112,7 @@ impl CgnRecipe {
 /// A CGN training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CgnSettings {
-    /// `colored`, `double-colored` or `wildlife`.
+    /// `colored`, `double-colored`, `wildlife` or `wildlife-v2`.
     pub variant: String,
     pub recipe: CgnRecipe,
     pub batch: usize,

@@ -46,7 +46,7 @@ impl DataSource {
         if p.is_dir() {
             return Ok(Self::Folder(p));
         }
-        bail!("--data {s:?}: not a data set name (mnist, fashion-mnist, colored, double-colored, wildlife) nor an existing folder of class sub-folders")
+        bail!("--data {s:?}: not a data set name (mnist, fashion-mnist, colored, double-colored, wildlife, wildlife-v2) nor an existing folder of class sub-folders")
     }
 
     /// A short name for cards and logs.
