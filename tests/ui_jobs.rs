@@ -194,3 +194,56 @@ fn the_bundled_cvae_opens_its_form_and_writes_both_sets_from_the_jobs_pane() {
     assert!(h.state().status().unwrap_or_default().contains("wrote 40 of 40"), "{:?}", h.state().status());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_generator_training_starts_from_the_jobs_pane_plots_its_losses_and_stops_resumably() {
+    let root = std::env::temp_dir().join(format!("intervene-ui-gen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    colour_folders(&data, 2, 16);
+    let run = root.join("run");
+    let mut state = tiny();
+    state.bottom_tab = BottomTab::Jobs;
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1500.0])
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    // The launcher open on the generator form (as the Jobs pane's "New job" opens it).
+    h.state_mut().panes.jobs.launcher_open = true;
+    h.state_mut().state.show_perf = true;
+    h.state_mut().panes.jobs.launcher.form = intervene::ui::panes::launch::Form::TrainGenerator;
+    h.run_steps(2);
+    // A wrong data name is refused on the form, before any job exists.
+    h.state_mut().panes.jobs.launcher.generator.data = "no-such-data".into();
+    h.run_steps(2);
+    h.get_by_label("Start generator training").click();
+    h.run_steps(2);
+    let _ = h.get_by_label_contains("not a data set name");
+    assert!(h.state().board.entries().is_empty());
+    {
+        let f = &mut h.state_mut().panes.jobs.launcher.generator;
+        f.data = data.display().to_string();
+        f.steps = 100_000;
+        f.batch = 4;
+        f.ch = 4;
+        f.pca_samples = 0;
+        f.out = run.display().to_string();
+    }
+    h.run_steps(2);
+    let line = h.state().panes.jobs.launcher.generator.command_line();
+    assert!(line.starts_with("intervene train biggan --data ") && line.contains("--ch 4 --pca-samples 0"), "{line}");
+    let _ = h.get_by_label_contains("Same as: intervene train biggan");
+    h.get_by_label("Start generator training").click();
+    let name = "train run".to_string();
+    // Live losses: a point per step on the job's control, the pane's curves.
+    step_until(&mut h, "three training steps", |a| {
+        a.board.get(&name).is_some_and(|e| e.control.with_metrics(|m| m.get("loss_d").is_some_and(|p| p.len() >= 3)))
+    });
+    h.get_by_label(&format!("Cancel {name}")).click();
+    step_until(&mut h, "the cancel", |a| !a.board.is_active(&name));
+    assert_eq!(h.state().board.get(&name).map(|e| e.phase.to_string()), Some("cancelled".to_string()));
+    // What was trained is kept: a checkpoint and settings that --resume (or resume here) takes.
+    assert!(run.join("checkpoint.safetensors").is_file() && run.join("train.json").is_file());
+    let _ = std::fs::remove_dir_all(&root);
+}

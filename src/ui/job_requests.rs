@@ -35,6 +35,12 @@ pub enum JobRequest {
     Transfer(crate::jobs::transfer::Request),
     /// A classifier trained with the GenInt objective (`intervene train classifier`).
     TrainClassifier { settings: Box<crate::train::TrainSettings>, out: PathBuf, resume: bool },
+    /// A generator trained on its recipe (`intervene train biggan`).
+    TrainBiggan { settings: Box<crate::train::biggan::BigGanSettings>, out: PathBuf, resume: bool },
+    /// The MNIST CGN (`intervene train cgn`).
+    TrainCgn { settings: Box<crate::train::cgn::CgnSettings>, out: PathBuf, resume: bool },
+    /// GenInt's CVAE and its two sets (`intervene train cvae`).
+    TrainCvae { settings: Box<crate::train::cvae::CvaeSettings>, out: PathBuf, resume: bool },
     /// Real weights by name (`intervene fetch`); the window opens the model when it is done.
     Fetch { name: String, to: PathBuf, from: Option<String> },
 }
@@ -51,7 +57,10 @@ impl JobRequest {
             Self::GenintExport(r) => format!("GenInt export to {}", short(&r.out.display().to_string())),
             Self::CvaeExport(r) => format!("CVAE sets to {}", short(&r.out.display().to_string())),
             Self::Transfer(r) => format!("transfer to {}", short(&r.out.display().to_string())),
-            Self::TrainClassifier { out, .. } => format!("train {}", short(&out.display().to_string())),
+            Self::TrainClassifier { out, .. }
+            | Self::TrainBiggan { out, .. }
+            | Self::TrainCgn { out, .. }
+            | Self::TrainCvae { out, .. } => format!("train {}", short(&out.display().to_string())),
             Self::Fetch { name, .. } => format!("get {name}"),
         }
     }
@@ -67,7 +76,10 @@ impl JobRequest {
             Self::GenintExport(r) => JobSpec::new("export", name, "images").background().output(&r.out),
             Self::CvaeExport(r) => JobSpec::new("export", name, "images").background().output(&r.out),
             Self::Transfer(r) => JobSpec::new("transfer", name, "images").background().output(&r.out),
-            Self::TrainClassifier { out, .. } => JobSpec::new("train", name, "steps").background().output(out),
+            Self::TrainClassifier { out, .. }
+            | Self::TrainBiggan { out, .. }
+            | Self::TrainCgn { out, .. }
+            | Self::TrainCvae { out, .. } => JobSpec::new("train", name, "steps").background().output(out),
             Self::Fetch { name: model, to, .. } => JobSpec::new("fetch", name, "bytes").output(to.join(model)),
         }
     }
@@ -143,6 +155,18 @@ impl JobRequest {
                 });
                 Ok(format!("trained {} in {:.0} s{last}", out.display(), s.seconds))
             }),
+            Self::TrainBiggan { settings, out, resume } => board.submit(spec, move |c: &Control| {
+                let r = crate::train::biggan::train_biggan(&settings, &out, resume, Default::default(), c)?;
+                Ok(trained_line("BigGAN-deep", r.steps, r.finished, r.sec_per_step, &out))
+            }),
+            Self::TrainCgn { settings, out, resume } => board.submit(spec, move |c: &Control| {
+                let r = crate::train::cgn::train_cgn(&settings, &out, resume, None, c)?;
+                Ok(trained_line(&format!("{} CGN", settings.variant), r.steps, r.finished, r.sec_per_step, &out))
+            }),
+            Self::TrainCvae { settings, out, resume } => board.submit(spec, move |c: &Control| {
+                let r = crate::train::cvae::train_cvae(&settings, &out, resume, None, c)?;
+                Ok(trained_line("CVAE", r.steps, r.finished, r.sec_per_step, &out))
+            }),
             Self::Fetch { name, to, from } => board.submit(spec, move |c: &Control| {
                 let model = crate::fetch::find(&name)?;
                 let source = crate::fetch::Source::choose(from.as_deref());
@@ -150,6 +174,12 @@ impl JobRequest {
             }),
         }
     }
+}
+
+/// What a finished generator training says in the status bar.
+fn trained_line(what: &str, steps: u64, finished: bool, sec_per_step: f64, out: &std::path::Path) -> String {
+    let state = if finished { "finished" } else { "stopped; start it again with resume to continue" };
+    format!("trained the {what} to step {steps} ({sec_per_step:.2} s/step) in {}: {state}", out.display())
 }
 
 /// What a finished export or transfer says in the log.
@@ -177,9 +207,13 @@ impl JobRequest {
     /// Whether the app follows this job to its end.
     pub fn follow_up(&self) -> Option<FollowUp> {
         match self {
-            Self::GenintExport(_) | Self::CvaeExport(_) | Self::Transfer(_) | Self::TrainClassifier { .. } => {
-                Some(FollowUp::Report)
-            }
+            Self::GenintExport(_)
+            | Self::CvaeExport(_)
+            | Self::Transfer(_)
+            | Self::TrainClassifier { .. }
+            | Self::TrainBiggan { .. }
+            | Self::TrainCgn { .. }
+            | Self::TrainCvae { .. } => Some(FollowUp::Report),
             Self::Fetch { .. } => Some(FollowUp::OpenModel),
             _ => None,
         }

@@ -19,11 +19,13 @@ pub enum Form {
     CvaeExport,
     Transfer,
     Train,
+    TrainGenerator,
     Fetch,
 }
 
 impl Form {
-    const ALL: [Form; 5] = [Form::GenintExport, Form::CvaeExport, Form::Transfer, Form::Train, Form::Fetch];
+    const ALL: [Form; 6] =
+        [Form::GenintExport, Form::CvaeExport, Form::Transfer, Form::Train, Form::TrainGenerator, Form::Fetch];
 
     fn label(self) -> &'static str {
         match self {
@@ -31,6 +33,7 @@ impl Form {
             Form::CvaeExport => "CVAE sets",
             Form::Transfer => "Transfer (AdaIN)",
             Form::Train => "Train classifier",
+            Form::TrainGenerator => "Train generator",
             Form::Fetch => "Get real weights",
         }
     }
@@ -276,6 +279,7 @@ pub struct Launcher {
     pub cvae: CvaeForm,
     pub transfer: TransferForm,
     pub train: super::train_form::TrainForm,
+    pub generator: super::gen_train_form::GenTrainForm,
     pub fetch: FetchForm,
     /// Why the last Start was refused before a job was made.
     message: Option<String>,
@@ -322,6 +326,7 @@ impl Launcher {
             Form::CvaeExport => self.cvae_ui(ui),
             Form::Transfer => self.transfer_ui(ui),
             Form::Train => self.train.ui(ui),
+            Form::TrainGenerator => self.generator.ui(ui),
             Form::Fetch => self.fetch_ui(ui),
         };
         if let Some(m) = &self.message {

@@ -13,6 +13,7 @@
 
 pub mod counterfactual;
 pub mod explain;
+pub mod gen_train_form;
 pub mod jobs;
 pub mod launch;
 pub mod perf;

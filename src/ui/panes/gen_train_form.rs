@@ -1,0 +1,202 @@
+//! The launcher's generator-training form: `intervene train biggan | cgn | cvae` on their
+//! recipes, with the sizes a run is usually started with. The CLI offers every setting; the
+//! form shows the equivalent command line.
+
+use std::path::PathBuf;
+
+use crate::train::biggan::BigGanSettings;
+use crate::train::cgn::CgnSettings;
+use crate::train::cvae::CvaeSettings;
+use crate::train::gan_data::DataSource;
+use crate::ui::command::Command;
+use crate::ui::job_requests::JobRequest;
+
+/// Which generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GenKind {
+    /// The small class-conditional BigGAN-deep.
+    #[default]
+    Biggan,
+    /// The CGN study's MNIST CGN.
+    Cgn,
+    /// GenInt's colored-MNIST CVAE.
+    Cvae,
+}
+
+impl GenKind {
+    const ALL: [GenKind; 3] = [GenKind::Biggan, GenKind::Cgn, GenKind::Cvae];
+
+    fn label(self) -> &'static str {
+        match self {
+            GenKind::Biggan => "BigGAN-deep",
+            GenKind::Cgn => "CGN (MNIST)",
+            GenKind::Cvae => "CVAE (GenInt)",
+        }
+    }
+}
+
+/// The CGN variants offered.
+pub const CGN_VARIANTS: [&str; 4] = ["colored", "double-colored", "wildlife", "wildlife-v2"];
+
+/// `intervene train biggan|cgn|cvae`'s usual settings.
+#[derive(Debug, Clone)]
+pub struct GenTrainForm {
+    pub kind: GenKind,
+    /// BigGAN's data: a data set name or a folder of class sub-folders.
+    pub data: String,
+    /// The CGN's MNIST variant.
+    pub variant: String,
+    /// Generator steps (BigGAN, CGN).
+    pub steps: u64,
+    /// BigGAN's batch, channel width and GANSpace samples (0: no components).
+    pub batch: usize,
+    pub ch: usize,
+    pub pca_samples: usize,
+    /// The CVAE's epochs.
+    pub epochs: usize,
+    pub seed: u64,
+    pub out: String,
+    pub resume: bool,
+}
+
+impl Default for GenTrainForm {
+    fn default() -> Self {
+        Self {
+            kind: GenKind::Biggan,
+            data: "fashion-mnist".into(),
+            variant: "double-colored".into(),
+            steps: 2000,
+            batch: 64,
+            ch: 16,
+            pca_samples: 20_000,
+            epochs: 50,
+            seed: 0,
+            out: "trained-generator".into(),
+            resume: true,
+        }
+    }
+}
+
+impl GenTrainForm {
+    fn out(&self) -> Result<PathBuf, String> {
+        let out = self.out.trim();
+        if out.is_empty() {
+            return Err("an output folder is needed".into());
+        }
+        Ok(PathBuf::from(out))
+    }
+
+    /// The job this form starts (one compute thread: the other core keeps the window responsive).
+    pub fn request(&self) -> Result<JobRequest, String> {
+        let out = self.out()?;
+        let resume = self.resume;
+        let err = |e: anyhow::Error| format!("{e:#}");
+        match self.kind {
+            GenKind::Biggan => {
+                let data = DataSource::parse(self.data.trim()).map_err(err)?;
+                let mut s = BigGanSettings::recipe(data);
+                s.steps = self.steps.max(1);
+                s.batch = self.batch.max(1);
+                s.ch = self.ch;
+                s.pca_samples = self.pca_samples;
+                s.seed = self.seed;
+                s.threads = 1;
+                s.validate().map_err(err)?;
+                Ok(JobRequest::TrainBiggan { settings: Box::new(s), out, resume })
+            }
+            GenKind::Cgn => {
+                let mut s = CgnSettings::recipe(&self.variant).map_err(err)?;
+                s.steps = self.steps.max(1);
+                s.seed = self.seed;
+                s.threads = 1;
+                s.validate().map_err(err)?;
+                Ok(JobRequest::TrainCgn { settings: Box::new(s), out, resume })
+            }
+            GenKind::Cvae => {
+                let s = CvaeSettings { epochs: self.epochs.max(1), seed: self.seed, threads: 1, ..Default::default() };
+                s.validate().map_err(err)?;
+                Ok(JobRequest::TrainCvae { settings: Box::new(s), out, resume })
+            }
+        }
+    }
+
+    /// The CLI command that runs the same job.
+    pub fn command_line(&self) -> String {
+        let resume = if self.resume { " --resume" } else { "" };
+        let out = self.out.trim();
+        match self.kind {
+            GenKind::Biggan => format!(
+                "intervene train biggan --data {} --steps {} --batch {} --ch {} --pca-samples {} --seed {} --out {out}{resume}",
+                self.data.trim(),
+                self.steps,
+                self.batch,
+                self.ch,
+                self.pca_samples,
+                self.seed
+            ),
+            GenKind::Cgn => format!(
+                "intervene train cgn --variant {} --steps {} --seed {} --out {out}{resume}",
+                self.variant, self.steps, self.seed
+            ),
+            GenKind::Cvae => format!("intervene train cvae --epochs {} --seed {} --out {out}{resume}", self.epochs, self.seed),
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui) -> Option<Result<Command, String>> {
+        ui.horizontal(|ui| {
+            ui.label("Generator");
+            for k in GenKind::ALL {
+                ui.selectable_value(&mut self.kind, k, k.label());
+            }
+        });
+        match self.kind {
+            GenKind::Biggan => {
+                ui.horizontal(|ui| {
+                    ui.label("Data");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.data)
+                            .hint_text("mnist, fashion-mnist, a variant, or class folders")
+                            .desired_width(260.0),
+                    );
+                });
+                ui.horizontal(|ui| {
+                    ui.label("steps");
+                    ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
+                    ui.label("batch");
+                    ui.add(egui::DragValue::new(&mut self.batch).range(1..=4096));
+                    ui.label("ch");
+                    ui.add(egui::DragValue::new(&mut self.ch).range(4..=256).speed(4));
+                    ui.label("PCA samples");
+                    ui.add(egui::DragValue::new(&mut self.pca_samples).range(0..=1_000_000));
+                });
+            }
+            GenKind::Cgn => {
+                ui.horizontal(|ui| {
+                    ui.label("Variant");
+                    for v in CGN_VARIANTS {
+                        ui.selectable_value(&mut self.variant, v.to_string(), v);
+                    }
+                });
+                ui.horizontal(|ui| {
+                    ui.label("steps");
+                    ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
+                });
+            }
+            GenKind::Cvae => {
+                ui.horizontal(|ui| {
+                    ui.label("epochs");
+                    ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000));
+                });
+            }
+        }
+        ui.horizontal(|ui| {
+            ui.label("seed");
+            ui.add(egui::DragValue::new(&mut self.seed));
+            ui.checkbox(&mut self.resume, "resume");
+            ui.label("Output");
+            ui.add(egui::TextEdit::singleline(&mut self.out).hint_text("run folder").desired_width(220.0));
+        });
+        ui.small(format!("Same as: {}", self.command_line()));
+        ui.button("Start generator training").clicked().then(|| self.request().map(Command::Start))
+    }
+}
