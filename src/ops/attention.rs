@@ -2,7 +2,7 @@
 //! the attention itself in tiles of queries so the `(queries × keys)` score matrix never
 //! exists whole (it would be 268 MB at 128² for BigGAN-deep-512).
 
-use gemm::Parallelism;
+use super::gemm::{product, Parallelism, View};
 use rayon::prelude::*;
 
 use super::OpsError;
@@ -31,50 +31,6 @@ pub struct AttnArgs<'a> {
     /// `(c, c/2)`.
     pub o: &'a [f32],
     pub gamma: f32,
-}
-
-/// `dst = alpha·dst + beta·(lhs · rhs)` with explicit strides (see `gemm::gemm`).
-#[allow(clippy::too_many_arguments)]
-fn mm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    read: bool,
-    lhs: &[f32],
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: &[f32],
-    rhs_rs: usize,
-    rhs_cs: usize,
-    beta: f32,
-    par: Parallelism,
-) {
-    // SAFETY: callers pass slices covering the strided ranges and disjoint destinations.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            read,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            beta,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
 }
 
 /// 2×2 max-pool of `(c, h, w)` planes into `(c, h/2, w/2)`.
@@ -140,7 +96,21 @@ fn self_attention_inner(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
     let mut gt = vec![0f32; m * c2];
     for bi in 0..b {
         let x = &a.x[bi * c * n..(bi + 1) * c * n];
-        mm(rows, n, c, proj.as_mut_ptr(), n, false, &wcat, c, 1, x, n, 1, 1.0, par);
+        // SAFETY (all products here): the views cover the buffers they name; each tile
+        // writes only its own columns of attn_g.
+        unsafe {
+            product(
+                rows,
+                n,
+                c,
+                View::rows_mut(proj.as_mut_ptr(), n),
+                false,
+                View::rows(&wcat, c),
+                View::rows(x, n),
+                1.0,
+                par,
+            )
+        };
         maxpool2(&proj[c8 * n..], c8 + c2, h, w, &mut pooled);
         let (theta, (phi, g)) = (&proj[..c8 * n], pooled.split_at(c8 * m));
         // gᵀ (m, c2): the weighted sum's right-hand side, row-major.
@@ -167,35 +137,27 @@ fn self_attention_inner(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
                 let (st, inv) = s.split_at_mut(nq * m);
                 // Scores transposed, sᵀ[j, i] = Σ_k φ[k, j] θ[k, q0+i]: keys × queries, so that
                 // the weighted sum below reads them in the layout gemm packs fastest.
-                mm(m, nq, c8, st.as_mut_ptr(), nq, false, phi, 1, m, &theta[q0..], n, 1, 1.0, Parallelism::None);
+                let dst = View::rows_mut(st.as_mut_ptr(), nq);
+                unsafe {
+                    product(
+                        m,
+                        nq,
+                        c8,
+                        dst,
+                        false,
+                        View::cols(phi, m),
+                        View::rows(&theta[q0..], n),
+                        1.0,
+                        Parallelism::None,
+                    )
+                };
                 super::softmax::softmax_cols_unnormalised(st, m, nq, inv);
                 // attn_g[:, q0..q0+nq] = g (c2, m) · sᵀ (m, nq), computed as its transpose
                 // (queries × channels, column-major = attn_g's rows) from sᵀ and gᵀ.
-                // SAFETY: the tile owns columns [q0, q0+nq) of every attn_g row; st holds m·nq
-                // values, gt m·c2.
+                let dst = View::cols_mut(unsafe { base.0.add(q0) }, n);
                 unsafe {
-                    gemm::gemm(
-                        nq,
-                        c2,
-                        m,
-                        base.0.add(q0),
-                        n as isize,
-                        1,
-                        false,
-                        st.as_ptr(),
-                        nq as isize,
-                        1,
-                        gt.as_ptr(),
-                        1,
-                        c2 as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
-                }
+                    product(nq, c2, m, dst, false, View::cols(st, nq), View::rows(&gt, c2), 1.0, Parallelism::None)
+                };
                 // The softmax's division, applied to the 8× smaller result.
                 for ch in 0..c2 {
                     // SAFETY: this tile's own nq columns of row ch.
@@ -208,7 +170,8 @@ fn self_attention_inner(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {
         });
         let dst = &mut out[bi * c * n..(bi + 1) * c * n];
         dst.copy_from_slice(x);
-        mm(c, n, c2, dst.as_mut_ptr(), n, true, a.o, c2, 1, &attn_g, n, 1, a.gamma, par);
+        let d = View::rows_mut(dst.as_mut_ptr(), n);
+        unsafe { product(c, n, c2, d, true, View::rows(a.o, c2), View::rows(&attn_g, n), a.gamma, par) };
     }
     Ok(())
 }

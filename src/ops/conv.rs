@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use gemm::Parallelism;
+use super::gemm::{product, Parallelism, View};
 use rayon::prelude::*;
 
 use super::pointwise::PreAct;
@@ -272,29 +272,11 @@ fn conv_group(a: &Conv2dArgs, s0: usize, s1: usize, dst: &mut [f32], inner: bool
                         im2col_rows(planes, ch, sh, sw, k, up, 0, oh, n, &mut rows[j * hw..]);
                     });
                 }
+                let par = if inner { Parallelism::Rayon(threads) } else { Parallelism::None };
                 // SAFETY: tmp holds o·n values; col holds kk·n; w holds o·kk.
                 unsafe {
-                    gemm::gemm(
-                        o,
-                        n,
-                        kk,
-                        tmp.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.weight.as_ptr(),
-                        1,
-                        kk as isize,
-                        col.as_ptr(),
-                        1,
-                        n as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        if inner { Parallelism::Rayon(threads) } else { Parallelism::None },
-                    );
+                    let dst = View::rows_mut(tmp.as_mut_ptr(), n);
+                    product(o, n, kk, dst, false, View::rows(a.weight, kk), View::rows(&col, n), 1.0, par);
                 }
                 for (j, (bi, dst)) in (s0..s1).zip(dst.chunks_mut(o * hw)).enumerate() {
                     init_dst(a.bias, res_sample(a, bi), dst, hw, 0, hw);
@@ -425,29 +407,7 @@ pub(crate) fn gemm_into(
 ) {
     debug_assert!(w.len() >= o * k && rhs.len() >= (k.max(1) - 1) * rhs_rs + n);
     // SAFETY: the slices cover the strided ranges gemm reads; dst rows are disjoint per caller.
-    unsafe {
-        gemm::gemm(
-            o,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            true,
-            w.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    unsafe { product(o, n, k, View::rows_mut(dst, dst_rs), true, View::rows(w, k), View::rows(rhs, rhs_rs), 1.0, par) }
 }
 
 /// A raw pointer that may cross threads: each task writes a disjoint column range.

@@ -41,6 +41,7 @@ mod attention;
 pub mod backend;
 mod conv;
 mod few_outputs;
+mod gemm;
 mod pointwise;
 pub mod profile;
 mod softmax;

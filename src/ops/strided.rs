@@ -5,7 +5,7 @@
 //! Used for the no-gradient part of a CAM (everything up to the target layer) and for plain
 //! classification; the differentiable candle path stays for what a backward pass needs.
 
-use gemm::Parallelism;
+use super::gemm::{product, Parallelism, View};
 use rayon::prelude::*;
 
 use super::OpsError;
@@ -128,27 +128,8 @@ fn gemm_bias(o: usize, n: usize, k: usize, w: &[f32], rhs: &[f32], bias: &[f32],
     dst.par_chunks_mut(n).zip(bias).for_each(|(d, &b)| d.fill(b));
     // SAFETY: dst holds o·n values (rows of n), w holds o·k, rhs holds k·n, all contiguous.
     unsafe {
-        gemm::gemm(
-            o,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            w.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        );
+        let d = View::rows_mut(dst.as_mut_ptr(), n);
+        product(o, n, k, d, true, View::rows(w, k), View::rows(rhs, n), 1.0, Parallelism::Rayon(0));
     }
 }
 

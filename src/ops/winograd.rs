@@ -17,7 +17,7 @@
 
 use std::cell::RefCell;
 
-use gemm::Parallelism;
+use super::gemm::{product, Parallelism, View};
 use rayon::prelude::*;
 
 thread_local! {
@@ -105,27 +105,9 @@ pub(super) fn conv3x3(
             for xi in 0..16 {
                 // SAFETY: m holds 16·o·nt values, v 16·c·nt, u 16·o·c.
                 unsafe {
-                    gemm::gemm(
-                        o,
-                        nt,
-                        c,
-                        m.as_mut_ptr().add(xi * o * nt),
-                        1,
-                        nt as isize,
-                        false,
-                        u.as_ptr().add(xi * o * c),
-                        1,
-                        c as isize,
-                        v.as_ptr().add(xi * c * nt),
-                        1,
-                        nt as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    );
+                    let dst = View::rows_mut(m.as_mut_ptr().add(xi * o * nt), nt);
+                    let (lhs, rhs) = (View::rows(&u[xi * o * c..], c), View::rows(&v[xi * c * nt..], nt));
+                    product(o, nt, c, dst, false, lhs, rhs, 1.0, Parallelism::None);
                 }
             }
             // SAFETY: this band owns output rows [2·ty0, 2·ty1) of every plane.
