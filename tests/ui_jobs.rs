@@ -234,6 +234,10 @@ fn a_generator_training_starts_from_the_jobs_pane_plots_its_losses_and_stops_res
     let line = h.state().panes.jobs.launcher.generator.command_line();
     assert!(line.starts_with("intervene train biggan --data ") && line.contains("--ch 4 --pca-samples 0"), "{line}");
     let _ = h.get_by_label_contains("Same as: intervene train biggan");
+    // For a look at the form (not compared): the window as rendered, in the temp folder.
+    if let Ok(img) = h.render() {
+        let _ = img.save(std::env::temp_dir().join("intervene-ui-gen-train-form.png"));
+    }
     h.get_by_label("Start generator training").click();
     let name = "train run".to_string();
     // Live losses: a point per step on the job's control, the pane's curves.
