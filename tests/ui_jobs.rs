@@ -249,5 +249,16 @@ fn a_generator_training_starts_from_the_jobs_pane_plots_its_losses_and_stops_res
     assert_eq!(h.state().board.get(&name).map(|e| e.phase.to_string()), Some("cancelled".to_string()));
     // What was trained is kept: a checkpoint and settings that --resume (or resume here) takes.
     assert!(run.join("checkpoint.safetensors").is_file() && run.join("train.json").is_file());
+    // The run's sample sheet is shown beside its curves as soon as the folder holds one.
+    let sheet = run.join("samples.png");
+    if !sheet.is_file() {
+        image::RgbImage::from_pixel(40, 20, image::Rgb([200, 30, 30])).save(&sheet).unwrap();
+    }
+    h.state_mut().panes.jobs.select(&name);
+    step_until(&mut h, "the sheet preview", |a| a.panes.jobs.preview.shown() == Some(sheet.as_path()));
+    let _ = h.get_by_label_contains("Latest samples (samples.png)");
+    if let Ok(img) = h.render() {
+        let _ = img.save(std::env::temp_dir().join("intervene-ui-gen-train-preview.png"));
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

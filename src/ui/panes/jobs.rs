@@ -16,6 +16,8 @@ pub struct JobsPane {
     pub launcher: super::launch::Launcher,
     /// Whether the launcher is unfolded.
     pub launcher_open: bool,
+    /// The selected training job's latest sample sheet.
+    pub preview: super::job_preview::SheetPreview,
 }
 
 fn duration(d: std::time::Duration) -> String {
@@ -67,6 +69,9 @@ impl JobsPane {
             });
             if let Some(e) = self.selected.as_deref().and_then(|s| ctx.board.get(s)) {
                 detail_ui(&mut cols[1], e, ctx.commands);
+                if let (Some(dir), "train") = (&e.spec.output, e.spec.kind) {
+                    self.preview.ui(&mut cols[1], dir);
+                }
             }
         });
     }

@@ -14,6 +14,7 @@
 pub mod counterfactual;
 pub mod explain;
 pub mod gen_train_form;
+pub mod job_preview;
 pub mod jobs;
 pub mod launch;
 pub mod perf;
