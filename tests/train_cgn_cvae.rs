@@ -208,3 +208,36 @@ fn genint_colored_splits_have_two_colours_per_class_and_random_test_colours() {
     // One colour per batch of 128, independent of the label.
     assert!(causal.rules[..128].iter().all(|r| *r == causal.rules[0]));
 }
+
+#[test]
+fn fresh_crops_change_only_the_crops_and_stay_out_of_older_runs_keys() {
+    use intervene::train::gan_data::GanData;
+    let dir = intervene::data::data_dir();
+    let (a, b) = (
+        GanData::variant_with_seed("wildlife-v2", &dir, 0).unwrap(),
+        GanData::variant_with_seed("wildlife-v2", &dir, 1).unwrap(),
+    );
+    // Another epoch: the same digits and labels, other crops of the same textures.
+    assert_eq!(a.labels, b.labels);
+    let px = 32 * 32 * 3;
+    let n = 200;
+    let differ = (0..n).filter(|&i| a.images[i * px..(i + 1) * px] != b.images[i * px..(i + 1) * px]).count();
+    assert_eq!(differ, n, "every image gets new crops");
+    assert_eq!((a.epoch_of(3124, 16), a.epoch_of(3125, 16)), (0, 1), "50,000 images at batch 16: 3,125 steps an epoch");
+    // Only wildlife has crops.
+    let mut s = CgnSettings::recipe("colored").unwrap();
+    s.fresh_crops = true;
+    assert!(s.validate().unwrap_err().to_string().contains("wildlife"));
+    // Off, the setting is absent from the resume key, so runs from before it resume unchanged;
+    // on, it is part of it, so a run cannot switch halfway.
+    let mut w = CgnSettings::recipe("wildlife-v2").unwrap();
+    assert!(w.resume_key().get("fresh_crops").is_none());
+    w.fresh_crops = true;
+    assert_eq!(w.resume_key()["fresh_crops"], serde_json::json!(true));
+    let old: serde_json::Value = {
+        let mut v = serde_json::to_value(CgnSettings::recipe("wildlife-v2").unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("fresh_crops");
+        v
+    };
+    assert!(!serde_json::from_value::<CgnSettings>(old).unwrap().fresh_crops);
+}

@@ -198,6 +198,10 @@ pub struct CgnArgs {
     /// The normalised VGG-19 weights [default: $INTERVENE_DATA/weights/vgg_normalized.pth].
     #[arg(long, value_name = "FILE")]
     pub vgg: Option<PathBuf>,
+    /// Wildlife: new random texture crops every epoch, as the authors' RandomCrop does (by
+    /// default each image keeps one crop, as the shipped runs were trained).
+    #[arg(long)]
+    pub fresh_crops: bool,
     /// Continue the run in --out.
     #[arg(long)]
     pub resume: bool,
@@ -227,6 +231,7 @@ pub fn cgn(a: CgnArgs) -> anyhow::Result<()> {
     s.seed = a.seed;
     s.device = a.device;
     s.threads = a.threads;
+    s.fresh_crops = a.fresh_crops;
     s.validate()?;
     let r = super::job::run("steps", |c| crate::train::cgn::train_cgn(&s, &a.out, a.resume, None, c))?;
     println!(

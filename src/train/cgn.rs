@@ -127,6 +127,13 @@ pub struct CgnSettings {
     pub vgg: PathBuf,
     pub device: DeviceChoice,
     pub threads: usize,
+    /// Wildlife: new random crops of the textures every epoch (the data set regenerated with
+    /// the epoch as its sample seed; epoch 0 is the usual set), as the authors' `RandomCrop`
+    /// in `__getitem__` does, instead of one fixed crop per image. Off unless asked for, so the
+    /// shipped runs' commands still reproduce them; absent from train.json when off, so older
+    /// runs resume unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_crops: bool,
 }
 
 /// The authors' schedule: 15 epochs of 50,000 images at batch 16.
@@ -150,11 +157,15 @@ impl CgnSettings {
             vgg: super::nets::vgg_gram::default_weights(),
             device: DeviceChoice::Cpu,
             threads: 1,
+            fresh_crops: false,
         })
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        let _: Variant = self.variant.parse().map_err(|e: crate::data::DataError| anyhow::anyhow!("{e}"))?;
+        let v: Variant = self.variant.parse().map_err(|e: crate::data::DataError| anyhow::anyhow!("{e}"))?;
+        if self.fresh_crops && !v.is_wildlife() {
+            bail!("--fresh-crops applies to wildlife and wildlife-v2 only ({} has no crops)", self.variant);
+        }
         if self.batch < 2 || self.steps == 0 {
             bail!("--batch must be at least 2 (batch norm) and --steps positive");
         }
@@ -255,7 +266,10 @@ fn run(
     control.set_status("loading VGG-19");
     let gram = GramLoss::load(&settings.vgg, recipe.gram_weights, &dev)?;
     control.set_status("generating the data set");
-    let data = GanData::load(&DataSource::Variant(settings.variant.clone()), &crate::data::data_dir())?;
+    let data_dir = crate::data::data_dir();
+    let mut data = GanData::load(&DataSource::Variant(settings.variant.clone()), &data_dir)?;
+    // The epoch whose crops `data` holds (the usual set is epoch 0's).
+    let mut data_epoch = 0;
     if data.num_classes() != 10 {
         bail!("the MNIST CGN has 10 classes; {} has {}", settings.variant, data.num_classes());
     }
@@ -351,6 +365,11 @@ fn run(
         }
         control.set_status(format!("step {}/{total}", step + 1));
         let t0 = Instant::now();
+        if settings.fresh_crops && data.epoch_of(step, b) != data_epoch {
+            data_epoch = data.epoch_of(step, b);
+            control.set_status(format!("new crops for epoch {data_epoch}"));
+            data = GanData::variant_with_seed(&settings.variant, &data_dir, data_epoch)?;
+        }
         let idx = data.batch_indices(settings.seed, step, b);
         let (x_gt, y_gt) = data.batch(&idx, &dev)?;
         let n = idx.len();

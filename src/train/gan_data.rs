@@ -113,15 +113,21 @@ impl GanData {
                     classes,
                 })
             }
-            DataSource::Variant(name) => {
-                let v: Variant = name.parse()?;
-                let (train, _) = variants::source_splits(&data_dir.join("mnist"), variants::TestSource::Holdout, None)?;
-                let set = variants::generate(&VariantConfig::new(v, 0), Split::Train, &train)?;
-                let labels = set.labels().iter().map(|&l| l as u32).collect();
-                Ok(Self { source: source.clone(), images: set.images, labels, classes: digits })
-            }
+            DataSource::Variant(name) => Self::variant_with_seed(name, data_dir, 0),
             DataSource::Folder(dir) => Self::from_folder(dir, source),
         }
+    }
+
+    /// The biased train split of MNIST variant `name` generated with sample seed `seed` (seed 0
+    /// is [`Self::load`]'s; for wildlife another seed gives other texture crops of the same
+    /// digits, classes and textures).
+    pub fn variant_with_seed(name: &str, data_dir: &Path, seed: u64) -> anyhow::Result<Self> {
+        let v: Variant = name.parse()?;
+        let (train, _) = variants::source_splits(&data_dir.join("mnist"), variants::TestSource::Holdout, None)?;
+        let set = variants::generate(&VariantConfig::new(v, seed), Split::Train, &train)?;
+        let labels = set.labels().iter().map(|&l| l as u32).collect();
+        let classes = (0..10).map(|d| d.to_string()).collect();
+        Ok(Self { source: DataSource::Variant(v.name().to_string()), images: set.images, labels, classes })
     }
 
     fn from_folder(dir: &Path, source: &DataSource) -> anyhow::Result<Self> {
@@ -184,11 +190,16 @@ impl GanData {
         Ok((Tensor::from_vec(x, (idx.len(), 3, SIZE, SIZE), device)?, Tensor::from_vec(y, idx.len(), device)?))
     }
 
+    /// The epoch that global step `step` falls in at `batch` images per step.
+    pub fn epoch_of(&self, step: u64, batch: usize) -> u64 {
+        step / (self.len() / batch).max(1) as u64
+    }
+
     /// The indices of the batch of global step `step` (epochs of seeded permutations; the last
     /// partial batch of an epoch is dropped, as `drop_last`).
     pub fn batch_indices(&self, seed: u64, step: u64, batch: usize) -> Vec<u32> {
         let per_epoch = (self.len() / batch).max(1) as u64;
-        let epoch = step / per_epoch;
+        let epoch = self.epoch_of(step, batch);
         let i = (step % per_epoch) as usize;
         let perm = crate::train::data::permutation(self.len(), crate::train::data::seed_of(&[seed, 0xDA7A, epoch]));
         perm[i * batch..((i + 1) * batch).min(perm.len())].to_vec()
