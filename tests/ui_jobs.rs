@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
-use intervene::ui::app::{BottomTab, StudioApp};
+use intervene::ui::app::{BottomTab, StudioApp, StudioState};
 use intervene::ui::command::Command;
 use intervene::ui::job_requests::JobRequest;
 
@@ -52,6 +52,17 @@ fn a_running_job_is_listed_refused_a_second_time_and_cancelled_from_the_jobs_pan
     assert!(h.get_all_by_label_contains("cancelled").count() >= 1, "the window says so");
 }
 
+/// The studio in a window tall enough for the Jobs pane's launcher and a job's details,
+/// stepped until its first image.
+fn tall_window(state: StudioState) -> Harness<'static, StudioApp> {
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1500.0])
+        .wgpu()
+        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
+    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    h
+}
+
 /// A tiny image folder: `classes` class folders of `per_class` 32×32 images, each class a
 /// different flat colour with a class-dependent bar (learnable in one epoch).
 fn colour_folders(dir: &std::path::Path, classes: usize, per_class: usize) {
@@ -77,11 +88,7 @@ fn an_export_and_a_training_run_start_from_the_jobs_pane_and_open_where_they_bel
     let mut state = tiny();
     state.bottom_tab = BottomTab::Jobs;
     let model = state.model.clone();
-    let mut h = Harness::builder()
-        .with_size([1400.0, 1500.0])
-        .wgpu()
-        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
-    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    let mut h = tall_window(state);
 
     // The steering pane's request fills the export form with the open model and class.
     h.state_mut().send(Command::PrepareExport { model: model.clone(), components: None, class: 3 });
@@ -164,11 +171,7 @@ fn the_bundled_cvae_opens_its_form_and_writes_both_sets_from_the_jobs_pane() {
     let _ = std::fs::remove_dir_all(&out);
     let mut state = tiny();
     state.bottom_tab = BottomTab::Jobs;
-    let mut h = Harness::builder()
-        .with_size([1400.0, 1500.0])
-        .wgpu()
-        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
-    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    let mut h = tall_window(state);
     // The bundled-models menu's click on the CVAE: the Jobs pane's CVAE form, on that model.
     let entry = intervene::bundled::index().into_iter().find(|e| e.kind == intervene::bundled::Kind::Cvae).unwrap();
     h.state_mut().open_bundled(&entry);
@@ -204,11 +207,7 @@ fn a_generator_training_starts_from_the_jobs_pane_plots_its_losses_and_stops_res
     let run = root.join("run");
     let mut state = tiny();
     state.bottom_tab = BottomTab::Jobs;
-    let mut h = Harness::builder()
-        .with_size([1400.0, 1500.0])
-        .wgpu()
-        .build_eframe(move |cc| StudioApp::with_creation(cc, state, true));
-    step_until(&mut h, "the first image", |a| a.shown_image_hash().is_some());
+    let mut h = tall_window(state);
     // The launcher open on the generator form (as the Jobs pane's "New job" opens it).
     h.state_mut().panes.jobs.launcher_open = true;
     h.state_mut().state.show_perf = true;
