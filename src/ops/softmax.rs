@@ -1,5 +1,7 @@
-//! Row softmax with a vectorisable exp: BigGAN's attention takes 4 M exponentials per image at
-//! 64², where a scalar libm `exp` alone would cost ~15 ms on this class of CPU.
+//! Softmax with a vectorisable exp: BigGAN's attention takes 4 M exponentials per image at 64²,
+//! where a scalar libm `exp` alone would cost ~15 ms on this class of CPU. The attention uses
+//! the column form ([`softmax_cols_unnormalised`], AVX-512 where the CPU has it); the row form
+//! ([`softmax_rows`]) is its reference in the tests and the general-purpose export.
 
 /// `exp(x)` for f32 by range reduction `x = n·ln2 + r`, |r| ≤ ln2/2, and a degree-6 polynomial
 /// for `e^r` (relative error < 2e-7, i.e. ~1–2 ulp); inputs below −87 give 0. Written without
@@ -20,13 +22,13 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn softmax_rows_impl<const L: usize>(s: &mut [f32], m: usize) {
+fn softmax_rows_impl(s: &mut [f32], m: usize) {
     for row in s.chunks_mut(m) {
-        // L independent lanes (one vector register) so max, exp and sum all vectorise.
-        let mut mx8 = [f32::NEG_INFINITY; L];
-        let mut chunks = row.chunks_exact(L);
+        // Eight independent lanes so max, exp and sum all vectorise.
+        let mut mx8 = [f32::NEG_INFINITY; 8];
+        let mut chunks = row.chunks_exact(8);
         for c in &mut chunks {
-            for k in 0..L {
+            for k in 0..8 {
                 mx8[k] = if c[k] > mx8[k] { c[k] } else { mx8[k] };
             }
         }
@@ -40,10 +42,10 @@ fn softmax_rows_impl<const L: usize>(s: &mut [f32], m: usize) {
         for v in row.iter_mut() {
             *v = exp_f32(*v - mx);
         }
-        let mut s8 = [0f32; L];
-        let mut chunks = row.chunks_exact(L);
+        let mut s8 = [0f32; 8];
+        let mut chunks = row.chunks_exact(8);
         for c in &mut chunks {
-            for k in 0..L {
+            for k in 0..8 {
                 s8[k] += c[k];
             }
         }
@@ -56,10 +58,11 @@ fn softmax_rows_impl<const L: usize>(s: &mut [f32], m: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_rows_avx2(s: &mut [f32], m: usize) {
-    softmax_rows_impl::<8>(s, m)
+    softmax_rows_impl(s, m)
 }
 
-/// [`exp_f32`] on 16 lanes, 2ⁿ applied by `vscalefps`.
+/// [`exp_f32`] on 16 lanes, 2ⁿ applied by `vscalefps` (the float → int conversion of the
+/// portable version kept LLVM from vectorising it for AVX-512: the compiled loop was scalar).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -79,47 +82,6 @@ unsafe fn exp512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     q = _mm512_fmadd_ps(r, q, c(1.0));
     q = _mm512_fmadd_ps(r, q, c(1.0));
     _mm512_scalef_ps(q, n)
-}
-
-/// AVX-512 rows: the same exp as [`exp_f32`] but with `vscalefps` applying 2ⁿ (the float →
-/// int conversion of the portable version kept LLVM from vectorising it: the compiled loop
-/// was scalar), the exp and the row sum in one pass, the tail masked.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_rows_avx512(s: &mut [f32], m: usize) {
-    use std::arch::x86_64::*;
-    let full = m / 16;
-    let tail: __mmask16 = ((1u32 << (m % 16)) - 1) as __mmask16;
-    let c = |v: f32| _mm512_set1_ps(v);
-    for row in s.chunks_exact_mut(m) {
-        let p = row.as_mut_ptr();
-        let mut mx = c(f32::NEG_INFINITY);
-        for i in 0..full {
-            mx = _mm512_max_ps(mx, _mm512_loadu_ps(p.add(16 * i)));
-        }
-        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(c(f32::NEG_INFINITY), tail, p.add(16 * full)));
-        let mx = c(_mm512_reduce_max_ps(mx));
-        let exp = |v: __m512| exp512(_mm512_sub_ps(v, mx));
-        let mut sum = c(0.0);
-        for i in 0..full {
-            let e = exp(_mm512_loadu_ps(p.add(16 * i)));
-            _mm512_storeu_ps(p.add(16 * i), e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        if tail != 0 {
-            let e = exp(_mm512_maskz_loadu_ps(tail, p.add(16 * full)));
-            _mm512_mask_storeu_ps(p.add(16 * full), tail, e);
-            sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(tail, e));
-        }
-        let inv = c(1.0 / _mm512_reduce_add_ps(sum));
-        for i in 0..full {
-            _mm512_storeu_ps(p.add(16 * i), _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * i)), inv));
-        }
-        if tail != 0 {
-            let v = _mm512_maskz_loadu_ps(tail, p.add(16 * full));
-            _mm512_mask_storeu_ps(p.add(16 * full), tail, _mm512_mul_ps(v, inv));
-        }
-    }
 }
 
 /// Column softmax without the division: each column `i` of the row-major `(rows, cols)` matrix
@@ -178,16 +140,11 @@ unsafe fn softmax_cols_avx512(s: &mut [f32], rows: usize, cols: usize, inv: &mut
 /// In-place softmax of each length-`m` row of `s`.
 pub fn softmax_rows(s: &mut [f32], m: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the features were detected at run time.
-        return unsafe { softmax_rows_avx512(s, m) };
-    }
-    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the features were detected at run time.
         return unsafe { softmax_rows_avx2(s, m) };
     }
-    softmax_rows_impl::<8>(s, m)
+    softmax_rows_impl(s, m)
 }
 
 #[cfg(test)]
@@ -199,7 +156,7 @@ mod tests {
         for (rows, cols) in [(37, 21), (1024, 16), (5, 40)] {
             let s: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 97) as f32 / 5.0 - 9.0).collect();
             let mut t: Vec<f32> = (0..rows * cols).map(|i| s[(i % rows) * cols + i / rows]).collect();
-            softmax_rows_impl::<8>(&mut t, rows);
+            softmax_rows_impl(&mut t, rows);
             let mut got = s.clone();
             let mut inv = vec![0f32; cols];
             softmax_cols_unnormalised(&mut got, rows, cols, &mut inv);
@@ -243,9 +200,9 @@ mod tests {
                 e.into_iter().map(move |v| (v / sum) as f32).collect::<Vec<_>>()
             })
             .collect();
-        // The dispatched path (AVX-512 or AVX2 where the CPU has them) and the portable one.
+        // The dispatched path (AVX2 where the CPU has it) and the portable one.
         let mut portable = s.clone();
-        softmax_rows_impl::<8>(&mut portable, m);
+        softmax_rows_impl(&mut portable, m);
         softmax_rows(&mut s, m);
         for (a, b) in s.iter().chain(&portable).zip(want.iter().chain(&want)) {
             assert!((a - b).abs() < 1e-6, "m = {m}: {a} vs {b}");
