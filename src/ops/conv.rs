@@ -340,52 +340,49 @@ fn grow(v: &mut Vec<f32>, n: usize) {
     }
 }
 
-/// Writes bias (+ residual) into the destination columns `[p0, p0 + n)` of every output row.
-fn init_dst(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) {
-    super::widest!(init_dst_body(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) -> ())
-}
-
-#[inline(always)]
-fn init_dst_body(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) {
-    for (row, d) in dst.chunks_mut(hw).enumerate() {
-        let d = &mut d[p0..p0 + n];
-        let b = bias.map_or(0.0, |b| b[row]);
-        match res {
-            Some(ResSample::Full(r)) => {
-                for (d, &r) in d.iter_mut().zip(&r[row * hw + p0..row * hw + p0 + n]) {
-                    *d = r + b;
-                }
-            }
-            Some(ResSample::Skip { x, h, w, up }) => {
-                let plane = &x[row * h * w..(row + 1) * h * w];
-                let ow = if up { 2 * w } else { w };
-                // Walk the output rows that [p0, p0 + n) touches, a source row at a time.
-                let mut p = p0;
-                let mut d = d;
-                while !d.is_empty() {
-                    let (y, x0) = (p / ow, p % ow);
-                    let len = (ow - x0).min(d.len());
-                    let (seg, rest) = d.split_at_mut(len);
-                    if up {
-                        let src = &plane[(y / 2) * w..(y / 2 + 1) * w];
-                        // An odd start takes its pixel alone; then pixel pairs share a source.
-                        let (head, pairs) = seg.split_at_mut(x0 % 2);
-                        if let Some(h0) = head.first_mut() {
-                            *h0 = src[x0 / 2] + b;
-                        }
-                        for (pair, &v) in pairs.chunks_mut(2).zip(&src[x0.div_ceil(2)..]) {
-                            pair.fill(v + b);
-                        }
-                    } else {
-                        for (d, &v) in seg.iter_mut().zip(&plane[y * w + x0..y * w + x0 + len]) {
-                            *d = v + b;
-                        }
+super::widest! {
+    /// Writes bias (+ residual) into the destination columns `[p0, p0 + n)` of every output row.
+    fn init_dst(bias: Option<&[f32]>, res: Option<ResSample>, dst: &mut [f32], hw: usize, p0: usize, n: usize) {
+        for (row, d) in dst.chunks_mut(hw).enumerate() {
+            let d = &mut d[p0..p0 + n];
+            let b = bias.map_or(0.0, |b| b[row]);
+            match res {
+                Some(ResSample::Full(r)) => {
+                    for (d, &r) in d.iter_mut().zip(&r[row * hw + p0..row * hw + p0 + n]) {
+                        *d = r + b;
                     }
-                    p += len;
-                    d = rest;
                 }
+                Some(ResSample::Skip { x, h, w, up }) => {
+                    let plane = &x[row * h * w..(row + 1) * h * w];
+                    let ow = if up { 2 * w } else { w };
+                    // Walk the output rows that [p0, p0 + n) touches, a source row at a time.
+                    let mut p = p0;
+                    let mut d = d;
+                    while !d.is_empty() {
+                        let (y, x0) = (p / ow, p % ow);
+                        let len = (ow - x0).min(d.len());
+                        let (seg, rest) = d.split_at_mut(len);
+                        if up {
+                            let src = &plane[(y / 2) * w..(y / 2 + 1) * w];
+                            // An odd start takes its pixel alone; then pixel pairs share a source.
+                            let (head, pairs) = seg.split_at_mut(x0 % 2);
+                            if let Some(h0) = head.first_mut() {
+                                *h0 = src[x0 / 2] + b;
+                            }
+                            for (pair, &v) in pairs.chunks_mut(2).zip(&src[x0.div_ceil(2)..]) {
+                                pair.fill(v + b);
+                            }
+                        } else {
+                            for (d, &v) in seg.iter_mut().zip(&plane[y * w + x0..y * w + x0 + len]) {
+                                *d = v + b;
+                            }
+                        }
+                        p += len;
+                        d = rest;
+                    }
+                }
+                None => d.fill(b),
             }
-            None => d.fill(b),
         }
     }
 }
@@ -490,68 +487,52 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
     });
 }
 
-/// im2col of output rows `[r0, r1)`: `col[((ch·k + ky)·k + kx)·ld + (y − r0)·ow + x]` =
-/// input at `(y + ky − pad, x + kx − pad)` in the (optionally ×2-upsampled) grid, 0 outside.
-#[allow(clippy::too_many_arguments)]
-fn im2col_rows(
-    src: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    up: bool,
-    r0: usize,
-    r1: usize,
-    ld: usize,
-    col: &mut [f32],
-) {
-    super::widest!(im2col_rows_body(src: &[f32], c: usize, h: usize, w: usize, k: usize, up: bool, r0: usize, r1: usize, ld: usize, col: &mut [f32]) -> ())
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn im2col_rows_body(
-    src: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    up: bool,
-    r0: usize,
-    r1: usize,
-    ld: usize,
-    col: &mut [f32],
-) {
-    let pad = (k / 2) as isize;
-    let (gh, gw) = if up { (2 * h, 2 * w) } else { (h, w) };
-    let n = (r1 - r0) * gw;
-    for ch in 0..c {
-        let plane = &src[ch * h * w..(ch + 1) * h * w];
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut col[((ch * k + ky) * k + kx) * ld..][..n];
-                let dx = kx as isize - pad;
-                // Output columns x whose source column x+dx lies inside the grid.
-                let x_lo = (-dx).max(0) as usize;
-                let x_hi = ((gw as isize) - dx).min(gw as isize).max(0) as usize;
-                for y in r0..r1 {
-                    let seg = &mut row[(y - r0) * gw..(y - r0 + 1) * gw];
-                    let iy = y as isize + ky as isize - pad;
-                    if iy < 0 || iy >= gh as isize || x_lo >= x_hi {
-                        seg.fill(0.0);
-                        continue;
-                    }
-                    seg[..x_lo].fill(0.0);
-                    seg[x_hi..].fill(0.0);
-                    let sy = if up { iy as usize / 2 } else { iy as usize };
-                    let srow = &plane[sy * w..(sy + 1) * w];
-                    if up {
-                        for x in x_lo..x_hi {
-                            seg[x] = srow[(x as isize + dx) as usize / 2];
+super::widest! {
+    /// im2col of output rows `[r0, r1)`: `col[((ch·k + ky)·k + kx)·ld + (y − r0)·ow + x]` =
+    /// input at `(y + ky − pad, x + kx − pad)` in the (optionally ×2-upsampled) grid, 0 outside.
+    fn im2col_rows(
+        src: &[f32],
+        c: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        up: bool,
+        r0: usize,
+        r1: usize,
+        ld: usize,
+        col: &mut [f32],
+    ) {
+        let pad = (k / 2) as isize;
+        let (gh, gw) = if up { (2 * h, 2 * w) } else { (h, w) };
+        let n = (r1 - r0) * gw;
+        for ch in 0..c {
+            let plane = &src[ch * h * w..(ch + 1) * h * w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut col[((ch * k + ky) * k + kx) * ld..][..n];
+                    let dx = kx as isize - pad;
+                    // Output columns x whose source column x+dx lies inside the grid.
+                    let x_lo = (-dx).max(0) as usize;
+                    let x_hi = ((gw as isize) - dx).min(gw as isize).max(0) as usize;
+                    for y in r0..r1 {
+                        let seg = &mut row[(y - r0) * gw..(y - r0 + 1) * gw];
+                        let iy = y as isize + ky as isize - pad;
+                        if iy < 0 || iy >= gh as isize || x_lo >= x_hi {
+                            seg.fill(0.0);
+                            continue;
                         }
-                    } else {
-                        let s0 = (x_lo as isize + dx) as usize;
-                        seg[x_lo..x_hi].copy_from_slice(&srow[s0..s0 + (x_hi - x_lo)]);
+                        seg[..x_lo].fill(0.0);
+                        seg[x_hi..].fill(0.0);
+                        let sy = if up { iy as usize / 2 } else { iy as usize };
+                        let srow = &plane[sy * w..(sy + 1) * w];
+                        if up {
+                            for x in x_lo..x_hi {
+                                seg[x] = srow[(x as isize + dx) as usize / 2];
+                            }
+                        } else {
+                            let s0 = (x_lo as isize + dx) as usize;
+                            seg[x_lo..x_hi].copy_from_slice(&srow[s0..s0 + (x_hi - x_lo)]);
+                        }
                     }
                 }
             }

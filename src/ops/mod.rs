@@ -13,27 +13,44 @@
 //!
 //! Layout everywhere: NCHW, f32, contiguous.
 
-/// Calls the AVX-512 instance of `$body` (an `#[inline(always)]` fn) when the CPU has it.
+/// Defines a function whose body is compiled twice, for baseline x86-64 and for AVX-512, the
+/// second chosen at run time when the CPU has it.
 ///
 /// The crate is built for baseline x86-64, so element-wise loops would otherwise run on
-/// SSE2's four lanes. The body is compiled a second time inside a `#[target_feature]` wrapper
-/// (closures handed to such a wrapper are not inlined into it, hence a named fn). FMA is not
-/// enabled, so both instances round alike and results do not depend on the CPU.
+/// SSE2's four lanes. The body becomes an `#[inline(always)]` inner fn called from the
+/// function itself and from a `#[target_feature]` twin (closures handed to such a twin are
+/// not inlined into it, hence the named fn). FMA is not enabled, so both instances round
+/// alike and results do not depend on the CPU.
+///
+/// ```ignore
+/// widest! {
+///     /// `o = relu(i·a + b)` over one plane.
+///     pub(crate) fn plane(o: &mut [f32], i: &[f32], a: f32, b: f32) { … }
+/// }
+/// ```
 macro_rules! widest {
-    ($body:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide($($arg: $ty),*) -> $ret {
-                $body($($arg),*)
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn wide($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the feature was detected at run time.
+                    return unsafe { wide($($arg),*) };
+                }
             }
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the feature was detected at run time.
-                return unsafe { wide($($arg),*) };
-            }
+            body($($arg),*)
         }
-        $body($($arg),*)
-    }};
+    };
 }
 pub(crate) use widest;
 

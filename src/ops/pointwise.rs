@@ -30,33 +30,27 @@ impl PreAct<'_> {
     }
 }
 
-/// `o = relu(i·a + b)` over one plane.
-pub(crate) fn plane(o: &mut [f32], i: &[f32], a: f32, b: f32) {
-    super::widest!(plane_body(o: &mut [f32], i: &[f32], a: f32, b: f32) -> ())
-}
-
-#[inline(always)]
-fn plane_body(o: &mut [f32], i: &[f32], a: f32, b: f32) {
-    for (o, &v) in o.iter_mut().zip(i) {
-        *o = (v * a + b).max(0.0);
+super::widest! {
+    /// `o = relu(i·a + b)` over one plane.
+    pub(crate) fn plane(o: &mut [f32], i: &[f32], a: f32, b: f32) {
+        for (o, &v) in o.iter_mut().zip(i) {
+            *o = (v * a + b).max(0.0);
+        }
     }
 }
 
-/// `relu(i·a + b)` of one `(h, w)` plane (`w` given), nearest-upsampled ×2 into `o (2h, 2w)`.
-fn plane_up(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) {
-    super::widest!(plane_up_body(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) -> ())
-}
-
-#[inline(always)]
-fn plane_up_body(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) {
-    let ow = 2 * w;
-    for (src, out) in i.chunks_exact(w).zip(o.chunks_exact_mut(2 * ow)) {
-        let (top, bottom) = out.split_at_mut(ow);
-        for (d, &v) in top.chunks_exact_mut(2).zip(src) {
-            let r = (v * a + b).max(0.0);
-            d[0] = r;
-            d[1] = r;
+super::widest! {
+    /// `relu(i·a + b)` of one `(h, w)` plane (`w` given), nearest-upsampled ×2 into `o (2h, 2w)`.
+    fn plane_up(o: &mut [f32], i: &[f32], w: usize, a: f32, b: f32) {
+        let ow = 2 * w;
+        for (src, out) in i.chunks_exact(w).zip(o.chunks_exact_mut(2 * ow)) {
+            let (top, bottom) = out.split_at_mut(ow);
+            for (d, &v) in top.chunks_exact_mut(2).zip(src) {
+                let r = (v * a + b).max(0.0);
+                d[0] = r;
+                d[1] = r;
+            }
+            bottom.copy_from_slice(top);
         }
-        bottom.copy_from_slice(top);
     }
 }

@@ -119,126 +119,120 @@ pub(super) fn conv3x3(
     });
 }
 
-/// `V = Bᵀ d B` for every channel and every tile of tile rows `[ty0, ty1)`:
-/// `v[ξ·c·nt + ch·nt + t]`, zero padding outside the image.
-///
-/// The padded input rows are split into even and odd columns as they are read (padded column
-/// `2j` is image column `2j − 1`, padded column `2j + 1` is image column `2j`), so that a tile's
-/// four patch columns are `E[tx], O[tx], E[tx+1], O[tx+1]`: every loop below runs over
-/// contiguous arrays and vectorises.
-fn input_transform(src: &[f32], c: usize, h: usize, w: usize, ty0: usize, ty1: usize, v: &mut [f32]) {
-    super::widest!(input_transform_body(src: &[f32], c: usize, h: usize, w: usize, ty0: usize, ty1: usize, v: &mut [f32]) -> ())
-}
-
-#[inline(always)]
-fn input_transform_body(src: &[f32], c: usize, h: usize, w: usize, ty0: usize, ty1: usize, v: &mut [f32]) {
-    let tw = w / 2;
-    let nt = (ty1 - ty0) * tw;
-    let n = tw + 1;
-    // rows[r] = (even, odd) of padded input row 2ty − 1 + r; cols[i] = Bᵀ applied to them.
-    let mut rows = vec![0f32; 8 * n];
-    let mut cols = vec![0f32; 8 * n];
-    for ch in 0..c {
-        let plane = &src[ch * h * w..(ch + 1) * h * w];
-        for ty in ty0..ty1 {
-            for r in 0..4 {
-                let y = (2 * ty + r) as isize - 1;
-                let (e, o) = rows[2 * r * n..(2 * r + 2) * n].split_at_mut(n);
-                if y < 0 || y >= h as isize {
-                    e.fill(0.0);
-                    o.fill(0.0);
-                    continue;
+super::widest! {
+    /// `V = Bᵀ d B` for every channel and every tile of tile rows `[ty0, ty1)`:
+    /// `v[ξ·c·nt + ch·nt + t]`, zero padding outside the image.
+    ///
+    /// The padded input rows are split into even and odd columns as they are read (padded column
+    /// `2j` is image column `2j − 1`, padded column `2j + 1` is image column `2j`), so that a tile's
+    /// four patch columns are `E[tx], O[tx], E[tx+1], O[tx+1]`: every loop below runs over
+    /// contiguous arrays and vectorises.
+    fn input_transform(src: &[f32], c: usize, h: usize, w: usize, ty0: usize, ty1: usize, v: &mut [f32]) {
+        let tw = w / 2;
+        let nt = (ty1 - ty0) * tw;
+        let n = tw + 1;
+        // rows[r] = (even, odd) of padded input row 2ty − 1 + r; cols[i] = Bᵀ applied to them.
+        let mut rows = vec![0f32; 8 * n];
+        let mut cols = vec![0f32; 8 * n];
+        for ch in 0..c {
+            let plane = &src[ch * h * w..(ch + 1) * h * w];
+            for ty in ty0..ty1 {
+                for r in 0..4 {
+                    let y = (2 * ty + r) as isize - 1;
+                    let (e, o) = rows[2 * r * n..(2 * r + 2) * n].split_at_mut(n);
+                    if y < 0 || y >= h as isize {
+                        e.fill(0.0);
+                        o.fill(0.0);
+                        continue;
+                    }
+                    let row = &plane[y as usize * w..(y as usize + 1) * w];
+                    e[0] = 0.0;
+                    o[tw] = 0.0;
+                    for (j, pair) in row.chunks_exact(2).enumerate() {
+                        o[j] = pair[0];
+                        e[j + 1] = pair[1];
+                    }
                 }
-                let row = &plane[y as usize * w..(y as usize + 1) * w];
-                e[0] = 0.0;
-                o[tw] = 0.0;
-                for (j, pair) in row.chunks_exact(2).enumerate() {
-                    o[j] = pair[0];
-                    e[j + 1] = pair[1];
+                // Bᵀ down the columns (even and odd halves alike: 2n values per row).
+                {
+                    let (r0, rest) = rows.split_at(2 * n);
+                    let (r1, rest) = rest.split_at(2 * n);
+                    let (r2, r3) = rest.split_at(2 * n);
+                    let (c0, rest) = cols.split_at_mut(2 * n);
+                    let (c1, rest) = rest.split_at_mut(2 * n);
+                    let (c2, c3) = rest.split_at_mut(2 * n);
+                    for x in 0..2 * n {
+                        c0[x] = r0[x] - r2[x];
+                        c1[x] = r1[x] + r2[x];
+                        c2[x] = r2[x] - r1[x];
+                        c3[x] = r1[x] - r3[x];
+                    }
                 }
-            }
-            // Bᵀ down the columns (even and odd halves alike: 2n values per row).
-            {
-                let (r0, rest) = rows.split_at(2 * n);
-                let (r1, rest) = rest.split_at(2 * n);
-                let (r2, r3) = rest.split_at(2 * n);
-                let (c0, rest) = cols.split_at_mut(2 * n);
-                let (c1, rest) = rest.split_at_mut(2 * n);
-                let (c2, c3) = rest.split_at_mut(2 * n);
-                for x in 0..2 * n {
-                    c0[x] = r0[x] - r2[x];
-                    c1[x] = r1[x] + r2[x];
-                    c2[x] = r2[x] - r1[x];
-                    c3[x] = r1[x] - r3[x];
-                }
-            }
-            // B along the rows, per tile.
-            let t0 = (ty - ty0) * tw;
-            for i in 0..4 {
-                let (e, o) = cols[2 * i * n..(2 * i + 2) * n].split_at(n);
-                let (e0, e1, o0, o1) = (&e[..tw], &e[1..=tw], &o[..tw], &o[1..=tw]);
-                let out = |j: usize| (i * 4 + j) * c * nt + ch * nt + t0;
-                let (v0, rest) = v[out(0)..].split_at_mut(tw);
-                let _ = rest;
-                for ((d, a), b) in v0.iter_mut().zip(e0).zip(e1) {
-                    *d = a - b;
-                }
-                let v1 = &mut v[out(1)..out(1) + tw];
-                for ((d, a), b) in v1.iter_mut().zip(o0).zip(e1) {
-                    *d = a + b;
-                }
-                let v2 = &mut v[out(2)..out(2) + tw];
-                for ((d, a), b) in v2.iter_mut().zip(e1).zip(o0) {
-                    *d = a - b;
-                }
-                let v3 = &mut v[out(3)..out(3) + tw];
-                for ((d, a), b) in v3.iter_mut().zip(o0).zip(o1) {
-                    *d = a - b;
+                // B along the rows, per tile.
+                let t0 = (ty - ty0) * tw;
+                for i in 0..4 {
+                    let (e, o) = cols[2 * i * n..(2 * i + 2) * n].split_at(n);
+                    let (e0, e1, o0, o1) = (&e[..tw], &e[1..=tw], &o[..tw], &o[1..=tw]);
+                    let out = |j: usize| (i * 4 + j) * c * nt + ch * nt + t0;
+                    let (v0, rest) = v[out(0)..].split_at_mut(tw);
+                    let _ = rest;
+                    for ((d, a), b) in v0.iter_mut().zip(e0).zip(e1) {
+                        *d = a - b;
+                    }
+                    let v1 = &mut v[out(1)..out(1) + tw];
+                    for ((d, a), b) in v1.iter_mut().zip(o0).zip(e1) {
+                        *d = a + b;
+                    }
+                    let v2 = &mut v[out(2)..out(2) + tw];
+                    for ((d, a), b) in v2.iter_mut().zip(e1).zip(o0) {
+                        *d = a - b;
+                    }
+                    let v3 = &mut v[out(3)..out(3) + tw];
+                    for ((d, a), b) in v3.iter_mut().zip(o0).zip(o1) {
+                        *d = a - b;
+                    }
                 }
             }
         }
     }
 }
 
-/// `Y = Aᵀ M A` for every output channel and tile, added to `dst (o, h, w)`.
-fn output_transform(m: &[f32], o: usize, w: usize, tw: usize, ty0: usize, ty1: usize, dst: &mut [f32]) {
-    super::widest!(output_transform_body(m: &[f32], o: usize, w: usize, tw: usize, ty0: usize, ty1: usize, dst: &mut [f32]) -> ())
-}
-
-#[inline(always)]
-fn output_transform_body(m: &[f32], o: usize, w: usize, tw: usize, ty0: usize, ty1: usize, dst: &mut [f32]) {
-    let nt = (ty1 - ty0) * tw;
-    let h = dst.len() / o / w;
-    // Per tile row: Aᵀ M A for all its tiles, the four results in planar scratch.
-    let mut y = vec![0f32; 4 * tw];
-    for oc in 0..o {
-        let plane = &mut dst[oc * h * w..(oc + 1) * h * w];
-        for ty in ty0..ty1 {
-            let t0 = (ty - ty0) * tw;
-            let e: [&[f32]; 16] = std::array::from_fn(|xi| &m[xi * o * nt + oc * nt + t0..][..tw]);
-            let (y00, rest) = y.split_at_mut(tw);
-            let (y01, rest) = rest.split_at_mut(tw);
-            let (y10, y11) = rest.split_at_mut(tw);
-            for t in 0..tw {
-                // Aᵀ M (rows r0, r1 of four), then · A.
-                let r0: [f32; 4] = std::array::from_fn(|j| e[j][t] + e[4 + j][t] + e[8 + j][t]);
-                let r1: [f32; 4] = std::array::from_fn(|j| e[4 + j][t] - e[8 + j][t] - e[12 + j][t]);
-                y00[t] = r0[0] + r0[1] + r0[2];
-                y01[t] = r0[1] - r0[2] - r0[3];
-                y10[t] = r1[0] + r1[1] + r1[2];
-                y11[t] = r1[1] - r1[2] - r1[3];
-            }
-            let (top, bottom) = plane[2 * ty * w..(2 * ty + 2) * w].split_at_mut(w);
-            for (((pair, &a), &b), (pair2, (&cc, &d))) in top
-                .chunks_exact_mut(2)
-                .zip(y00.iter())
-                .zip(y01.iter())
-                .zip(bottom.chunks_exact_mut(2).zip(y10.iter().zip(y11.iter())))
-            {
-                pair[0] += a;
-                pair[1] += b;
-                pair2[0] += cc;
-                pair2[1] += d;
+super::widest! {
+    /// `Y = Aᵀ M A` for every output channel and tile, added to `dst (o, h, w)`.
+    fn output_transform(m: &[f32], o: usize, w: usize, tw: usize, ty0: usize, ty1: usize, dst: &mut [f32]) {
+        let nt = (ty1 - ty0) * tw;
+        let h = dst.len() / o / w;
+        // Per tile row: Aᵀ M A for all its tiles, the four results in planar scratch.
+        let mut y = vec![0f32; 4 * tw];
+        for oc in 0..o {
+            let plane = &mut dst[oc * h * w..(oc + 1) * h * w];
+            for ty in ty0..ty1 {
+                let t0 = (ty - ty0) * tw;
+                let e: [&[f32]; 16] = std::array::from_fn(|xi| &m[xi * o * nt + oc * nt + t0..][..tw]);
+                let (y00, rest) = y.split_at_mut(tw);
+                let (y01, rest) = rest.split_at_mut(tw);
+                let (y10, y11) = rest.split_at_mut(tw);
+                for t in 0..tw {
+                    // Aᵀ M (rows r0, r1 of four), then · A.
+                    let r0: [f32; 4] = std::array::from_fn(|j| e[j][t] + e[4 + j][t] + e[8 + j][t]);
+                    let r1: [f32; 4] = std::array::from_fn(|j| e[4 + j][t] - e[8 + j][t] - e[12 + j][t]);
+                    y00[t] = r0[0] + r0[1] + r0[2];
+                    y01[t] = r0[1] - r0[2] - r0[3];
+                    y10[t] = r1[0] + r1[1] + r1[2];
+                    y11[t] = r1[1] - r1[2] - r1[3];
+                }
+                let (top, bottom) = plane[2 * ty * w..(2 * ty + 2) * w].split_at_mut(w);
+                for (((pair, &a), &b), (pair2, (&cc, &d))) in top
+                    .chunks_exact_mut(2)
+                    .zip(y00.iter())
+                    .zip(y01.iter())
+                    .zip(bottom.chunks_exact_mut(2).zip(y10.iter().zip(y11.iter())))
+                {
+                    pair[0] += a;
+                    pair[1] += b;
+                    pair2[0] += cc;
+                    pair2[1] += d;
+                }
             }
         }
     }

@@ -1,8 +1,7 @@
 //! The per-plane loops of the batch-norm op ([`super::norm`]), compiled for AVX-512 where the CPU
 //! has it. The crate is built for baseline x86-64, so these loops would otherwise run on SSE2's
-//! four lanes. Each body is an `#[inline(always)]` function that takes the activation by value
-//! and is called from a `#[target_feature]` wrapper: closures handed to such a wrapper were not
-//! inlined into it, so they stayed SSE2. FMA is not enabled, so every path rounds as the plain
+//! four lanes. The element-wise loops are defined through [`crate::ops::widest`], which compiles
+//! each body a second time for AVX-512. FMA is not enabled, so every path rounds as the plain
 //! one does and results do not depend on the CPU. The two pairs of sums are the exception:
 //! LLVM kept their loops mostly scalar even there, so they are written with AVX intrinsics
 //! (module `avx`), lane for lane the plain loop.
@@ -171,16 +170,13 @@ mod avx {
     }
 }
 
-#[inline(always)]
-fn normalise_body(out: &mut [f32], x: &[f32], a: f32, shift: f32, act: BnAct) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = act.apply(v * a + shift);
+widest! {
+    /// `out = act(x·a + shift)`.
+    pub fn normalise(out: &mut [f32], x: &[f32], a: f32, shift: f32, act: BnAct) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = act.apply(v * a + shift);
+        }
     }
-}
-
-/// `out = act(x·a + shift)`.
-pub fn normalise(out: &mut [f32], x: &[f32], a: f32, shift: f32, act: BnAct) {
-    widest!(normalise_body(out: &mut [f32], x: &[f32], a: f32, shift: f32, act: BnAct) -> ())
 }
 
 /// The per-channel constants of the input gradient.
@@ -197,17 +193,14 @@ pub struct GradCoef {
     pub mean_gx: f32,
 }
 
-#[inline(always)]
-fn grad_input_body(out: &mut [f32], x: &[f32], dy: &[f32], y: &[f32], c: GradCoef, act: BnAct) {
-    for (((o, &xv), &d), &yv) in out.iter_mut().zip(x).zip(dy).zip(y) {
-        let g = act.grad(d, yv);
-        *o = c.scale * (g - c.mean_g - (xv - c.mean) * c.inv_std * c.mean_gx);
+widest! {
+    /// `dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))` over one plane.
+    pub fn grad_input(out: &mut [f32], x: &[f32], dy: &[f32], y: &[f32], c: GradCoef, act: BnAct) {
+        for (((o, &xv), &d), &yv) in out.iter_mut().zip(x).zip(dy).zip(y) {
+            let g = act.grad(d, yv);
+            *o = c.scale * (g - c.mean_g - (xv - c.mean) * c.inv_std * c.mean_gx);
+        }
     }
-}
-
-/// `dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))` over one plane.
-pub fn grad_input(out: &mut [f32], x: &[f32], dy: &[f32], y: &[f32], c: GradCoef, act: BnAct) {
-    widest!(grad_input_body(out: &mut [f32], x: &[f32], dy: &[f32], y: &[f32], c: GradCoef, act: BnAct) -> ())
 }
 
 #[cfg(test)]
