@@ -196,20 +196,11 @@ fn conv2d_inner(a: &Conv2dArgs, out: &mut [f32]) -> Result<(), OpsError> {
             }
         }
         match a.pre {
-            // Upsampling happens while pre-activating, so the convolution sees a plain input.
-            Some(p) if a.upsample2 => PRE.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                let n = c * oh * ow;
-                grow(&mut buf, n);
-                p.apply_sample_up(bi, c, h, w, x, &mut buf[..n]);
-                let plain = Conv2dArgs { dims: [b, c, oh, ow], upsample2: false, ..*a };
-                conv_sample(&plain, &buf[..n], res, dst);
-            }),
             Some(p) => PRE.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                grow(&mut buf, c * h * w);
-                p.apply_sample(bi, c, h * w, x, &mut buf[..c * h * w]);
-                conv_sample(a, &buf[..c * h * w], res, dst);
+                let (src, sh, sw) = pre_activate(p, a, bi, x, &mut buf);
+                let plain = Conv2dArgs { dims: [b, c, sh, sw], upsample2: false, ..*a };
+                conv_sample(&plain, src, res, dst);
             }),
             None => conv_sample(a, x, res, dst),
         }
@@ -227,6 +218,28 @@ fn res_sample<'a>(a: &Conv2dArgs<'a>, bi: usize) -> Option<ResSample<'a>> {
             ResSample::Skip { x: &x[bi * c * h * w..(bi + 1) * c * h * w], h, w, up: 2 * h == oh }
         }
     })
+}
+
+/// Sample `bi`'s input `x` pre-activated into `buf`, nearest-upsampled ×2 there when the
+/// convolution upsamples (so its im2col copies whole rows); returns the planes and their size.
+fn pre_activate<'b>(
+    p: PreAct,
+    a: &Conv2dArgs,
+    bi: usize,
+    x: &[f32],
+    buf: &'b mut Vec<f32>,
+) -> (&'b [f32], usize, usize) {
+    let [_, c, h, w] = a.dims;
+    // The output's size: the input's, doubled when upsampling.
+    let (sh, sw) = a.out_hw();
+    let n = c * sh * sw;
+    grow(buf, n);
+    if a.upsample2 {
+        p.apply_sample_up(bi, c, h, w, x, &mut buf[..n]);
+    } else {
+        p.apply_sample(bi, c, h * w, x, &mut buf[..n]);
+    }
+    (&buf[..n], sh, sw)
 }
 
 /// Samples `[s0, s1)` of a convolution with small maps, as one GEMM over all their pixels
@@ -247,20 +260,12 @@ fn conv_group(a: &Conv2dArgs, s0: usize, s1: usize, dst: &mut [f32], inner: bool
                 let (mut col, mut pre, mut tmp) = (col.borrow_mut(), pre.borrow_mut(), tmp.borrow_mut());
                 grow(&mut col, kk * n);
                 grow(&mut tmp, o * n);
-                if a.pre.is_some() {
-                    grow(&mut pre, c * hw);
-                }
                 for (j, bi) in (s0..s1).enumerate() {
                     let x = &a.x[bi * c * h * w..(bi + 1) * c * h * w];
-                    // Upsampling happens while pre-activating, so im2col copies whole rows.
                     let (src, sh, sw, up) = match a.pre {
-                        Some(p) if a.upsample2 => {
-                            p.apply_sample_up(bi, c, h, w, x, &mut pre[..c * hw]);
-                            (&pre[..c * hw], oh, ow, false)
-                        }
                         Some(p) => {
-                            p.apply_sample(bi, c, h * w, x, &mut pre[..c * hw]);
-                            (&pre[..c * hw], h, w, false)
+                            let (src, sh, sw) = pre_activate(p, a, bi, x, &mut pre);
+                            (src, sh, sw, false)
                         }
                         None => (x, h, w, a.upsample2),
                     };
