@@ -14,9 +14,7 @@ use super::OpsError;
 /// `INTERVENE_TILE_KB` overrides it for tuning.
 fn tile_bytes() -> usize {
     static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *T.get_or_init(|| {
-        std::env::var("INTERVENE_TILE_KB").ok().and_then(|v| v.parse::<usize>().ok()).map_or(384 * 1024, |kb| kb * 1024)
-    })
+    super::knob(&T, "INTERVENE_TILE_KB", 384) * 1024
 }
 
 /// A GEMM's column count below which its cost is dominated by packing the weights and by
@@ -25,14 +23,14 @@ fn tile_bytes() -> usize {
 /// least this many columns. `INTERVENE_MIN_COLS` overrides it for tuning.
 fn min_cols() -> usize {
     static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *T.get_or_init(|| std::env::var("INTERVENE_MIN_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(256))
+    super::knob(&T, "INTERVENE_MIN_COLS", 256)
 }
 
 /// Samples whose maps are smaller than this many pixels are convolved together.
 /// `INTERVENE_GROUP_COLS` overrides it for tuning.
 fn group_cols() -> usize {
     static T: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *T.get_or_init(|| std::env::var("INTERVENE_GROUP_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(512))
+    super::knob(&T, "INTERVENE_GROUP_COLS", 512)
 }
 
 /// Whether 3×3 convolutions on large maps take the Winograd path (`INTERVENE_WINOGRAD=0`

@@ -54,6 +54,12 @@ macro_rules! widest {
 }
 pub(crate) use widest;
 
+/// A tuning knob read once from the environment: `var` parsed as a count, else `default`.
+/// Each knob keeps its value in its own `cell`.
+pub(crate) fn knob(cell: &'static std::sync::OnceLock<usize>, var: &str, default: usize) -> usize {
+    *cell.get_or_init(|| std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
+}
+
 mod attention;
 pub mod backend;
 mod conv;

@@ -262,7 +262,7 @@ impl BigGan {
 /// `INTERVENE_SPLIT_KB` overrides the size (0: never split), for tuning.
 fn split_here(x: &Tensor) -> bool {
     static KB: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let kb = *KB.get_or_init(|| std::env::var("INTERVENE_SPLIT_KB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024));
+    let kb = crate::ops::knob(&KB, "INTERVENE_SPLIT_KB", 1024);
     let b = x.dim(0).unwrap_or(1);
     kb > 0 && b > 1 && x.device().is_cpu() && x.elem_count() / b * 4 >= kb * 1024
 }
