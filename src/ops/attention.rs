@@ -5,7 +5,7 @@
 use super::gemm::{product, Parallelism, View};
 use rayon::prelude::*;
 
-use super::OpsError;
+use super::{OpsError, SendPtr};
 
 thread_local! {
     /// Per-thread score tile (and its column sums), reused across tiles and calls.
@@ -46,12 +46,6 @@ fn maxpool2(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) {
         }
     });
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tiles write disjoint column ranges.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// `out = x + γ·o(g·softmax(θᵀφ)ᵀ)`, no 1/√d scaling (BigGAN's parity quirk).
 pub fn self_attention(a: &AttnArgs, out: &mut [f32]) -> Result<(), OpsError> {

@@ -7,7 +7,7 @@ use super::gemm::{product, Parallelism, View};
 use rayon::prelude::*;
 
 use super::pointwise::PreAct;
-use super::OpsError;
+use super::{OpsError, SendPtr};
 
 /// Bytes of im2col columns built at once: a tile stays resident in the core's L2 (1 MiB here)
 /// while the GEMM consumes it.
@@ -409,13 +409,6 @@ pub(crate) fn gemm_into(
     // SAFETY: the slices cover the strided ranges gemm reads; dst rows are disjoint per caller.
     unsafe { product(o, n, k, View::rows_mut(dst, dst_rs), true, View::rows(w, k), View::rows(rhs, rhs_rs), 1.0, par) }
 }
-
-/// A raw pointer that may cross threads: each task writes a disjoint column range.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: tasks write disjoint regions (distinct output columns) of one buffer.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// One sample: `src (c, h, w)` already pre-activated.
 fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f32]) {

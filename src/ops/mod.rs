@@ -54,6 +54,14 @@ macro_rules! widest {
 }
 pub(crate) use widest;
 
+/// A raw output pointer that parallel tasks share, each writing only its own disjoint part
+/// (columns, pixel ranges or rows) of the buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the tasks holding it write disjoint regions of one buffer that outlives them.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
 /// A tuning knob read once from the environment: `var` parsed as a count, else `default`.
 /// Each knob keeps its value in its own `cell`.
 pub(crate) fn knob(cell: &'static std::sync::OnceLock<usize>, var: &str, default: usize) -> usize {

@@ -18,6 +18,7 @@
 use std::cell::RefCell;
 
 use super::gemm::{product, Parallelism, View};
+use super::SendPtr;
 use rayon::prelude::*;
 
 thread_local! {
@@ -61,13 +62,6 @@ pub(super) fn transform_weights(weight: &[f32], o: usize, c: usize) -> Vec<f32> 
     u
 }
 
-/// A raw destination that bands write disjoint pixel ranges of.
-#[derive(Clone, Copy)]
-struct Dst(*mut f32);
-// SAFETY: each band writes only its own output rows (a disjoint pixel range of every plane).
-unsafe impl Send for Dst {}
-unsafe impl Sync for Dst {}
-
 /// Convolves `src (c, h, w)` (already pre-activated) with transformed weights `u`
 /// ([`transform_weights`]) into `dst (o, h, w)`. `init(dst, p0, n)` first writes bias and
 /// residual into pixels `[p0, p0 + n)` of every output plane; the convolution is added.
@@ -86,7 +80,7 @@ pub(super) fn conv3x3(
     let threads = rayon::current_num_threads().max(1);
     let band_rows = (BAND_TILES.min(th * tw / threads) / tw).clamp(1, th);
     let dst_len = dst.len();
-    let base = Dst(dst.as_mut_ptr());
+    let base = SendPtr(dst.as_mut_ptr());
     (0..th.div_ceil(band_rows)).into_par_iter().for_each(|band| {
         // Rebinds so the closure captures the Send wrapper whole, not its raw-pointer field.
         #[allow(clippy::redundant_locals)]
