@@ -51,22 +51,27 @@ pub struct CgnRendered {
     pub num_classes: usize,
     pub kind: &'static str,
     pub request: CgnRequest,
+    /// The mask check recorded beside the weights (`mask_check::recorded`), if any.
+    pub masks: Option<Arc<crate::train::mask_check::MaskReport>>,
 }
 
 /// The open CGN; renders requests.
 #[derive(Default)]
 pub struct CgnRenderer {
-    open: Option<(String, CgnModel)>,
+    open: Option<(String, CgnModel, Option<Arc<crate::train::mask_check::MaskReport>>)>,
 }
 
 impl CgnRenderer {
     pub fn render(&mut self, req: CgnRequest) -> anyhow::Result<CgnRendered> {
         let device = Device::Cpu;
-        if self.open.as_ref().is_none_or(|(q, _)| *q != req.model) {
+        if self.open.as_ref().is_none_or(|(q, _, _)| *q != req.model) {
             self.open = None;
-            self.open = Some((req.model.clone(), CgnModel::open_named(&req.model, &device)?));
+            let model = CgnModel::open_named(&req.model, &device)?;
+            let masks =
+                CgnModel::weights_named(&req.model).and_then(|w| crate::train::mask_check::recorded(&w)).map(Arc::new);
+            self.open = Some((req.model.clone(), model, masks));
         }
-        let Some((_, model)) = &self.open else { anyhow::bail!("no CGN is open") };
+        let Some((_, model, masks)) = &self.open else { anyhow::bail!("no CGN is open") };
         let n = model.num_classes();
         let probs = |k: usize| Tensor::from_vec(req.classes[k].probs(n), (1, n), &device);
         let (mask, fg, bg, kind) = match model {
@@ -94,7 +99,7 @@ impl CgnRenderer {
         let flat = |t: &Tensor| -> candle_core::Result<Vec<f32>> { t.get(0)?.flatten_all()?.to_vec1::<f32>() };
         let parts =
             PartsImage { width: w, height: h, mask: flat(&mask)?, foreground: flat(&fg)?, background: flat(&bg)? };
-        Ok(CgnRendered { parts: Arc::new(parts), num_classes: n, kind, request: req })
+        Ok(CgnRendered { parts: Arc::new(parts), num_classes: n, kind, request: req, masks: masks.clone() })
     }
 }
 

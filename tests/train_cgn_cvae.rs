@@ -62,8 +62,48 @@ fn cgn_trains_resumes_exactly_and_opens_in_the_runtime() {
     assert_eq!(map.len(), 57);
     let m = intervene::models::cgn::CgnModel::open(&a.join("model.safetensors"), &Device::Cpu).unwrap();
     assert!(matches!(m, intervene::models::cgn::CgnModel::Mnist(_)));
-    for f in ["samples.png", "parts.png", "counterfactuals.png", "metrics.jsonl", "train.json"] {
+    for f in ["samples.png", "parts.png", "counterfactuals.png", "metrics.jsonl", "train.json", "masks.jsonl"] {
         assert!(a.join(f).is_file(), "{f}");
+    }
+    // The mask check: one line per checkpoint (a: the end; b: the stop at 3 and the end), the
+    // same at step 6 whether resumed or not, and the figures of the saved model.
+    let lines = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("masks.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (la, lb) = (lines(&a), lines(&b));
+    assert_eq!(la.iter().map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![6]);
+    assert_eq!(lb.iter().map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![3, 6]);
+    for key in ["frame", "inverted"] {
+        assert_eq!(la[0][key], lb[1][key], "{key}");
+    }
+    // The first check is the best so far, and its weights are kept.
+    assert_eq!(la[0]["best"], true);
+    assert_eq!(lb[0]["best"], true);
+    let best = |d: &Path| std::fs::read(d.join("model-best-masks.safetensors")).unwrap();
+    assert!(best(&a) == std::fs::read(a.join("model.safetensors")).unwrap());
+    if lb[1]["best"] == true {
+        assert!(best(&b) == std::fs::read(b.join("model.safetensors")).unwrap());
+    } else {
+        assert!(best(&b) != std::fs::read(b.join("model.safetensors")).unwrap());
+    }
+    let intervene::models::cgn::CgnModel::Mnist(m) = m else { unreachable!() };
+    let r = intervene::train::mask_check::check(&m, 20, 0).unwrap();
+    let frames = la[0]["frame"].as_array().unwrap();
+    assert_eq!(frames.len(), 10);
+    for (c, f) in r.classes.iter().zip(frames) {
+        assert!((c.frame - f.as_f64().unwrap()).abs() < 1e-4, "class {}: {} vs logged {f}", c.class, c.frame);
+    }
+    let inverted: Vec<usize> =
+        la[0]["inverted"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    assert_eq!(inverted, r.with(intervene::train::mask_check::Orientation::Inverted));
+    // What the window shows for the run's weights: the last check, and for the best weights the last best one.
+    for file in ["model.safetensors", "model-best-masks.safetensors"] {
+        let rec = intervene::train::mask_check::recorded(&a.join(file)).unwrap();
+        assert_eq!(rec.summary(), r.summary(), "{file}");
     }
 }
 

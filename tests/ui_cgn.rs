@@ -84,6 +84,29 @@ fn classes_change_the_composite_and_mask_shaping_needs_no_network_run() {
 }
 
 #[test]
+fn the_recorded_mask_check_warns_on_an_inverted_shape_class() {
+    // The bundled colored CGN ships its check (models/cgn-colored/masks.json): 0, 5, 6, 9 inverted.
+    let mut state = cgn_state();
+    state.cgn.model = "cgn-colored".into();
+    state.cgn.classes[0].class = 0;
+    let mut h = harness_sized(state, "ui-cgn", 1280.0, 860.0);
+    step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
+    h.run_steps(2);
+    h.get_by_label("Masks: 6 upright, 4 inverted (0, 5, 6, 9)");
+    let warning = "Class 0's mask is inverted in this CGN: its counterfactuals swap the wrong parts.";
+    h.get_by_label(warning);
+    h.state_mut().state.cgn.classes[0].class = 1;
+    step_until(&mut h, "shape class 1", |a| a.cgn_shown().is_some_and(|r| r.request.classes[0].class == 1));
+    h.run_steps(2);
+    assert!(h.query_by_label(warning).is_none(), "class 1's mask is upright");
+    // A CGN with no recorded check shows none.
+    h.state_mut().state.cgn.model = intervene::models::cgn::DEFAULT_CGN.into();
+    step_until(&mut h, "the random CGN", |a| a.cgn_shown().is_some_and(|r| r.masks.is_none()));
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Masks:").is_none());
+}
+
+#[test]
 fn the_export_runs_from_the_window_with_progress() {
     let dir = std::env::temp_dir().join(format!("intervene-ui-export-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -166,8 +166,14 @@ relu4_3 on (x+1)/2. The authors train 15 epochs (46,875 steps); --steps shortens
 
 The folder gets model.safetensors (the authors' state-dict keys: `intervene cgn --model`, \
 `intervene export cgn` and the studio open it), train.json, checkpoint.safetensors, metrics.jsonl \
-(loss_g, loss_d, loss_adv, loss_binary, loss_perc, mask_mean) and sample sheets (samples/, \
-parts.png, counterfactuals.png). --resume continues bit for bit; --steps may grow.";
+(loss_g, loss_d, loss_adv, loss_binary, loss_perc, mask_mean), masks.jsonl and sample sheets \
+(samples/, parts.png, counterfactuals.png). --resume continues bit for bit; --steps may grow.
+
+At every checkpoint the masks are checked class by class (`intervene quality masks`): masks.jsonl \
+gets each class's mask mean on the 4-pixel frame MNIST leaves empty (near 0: the digit; above \
+0.5: inverted, the background mechanism draws the digit), and the log says when the set of \
+inverted classes changes. Masks can turn late in a run, so the checkpoint with the best masks so far \
+(fewest inverted, then fewest undecided classes) is also kept as model-best-masks.safetensors.";
 
 fn variant_name(s: &str) -> Result<String, String> {
     s.parse::<crate::data::variants::Variant>().map(|v| v.name().to_string()).map_err(|e| e.to_string())

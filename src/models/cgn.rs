@@ -89,15 +89,8 @@ impl CgnModel {
     /// Opens a checkpoint path, a folder in the bundled `models/` by name, or the compiled-in
     /// default ([`DEFAULT_CGN`]).
     pub fn open_named(query: &str, device: &Device) -> anyhow::Result<Self> {
-        let p = Path::new(query);
-        if p.is_file() {
-            return Self::open(p, device);
-        }
-        // A folder (a training output, or a bundled model by name): its weights file.
-        for dir in [p.to_path_buf(), crate::bundled_models_dir().join(query)] {
-            if let Some(w) = weights_in(&dir) {
-                return Self::open(&w, device);
-            }
+        if let Some(w) = Self::weights_named(query) {
+            return Self::open(&w, device);
         }
         if query == DEFAULT_CGN {
             let map = crate::checkpoint::load_bytes(EMBEDDED_CGN, Path::new("<embedded cgn-mnist-random>"))?;
@@ -108,6 +101,16 @@ impl CgnModel {
             )?));
         }
         bail!("no CGN found at '{query}': give a checkpoint file (the authors' ckp.pth / cgn.pth, or safetensors), or a folder name in {}", crate::bundled_models_dir().display())
+    }
+
+    /// The weights file [`CgnModel::open_named`] opens for `query`: the path itself, or the
+    /// weights in a folder (a training output, or a bundled model by name).
+    pub fn weights_named(query: &str) -> Option<std::path::PathBuf> {
+        let p = Path::new(query);
+        if p.is_file() {
+            return Some(p.to_path_buf());
+        }
+        [p.to_path_buf(), crate::bundled_models_dir().join(query)].iter().find_map(|dir| weights_in(dir))
     }
 
     /// Classes of each mechanism.

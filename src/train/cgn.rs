@@ -333,6 +333,7 @@ fn run(
         if start > 0 { format!("; resuming at step {start}") } else { String::new() }
     ));
     let mut metrics = MetricsLog::open(out, start)?;
+    let mut masks = crate::train::mask_check::MaskTracker::open(out, start)?;
     let save = |step: u64, opt_g: &Optimizer, opt_d: &Optimizer| -> anyhow::Result<()> {
         let gs = gp.state_dict()?;
         let mut state = common::prefixed("g/", gs.clone());
@@ -351,6 +352,13 @@ fn run(
         Ok(())
     };
 
+    // The study's faulty masks (its §4.1) do not show in the losses: every checkpoint's
+    // generator is checked class by class, and the best one is kept (`mask_check`).
+    let mut check_masks =
+        |step: u64| -> anyhow::Result<()> { masks.record(&out.join(MODEL), step, control).map(|_| ()) };
+
+    let every = |n: u64, step: u64| n > 0 && step.is_multiple_of(n);
+    let due = |step: u64| every(settings.checkpoint_every, step) || every(settings.sample_every, step);
     let stop_at = stop_after.map_or(total, |n| (start + n).min(total));
     let mut step = start;
     let loop_started = Instant::now();
@@ -358,6 +366,7 @@ fn run(
     while step < stop_at {
         if control.check().is_err() {
             save(step, &opt_g, &opt_d)?;
+            check_masks(step)?;
             // The sheets of the weights just saved, so that a stopped run's folder shows them.
             sheet(step)?;
             control.log(format!("stopped at step {step}/{total}; --resume continues from here"));
@@ -421,17 +430,20 @@ fn run(
         }
         metrics.write(&serde_json::json!({ "step": step, "loss_g": lg, "loss_d": ld, "loss_adv": la, "loss_binary": lb, "loss_perc": lp, "mask_mean": mm, "sec": sec }))?;
         control.set_done(step);
-        if settings.checkpoint_every > 0 && step % settings.checkpoint_every == 0 {
+        if due(step) {
             save(step, &opt_g, &opt_d)?;
+            check_masks(step)?;
         }
-        if settings.sample_every > 0 && step % settings.sample_every == 0 {
-            save(step, &opt_g, &opt_d)?;
+        if every(settings.sample_every, step) {
             sheet(step)?;
         }
     }
     let ran = step - start;
     if ran > 0 {
-        save(step, &opt_g, &opt_d)?;
+        if !due(step) {
+            save(step, &opt_g, &opt_d)?;
+            check_masks(step)?;
+        }
         sheet(step)?;
     }
     let sec_per_step = if ran > 0 { loop_started.elapsed().as_secs_f64() / ran as f64 } else { 0.0 };

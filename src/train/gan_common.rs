@@ -11,6 +11,7 @@
 //! | `metrics.jsonl` | one line per step: the losses (and seconds per step) |
 //! | `samples/step_NNNNNN.png`, `samples.png` | sample grids, one row per class |
 //! | the model | what the inference runtime opens (per kind) |
+//! | `masks.jsonl`, `model-best-masks.safetensors` | CGN only: each checkpoint's mask orientation per class, and the weights with the best masks so far ([`crate::train::mask_check`]) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -27,6 +27,7 @@ pub mod eval;
 pub mod gan_common;
 pub mod gan_data;
 pub mod gan_losses;
+pub mod mask_check;
 pub mod nets;
 pub mod ops;
 pub mod optim;

@@ -163,7 +163,12 @@ impl MetricsLog {
     /// Opens the log for appending, first dropping lines past `keep_until_step` (a resumed run
     /// redoes those steps) and a torn last line.
     pub fn open(dir: &Path, keep_until_step: u64) -> anyhow::Result<Self> {
-        let path = dir.join(METRICS);
+        Self::open_file(dir, METRICS, keep_until_step)
+    }
+
+    /// [`MetricsLog::open`] for another per-step log in `dir` (lines with a `step` field).
+    pub fn open_file(dir: &Path, name: &str, keep_until_step: u64) -> anyhow::Result<Self> {
+        let path = dir.join(name);
         if path.is_file() {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let kept: Vec<&str> = text

@@ -2,7 +2,7 @@
 # Ships an MNIST CGN trained by `intervene train cgn` as a bundled model: a snapshot of the run's
 # weights, Table 2's "ours" cells for it (cgn_table2.sh, whose original-data classifier is the
 # variant's judge), its sample quality with that judge, and models/cgn-VARIANT/ with the
-# weights, sample sheets, run summary and a model card whose numbers all come from those files.
+# weights, their mask check (masks.json, which the studio shows), sample sheets, run summary and a model card whose numbers all come from those files.
 # Usage: ship_cgn.sh VARIANT RUN_DIR COMMAND_FILE
 #   COMMAND_FILE holds the exact training commands, as they were run, for the card.
 # The models/index.json entry is added by hand (its summary line says what the card says).
@@ -22,6 +22,7 @@ mkdir -p "$out"
 cp "$snap" "$out/model.safetensors"
 cp "$run/train.json" "$run/parts.png" "$run/counterfactuals.png" "$out/"
 cp "$q" "$out/quality.json"
+"$INTERVENE" quality masks --generator "$out/model.safetensors" --json "$out/masks.json"
 python3 "$(dirname "$0")/run_summary.py" "$run" --json > "$out/run-summary.json"
 python3 "$(dirname "$0")/card_cgn.py" "cgn-$variant" "$run" "$judge" "$q" "$commands" > "$out/MODEL_CARD.md"
 for c in original gan cgn original+cgn; do

@@ -140,6 +140,9 @@ impl CounterfactualPane {
         });
         if let Some(r) = &self.shown {
             ui.small(format!("{} · {} classes · {}×{}", r.kind, r.num_classes, r.parts.width, r.parts.height));
+            if let Some(m) = &r.masks {
+                masks_ui(ui, m, c.classes[0].class);
+            }
         }
         let n = self.shown.as_ref().map_or(10, |r| r.num_classes);
         ui.checkbox(&mut c.lock, "Lock to one class (the shape's)");
@@ -276,5 +279,22 @@ impl CounterfactualPane {
                 }
             }
         });
+    }
+}
+
+/// The recorded mask check of the open CGN, and a warning when the shape class's mask is
+/// inverted (its counterfactuals then swap the wrong parts).
+fn masks_ui(ui: &mut egui::Ui, m: &crate::train::mask_check::MaskReport, shape_class: usize) {
+    use crate::train::mask_check::Orientation;
+    ui.small(format!("Masks: {}", m.summary())).on_hover_text(
+        "The mask check recorded with this CGN (intervene quality masks): per class, the mask's mean on the \
+         4-pixel frame MNIST leaves empty. Inverted = the background mechanism draws the digit, the CGN \
+         study's faulty masks (its §4.1).",
+    );
+    if m.classes.get(shape_class).is_some_and(|c| c.orientation == Orientation::Inverted) {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!("Class {shape_class}'s mask is inverted in this CGN: its counterfactuals swap the wrong parts."),
+        );
     }
 }
