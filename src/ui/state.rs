@@ -288,5 +288,11 @@ mod tests {
         assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-wildlife-original");
         assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-wildlife-original");
         assert!(!s.explain.two);
+        // Data version 2 has its own pair.
+        let mut s = StudioState::default();
+        s.open_bundled_cgn(&crate::bundled::find("cgn-wildlife-v2").expect("cgn-wildlife-v2 is shipped"));
+        assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-wildlife-v2-original");
+        assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-wildlife-v2-cgn");
+        assert!(s.explain.two);
     }
 }
