@@ -105,6 +105,7 @@ impl Conv {
             kernel: self.kernel(),
             bias: Some(bv.slice()?),
             residual: None,
+            winograd_u: None,
         };
         ops::conv2d(&args, &mut out)?;
         if relu {

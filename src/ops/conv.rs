@@ -65,6 +65,9 @@ pub struct Conv2dArgs<'a> {
     pub bias: Option<&'a [f32]>,
     /// Added to the output.
     pub residual: Option<Residual<'a>>,
+    /// Where the layer keeps `weight`'s Winograd transform between calls (it is made here on
+    /// first use); `None` makes it afresh on every call.
+    pub winograd_u: Option<&'a std::sync::OnceLock<Vec<f32>>>,
 }
 
 /// What a convolution adds to its output.
@@ -443,9 +446,16 @@ fn conv_sample(a: &Conv2dArgs, src: &[f32], res: Option<ResSample>, dst: &mut [f
         return;
     }
     if k == 3 && !a.upsample2 && winograd_on() && super::winograd::suits(oh, ow) {
-        let u = super::winograd::transform_weights(a.weight, o, c);
+        let fresh;
+        let u = match a.winograd_u {
+            Some(cell) => cell.get_or_init(|| super::winograd::transform_weights(a.weight, o, c)),
+            None => {
+                fresh = super::winograd::transform_weights(a.weight, o, c);
+                &fresh
+            }
+        };
         let init = |d: &mut [f32], p0: usize, n: usize| init_dst(a.bias, res, d, hw, p0, n);
-        super::winograd::conv3x3(src, c, oh, ow, &u, o, &init, dst);
+        super::winograd::conv3x3(src, c, oh, ow, u, o, &init, dst);
         return;
     }
     // Tiles of whole output rows, sized to stay in L2.

@@ -283,4 +283,35 @@ mod tests {
             assert!(worst <= 1e-5 * scale, "({c}, {o}, {h}, {w}): worst error {worst}, scale {scale}");
         }
     }
+
+    #[test]
+    fn a_layers_kept_transform_gives_the_same_output_as_a_fresh_one() {
+        let (c, o, h) = (8usize, 6usize, 64usize);
+        assert!(suits(h, h), "the shape takes the Winograd path");
+        let x: Vec<f32> = (0..2 * c * h * h).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let wt: Vec<f32> = (0..o * c * 9).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let cell = std::sync::OnceLock::new();
+        let args = |u| crate::ops::Conv2dArgs {
+            x: &x,
+            dims: [2, c, h, h],
+            pre: None,
+            upsample2: false,
+            weight: &wt,
+            out_channels: o,
+            kernel: 3,
+            bias: None,
+            residual: None,
+            winograd_u: u,
+        };
+        let run = |a: &crate::ops::Conv2dArgs| {
+            let mut out = vec![f32::NAN; 2 * o * h * h];
+            crate::ops::conv2d(a, &mut out).unwrap();
+            out
+        };
+        let fresh = run(&args(None));
+        assert!(cell.get().is_none());
+        assert_eq!(run(&args(Some(&cell))), fresh, "first call: made and kept");
+        assert_eq!(cell.get().map(Vec::len), Some(16 * o * c));
+        assert_eq!(run(&args(Some(&cell))), fresh, "second call: reused");
+    }
 }

@@ -38,6 +38,7 @@ fn conv(x: &Tensor, conv: &Conv, pre: Option<&Affine>, up: bool, skip: Option<&T
             Some((v, (_, c, h, w))) => Some(Residual::Skip { x: v.slice()?, c: *c, h: *h, w: *w }),
             None => None,
         },
+        winograd_u: Some(&conv.winograd),
     };
     ops::conv2d(&args, &mut out)?;
     Tensor::from_vec(out, (b, o, oh, ow), &Device::Cpu)

@@ -86,6 +86,9 @@ pub struct Conv {
     /// `[out, in, k, k]`
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// The CPU kernels' Winograd transform of `weight`, made on first use (only 3×3 layers on
+    /// large maps take that path); `weight` never changes after loading.
+    pub winograd: std::sync::Arc<std::sync::OnceLock<Vec<f32>>>,
 }
 
 impl Conv {
@@ -93,7 +96,7 @@ impl Conv {
     pub fn sn(vb: VarBuilder, cin: usize, cout: usize, k: usize, bias: bool) -> Result<Self> {
         let weight = sn_weight(&vb, (cout, cin, k, k))?;
         let bias = if bias { Some(vb.get(cout, "bias")?) } else { None };
-        Ok(Self { weight, bias })
+        Ok(Self { weight, bias, winograd: Default::default() })
     }
 
     /// Bytes of the weight and bias.
@@ -114,6 +117,7 @@ impl Conv {
         Ok(Self {
             weight: self.weight.narrow(0, 0, n)?.contiguous()?,
             bias: self.bias.as_ref().map(|b| b.narrow(0, 0, n)).transpose()?,
+            winograd: Default::default(),
         })
     }
 
