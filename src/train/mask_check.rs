@@ -143,22 +143,28 @@ pub fn recorded(weights: &Path) -> Option<MaskReport> {
         BEST_MODEL => lines.find(|v| v["best"].as_bool() == Some(true))?,
         _ => return None,
     };
-    let classes = line["frame"]
-        .as_array()?
+    logged(&line)
+}
+
+/// The report of one `masks.jsonl` line (its `frame` means; no inner means).
+fn logged(line: &serde_json::Value) -> Option<MaskReport> {
+    let frames = line["frame"].as_array()?.iter().map(|f| f.as_f64()).collect::<Option<Vec<_>>>()?;
+    Some(of_frames(&frames))
+}
+
+/// The report of [`TRACK_PER_CLASS`]-sample frame means, class by class.
+fn of_frames(frames: &[f64]) -> MaskReport {
+    let classes = frames
         .iter()
         .enumerate()
-        .map(|(class, f)| {
-            let frame = f.as_f64()?;
-            Some(ClassMask { class, frame, inner: None, orientation: Orientation::of_frame_mean(frame) })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(MaskReport { per_class: TRACK_PER_CLASS, seed: 0, classes })
+        .map(|(class, &frame)| ClassMask { class, frame, inner: None, orientation: Orientation::of_frame_mean(frame) })
+        .collect();
+    MaskReport { per_class: TRACK_PER_CLASS, seed: 0, classes }
 }
 
 /// Score of a checkpoint's masks: (inverted, undecided) classes; fewer is better.
-fn badness(frames: &[f64]) -> (usize, usize) {
-    let count = |o| frames.iter().filter(|&&f| Orientation::of_frame_mean(f) == o).count();
-    (count(Orientation::Inverted), count(Orientation::Undecided))
+fn badness(r: &MaskReport) -> (usize, usize) {
+    (r.with(Orientation::Inverted).len(), r.with(Orientation::Undecided).len())
 }
 
 /// A CGN training's mask check at every checkpoint: one line per check in `masks.jsonl`
@@ -189,14 +195,12 @@ impl MaskTracker {
             Ok(text) => text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect(),
             Err(_) => Vec::new(),
         };
-        let frames = |v: &serde_json::Value| -> Vec<f64> {
-            v["frame"].as_array().map(|a| a.iter().filter_map(|f| f.as_f64()).collect()).unwrap_or_default()
-        };
         let best = lines
             .iter()
             .rfind(|v| v["best"].as_bool() == Some(true))
             .filter(|_| dir.join(BEST_MODEL).is_file())
-            .map(|v| badness(&frames(v)));
+            .and_then(logged)
+            .map(|r| badness(&r));
         let inverted_before = lines.last().map(|v| {
             v["inverted"].as_array().map(|a| a.iter().filter_map(|c| c.as_u64()).map(|c| c as usize).collect())
         });
@@ -213,7 +217,8 @@ impl MaskTracker {
         let inverted = r.with(Orientation::Inverted);
         control.metric("inverted_mask_share", step as f64, inverted.len() as f64 / r.classes.len() as f64);
         let frames: Vec<f64> = r.classes.iter().map(|c| (c.frame * 1e4).round() / 1e4).collect();
-        let score = badness(&frames);
+        // Scored as logged (rounded), so a resumed run compares with the same figures.
+        let score = badness(&of_frames(&frames));
         let best = self.best.is_none_or(|b| score <= b);
         if best {
             let dest = model.with_file_name(BEST_MODEL);
@@ -259,7 +264,7 @@ mod tests {
 
     #[test]
     fn badness_counts_inverted_then_undecided() {
-        assert_eq!(badness(&[0.01, 0.6, 0.3, 0.2, 0.02]), (1, 2));
-        assert!(badness(&[0.01, 0.3]) < badness(&[0.6, 0.01]));
+        assert_eq!(badness(&of_frames(&[0.01, 0.6, 0.3, 0.2, 0.02])), (1, 2));
+        assert!(badness(&of_frames(&[0.01, 0.3])) < badness(&of_frames(&[0.6, 0.01])));
     }
 }
