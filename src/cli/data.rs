@@ -13,7 +13,8 @@ use clap::ValueEnum;
 use rayon::prelude::*;
 
 use crate::data::mnist::SourceFile;
-use crate::data::textures::DEFAULT_TEXTURE_SEED;
+use crate::data::texture_files;
+use crate::data::textures::{TextureSet, DEFAULT_TEXTURE_SEED};
 use crate::data::variants::{self, Split, TestSource, Variant, VariantConfig, VariantSet, SIZE};
 
 /// Data-set jobs.
@@ -87,6 +88,11 @@ pub struct BuildArgs {
     /// Seed of the procedural wildlife textures.
     #[arg(long, default_value_t = DEFAULT_TEXTURE_SEED, value_name = "S", help_heading = "Data set")]
     pub texture_seed: u64,
+    /// Wildlife: read the textures from image files instead of making them: DIR/object/ and
+    /// DIR/background/ with ten images each, the i-th by file name for class i (the layout of
+    /// the CGN authors' DTD textures, mnists/data/textures/; resized to 150×150 as theirs are).
+    #[arg(long, value_name = "DIR", help_heading = "Data set")]
+    pub textures: Option<PathBuf>,
     /// Digits of the test split.
     #[arg(long, value_enum, default_value = "holdout", value_name = "FROM", help_heading = "Data set")]
     pub test_source: TestSourceArg,
@@ -111,6 +117,10 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
 fn build(a: BuildArgs) -> anyhow::Result<()> {
     let source_name = if a.fashion { "fashion-mnist" } else { "mnist" };
     let mnist_dir = a.mnist.clone().unwrap_or_else(|| crate::data::data_dir().join(source_name));
+    let variant: Variant = a.variant.into();
+    if a.textures.is_some() && !variant.is_wildlife() {
+        bail!("--textures applies to wildlife and wildlife-v2 only ({} has no textures)", variant.name());
+    }
     let manifest_path = a.out.join("manifest.json");
     if manifest_path.exists() && !a.overwrite {
         bail!("{} already holds a data set (manifest.json); pass --overwrite to replace it", a.out.display());
@@ -120,6 +130,10 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         TestSourceArg::T10k => TestSource::T10k,
     };
     let cfg = VariantConfig { variant: a.variant.into(), seed: a.seed, texture_seed: a.texture_seed };
+    let textures = match &a.textures {
+        Some(dir) => Some(texture_files::load_dir(dir).context("--textures")?),
+        None => None,
+    };
     let (train_src, test_src) = variants::source_splits(&mnist_dir, test_source, a.limit)
         .with_context(|| format!("cannot read {source_name} from {}", mnist_dir.display()))?;
     let mut sources: Vec<SourceFile> = train_src.sources.clone();
@@ -138,14 +152,15 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     let mut summaries = serde_json::Map::new();
     for (split, src) in [(Split::Train, &train_src), (Split::Test, &test_src)] {
         bar.set_message(format!("generating {}", split.name()));
-        let set = variants::generate_with_progress(&cfg, split, src, &|n| bar.inc(n as u64))?;
+        let set = variants::generate_with_textures(&cfg, split, src, textures.as_ref(), &|n| bar.inc(n as u64))?;
         bar.set_message(format!("writing {}", split.name()));
         write_split(&set, &a.out, &|| bar.inc(1))?;
         summaries.insert(split.name().into(), split_summary(&set));
     }
     bar.finish_with_message("done");
 
-    let manifest = manifest(&cfg, source_name, test_source, a.limit, &sources, summaries);
+    let images = a.textures.as_deref().zip(textures.as_ref());
+    let manifest = manifest(&cfg, source_name, test_source, a.limit, &sources, images, summaries);
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
     crate::imageio::write_atomically(&manifest_path, |tmp| Ok(std::fs::write(tmp, &text)?))?;
     eprintln!(
@@ -207,20 +222,28 @@ fn manifest(
     test_source: TestSource,
     limit: Option<usize>,
     sources: &[SourceFile],
+    texture_images: Option<(&Path, &TextureSet)>,
     splits: serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Value {
-    let details = match cfg.variant {
-        Variant::Colored => serde_json::json!({
+    let details = match (cfg.variant, texture_images) {
+        (Variant::Colored, _) => serde_json::json!({
             "stroke_colors": variants::PALETTE,
             "jitter_variance": variants::COLORED_JITTER_VAR,
             "background": [0, 0, 0],
         }),
-        Variant::DoubleColored => serde_json::json!({
+        (Variant::DoubleColored, _) => serde_json::json!({
             "background_colors": variants::PALETTE,
             "digit_colors": (0..10).map(|k| variants::PALETTE[variants::object_color_index(k)]).collect::<Vec<_>>(),
             "jitter_std": variants::DOUBLE_COLORED_JITTER_STD,
         }),
-        Variant::Wildlife | Variant::WildlifeV2 => serde_json::json!({
+        (Variant::Wildlife | Variant::WildlifeV2, Some((dir, set))) => serde_json::json!({
+            "digit_textures": format!("images in {}", dir.join(texture_files::OBJECT_DIR).display()),
+            "background_textures": format!("images in {}", dir.join(texture_files::BACKGROUND_DIR).display()),
+            "textures_sha256": set.sha256(),
+            "texture_size": crate::data::textures::TEXTURE_SIZE,
+            "crop_padding_reflect": variants::CROP_PADDING,
+        }),
+        (Variant::Wildlife | Variant::WildlifeV2, None) => serde_json::json!({
             "texture_style": cfg.variant.texture_style(),
             "digit_textures": "procedural striped (intervene::data::textures::striped)",
             "background_textures": "procedural veined (intervene::data::textures::veined)",

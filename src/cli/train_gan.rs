@@ -210,6 +210,11 @@ pub struct CgnArgs {
     /// default each image keeps one crop, as the shipped runs were trained).
     #[arg(long)]
     pub fresh_crops: bool,
+    /// Wildlife: read the textures from image files instead of making them: DIR/object/ and
+    /// DIR/background/ with ten images each, the i-th by file name for class i (the CGN
+    /// authors' layout, mnists/data/textures/). A resumed run checks the images are unchanged.
+    #[arg(long, value_name = "DIR")]
+    pub textures: Option<PathBuf>,
     /// Continue the run in --out.
     #[arg(long)]
     pub resume: bool,
@@ -240,6 +245,9 @@ pub fn cgn(a: CgnArgs) -> anyhow::Result<()> {
     s.device = a.device;
     s.threads = a.threads;
     s.fresh_crops = a.fresh_crops;
+    if let Some(dir) = &a.textures {
+        s.textures = Some(crate::train::cgn::TextureFiles::open(dir)?.0);
+    }
     s.validate()?;
     let r = super::job::run("steps", |c| crate::train::cgn::train_cgn(&s, &a.out, a.resume, None, c))?;
     println!(

@@ -8,10 +8,12 @@
 //! | [`variants`] | the biased (train) and de-biased (test) CGN variants at 32×32 |
 //! | [`genint_colored`] | GenInt's 10-way colored MNIST (two background colours per class; confounded and causal tests) |
 //! | [`textures`] | procedural striped / veined textures standing in for the DTD images |
+//! | [`texture_files`] | wildlife's textures from image files (the authors' DTD layout), for `--textures` |
 
 pub mod genint_colored;
 pub mod idx;
 pub mod mnist;
+pub mod texture_files;
 pub mod textures;
 pub mod variants;
 

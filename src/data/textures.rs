@@ -58,6 +58,34 @@ impl Texture {
     }
 }
 
+/// The twenty textures of wildlife MNIST: the digit's (striped) and the background's (veined),
+/// index = class. Made procedurally ([`TextureSet::procedural`]) or read from image files
+/// (`texture_files::load_dir`, e.g. the authors' DTD images).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextureSet {
+    pub striped: Vec<Texture>,
+    pub veined: Vec<Texture>,
+}
+
+impl TextureSet {
+    /// The procedural set of `style` with texture seed `seed`.
+    pub fn procedural(seed: u64, style: TextureStyle) -> Self {
+        Self { striped: striped_set(seed, style), veined: veined_set(seed, style) }
+    }
+
+    /// SHA-256 (hex) of every texture's size and pixels, striped first: identifies the data a
+    /// run was trained on, whatever folder the files came from.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for t in self.striped.iter().chain(&self.veined) {
+            h.update((t.size as u64).to_le_bytes());
+            h.update(&t.pixels);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// The ten striped textures (digit textures of wildlife MNIST), index = class.
 pub fn striped_set(seed: u64, style: TextureStyle) -> Vec<Texture> {
     (0..10).map(|k| striped(k, seed, style)).collect()

@@ -41,7 +41,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::mnist::{self, Mnist, MnistFile};
-use super::textures::{self, hash3, Texture, TextureStyle, DEFAULT_TEXTURE_SEED, TEXTURE_SIZE};
+use super::textures::{hash3, Texture, TextureSet, TextureStyle, DEFAULT_TEXTURE_SEED, TEXTURE_SIZE};
 use super::DataError;
 use crate::noise::Rng;
 
@@ -277,11 +277,6 @@ fn reflect(p: usize, pad: usize, n: usize) -> usize {
     t as usize
 }
 
-struct Sources {
-    striped: Vec<Texture>,
-    veined: Vec<Texture>,
-}
-
 /// Generates `split` of the variant from the given MNIST images (any size; resized to 32).
 pub fn generate(cfg: &VariantConfig, split: Split, mnist: &Mnist) -> Result<VariantSet, DataError> {
     generate_with_progress(cfg, split, mnist, &|_| {})
@@ -294,19 +289,43 @@ pub fn generate_with_progress(
     mnist: &Mnist,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<VariantSet, DataError> {
+    generate_with_textures(cfg, split, mnist, None, progress)
+}
+
+/// [`generate_with_progress`] with the wildlife textures given (`None`: the variant's
+/// procedural ones). Textures for a variant without them are an error.
+pub fn generate_with_textures(
+    cfg: &VariantConfig,
+    split: Split,
+    mnist: &Mnist,
+    textures: Option<&TextureSet>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<VariantSet, DataError> {
     if mnist.rows == 0 || mnist.cols == 0 {
         return Err(DataError::Invalid(format!("MNIST images of size {}×{}", mnist.rows, mnist.cols)));
     }
-    let sources = match cfg.variant {
-        v if v.is_wildlife() => {
-            let style = v.texture_style();
-            Sources {
-                striped: textures::striped_set(cfg.texture_seed, style),
-                veined: textures::veined_set(cfg.texture_seed, style),
-            }
+    let made;
+    let sources = match (cfg.variant, textures) {
+        (v, Some(t)) if v.is_wildlife() => t,
+        (v, None) if v.is_wildlife() => {
+            made = TextureSet::procedural(cfg.texture_seed, v.texture_style());
+            &made
         }
-        _ => Sources { striped: Vec::new(), veined: Vec::new() },
+        (v, Some(_)) => {
+            return Err(DataError::Invalid(format!("{} has no textures; texture images apply to wildlife", v.name())))
+        }
+        (_, None) => {
+            made = TextureSet { striped: Vec::new(), veined: Vec::new() };
+            &made
+        }
     };
+    if cfg.variant.is_wildlife() && (sources.striped.len() != 10 || sources.veined.len() != 10) {
+        return Err(DataError::Invalid(format!(
+            "wildlife needs 10 digit and 10 background textures, got {} and {}",
+            sources.striped.len(),
+            sources.veined.len()
+        )));
+    }
     let n = mnist.len();
     let px = SIZE * SIZE * 3;
     let mut images = vec![0u8; n * px];
@@ -316,7 +335,7 @@ pub fn generate_with_progress(
         |(chunk, (imgs, facs))| {
             for (j, (img, fac)) in imgs.chunks_mut(px).zip(facs.iter_mut()).enumerate() {
                 let i = chunk * CHUNK + j;
-                *fac = render_sample(cfg, split, &sources, mnist, i, img);
+                *fac = render_sample(cfg, split, sources, mnist, i, img);
             }
             progress(facs.len());
         },
@@ -325,7 +344,14 @@ pub fn generate_with_progress(
 }
 
 /// Draws sample `i`'s factors and writes its pixels into `out` (32·32·3, HWC).
-fn render_sample(cfg: &VariantConfig, split: Split, src: &Sources, mnist: &Mnist, i: usize, out: &mut [u8]) -> Factors {
+fn render_sample(
+    cfg: &VariantConfig,
+    split: Split,
+    src: &TextureSet,
+    mnist: &Mnist,
+    i: usize,
+    out: &mut [u8],
+) -> Factors {
     let mut rng = sample_rng(cfg.seed, split, i);
     let label = mnist.labels[i];
     let pick = |rng: &mut Rng| match split {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::seed_of;
 use super::gan_common as common;
-use super::gan_data::{DataSource, GanData};
+use super::gan_data::GanData;
 use super::nets::cgn_disc_conv::CgnDiscConv;
 use super::nets::cgn_mnist::{binary_entropy, mse_to, CgnDiscriminator, CgnGenerator};
 use super::nets::init_ext::orthogonal;
@@ -42,6 +42,8 @@ use super::nets::{Builder, Params};
 use super::optim::{Optimizer, OptimizerKind};
 use super::output::{self, MetricsLog};
 use super::settings::DeviceChoice;
+use crate::data::texture_files;
+use crate::data::textures::TextureSet;
 use crate::data::variants::Variant;
 use crate::jobs::{Cancelled, Control};
 use crate::noise::Rng;
@@ -134,6 +136,41 @@ pub struct CgnSettings {
     /// runs resume unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fresh_crops: bool,
+    /// Wildlife: the textures read from image files (`--textures DIR`, the authors' layout,
+    /// [`crate::data::texture_files`]) instead of the procedural ones. The resume key holds
+    /// their digest, not the folder, so a run resumes from a moved copy but not on other images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub textures: Option<TextureFiles>,
+}
+
+/// Texture images a wildlife run was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextureFiles {
+    pub dir: PathBuf,
+    /// [`TextureSet::sha256`] of the images as read.
+    pub sha256: String,
+}
+
+impl TextureFiles {
+    /// Reads `dir` (checking its layout) and records its digest.
+    pub fn open(dir: &Path) -> anyhow::Result<(Self, TextureSet)> {
+        let set = texture_files::load_dir(dir).map_err(|e| anyhow::anyhow!("--textures: {e}"))?;
+        Ok((Self { dir: dir.to_path_buf(), sha256: set.sha256() }, set))
+    }
+
+    /// Reads the images again, failing if they are no longer the ones the run began on.
+    pub fn reload(&self) -> anyhow::Result<TextureSet> {
+        let (now, set) = Self::open(&self.dir)?;
+        if now.sha256 != self.sha256 {
+            bail!(
+                "the texture images in {} changed since the run began (digest {} → {}); restore them or start a new run",
+                self.dir.display(),
+                &self.sha256[..12],
+                &now.sha256[..12]
+            );
+        }
+        Ok(set)
+    }
 }
 
 /// The authors' schedule: 15 epochs of 50,000 images at batch 16.
@@ -158,6 +195,7 @@ impl CgnSettings {
             device: DeviceChoice::Cpu,
             threads: 1,
             fresh_crops: false,
+            textures: None,
         })
     }
 
@@ -165,6 +203,9 @@ impl CgnSettings {
         let v: Variant = self.variant.parse().map_err(|e: crate::data::DataError| anyhow::anyhow!("{e}"))?;
         if self.fresh_crops && !v.is_wildlife() {
             bail!("--fresh-crops applies to wildlife and wildlife-v2 only ({} has no crops)", self.variant);
+        }
+        if self.textures.is_some() && !v.is_wildlife() {
+            bail!("--textures applies to wildlife and wildlife-v2 only ({} has no textures)", self.variant);
         }
         if self.batch < 2 || self.steps == 0 {
             bail!("--batch must be at least 2 (batch norm) and --steps positive");
@@ -180,6 +221,9 @@ impl CgnSettings {
         if let Some(o) = v.as_object_mut() {
             for k in ["steps", "sample_every", "checkpoint_every", "vgg", "device", "threads"] {
                 o.remove(k);
+            }
+            if let Some(t) = o.get_mut("textures").and_then(|t| t.as_object_mut()) {
+                t.remove("dir");
             }
         }
         v
@@ -267,14 +311,21 @@ fn run(
     let gram = GramLoss::load(&settings.vgg, recipe.gram_weights, &dev)?;
     control.set_status("generating the data set");
     let data_dir = crate::data::data_dir();
-    let mut data = GanData::load(&DataSource::Variant(settings.variant.clone()), &data_dir)?;
+    let textures = settings.textures.as_ref().map(TextureFiles::reload).transpose()?;
+    let load = |seed: u64| GanData::variant_with_textures(&settings.variant, &data_dir, seed, textures.as_ref());
+    let mut data = load(0)?;
     // The epoch whose crops `data` holds (the usual set is epoch 0's).
     let mut data_epoch = 0;
     if data.num_classes() != 10 {
         bail!("the MNIST CGN has 10 classes; {} has {}", settings.variant, data.num_classes());
     }
-    let extra =
+    let mut extra =
         serde_json::json!({ "data": { "source": data.source.name(), "images": data.len(), "classes": data.classes } });
+    if let Some(t) = &settings.textures {
+        // The digest, not the folder: a resume may read a moved copy of the same images.
+        extra["data"]["textures_sha256"] = t.sha256.clone().into();
+        control.log(format!("textures: the images in {} (sha256 {})", t.dir.display(), &t.sha256[..12]));
+    }
     let total = settings.steps;
     let (ckpt, start) =
         common::begin_run(out, FORMAT, &settings.resume_key(), &extra, resume, total, &format!("--steps {total}"))?;
@@ -377,7 +428,7 @@ fn run(
         if settings.fresh_crops && data.epoch_of(step, b) != data_epoch {
             data_epoch = data.epoch_of(step, b);
             control.set_status(format!("new crops for epoch {data_epoch}"));
-            data = GanData::variant_with_seed(&settings.variant, &data_dir, data_epoch)?;
+            data = load(data_epoch)?;
         }
         let idx = data.batch_indices(settings.seed, step, b);
         let (x_gt, y_gt) = data.batch(&idx, &dev)?;

@@ -16,6 +16,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::mnist::{self, MnistFile};
+use crate::data::textures::TextureSet;
 use crate::data::variants::{self, Split, Variant, VariantConfig};
 
 /// Side of every generator training image.
@@ -122,9 +123,20 @@ impl GanData {
     /// is [`Self::load`]'s; for wildlife another seed gives other texture crops of the same
     /// digits, classes and textures).
     pub fn variant_with_seed(name: &str, data_dir: &Path, seed: u64) -> anyhow::Result<Self> {
+        Self::variant_with_textures(name, data_dir, seed, None)
+    }
+
+    /// [`Self::variant_with_seed`] with wildlife's textures given (`None`: the procedural ones).
+    pub fn variant_with_textures(
+        name: &str,
+        data_dir: &Path,
+        seed: u64,
+        textures: Option<&TextureSet>,
+    ) -> anyhow::Result<Self> {
         let v: Variant = name.parse()?;
         let (train, _) = variants::source_splits(&data_dir.join("mnist"), variants::TestSource::Holdout, None)?;
-        let set = variants::generate(&VariantConfig::new(v, seed), Split::Train, &train)?;
+        let set =
+            variants::generate_with_textures(&VariantConfig::new(v, seed), Split::Train, &train, textures, &|_| {})?;
         let labels = set.labels().iter().map(|&l| l as u32).collect();
         let classes = (0..10).map(|d| d.to_string()).collect();
         Ok(Self { source: DataSource::Variant(v.name().to_string()), images: set.images, labels, classes })

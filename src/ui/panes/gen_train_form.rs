@@ -2,10 +2,10 @@
 //! recipes, with the sizes a run is usually started with. The CLI offers every setting; the
 //! form shows the equivalent command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::train::biggan::BigGanSettings;
-use crate::train::cgn::CgnSettings;
+use crate::train::cgn::{CgnSettings, TextureFiles};
 use crate::train::cvae::CvaeSettings;
 use crate::train::gan_data::DataSource;
 use crate::ui::command::Command;
@@ -46,6 +46,8 @@ pub struct GenTrainForm {
     pub data: String,
     /// The CGN's MNIST variant.
     pub variant: String,
+    /// Wildlife CGN: a folder of texture images (`--textures`; empty: procedural textures).
+    pub textures: String,
     /// Generator steps (BigGAN, CGN).
     pub steps: u64,
     /// BigGAN's batch, channel width and GANSpace samples (0: no components).
@@ -65,6 +67,7 @@ impl Default for GenTrainForm {
             kind: GenKind::Biggan,
             data: "fashion-mnist".into(),
             variant: "double-colored".into(),
+            textures: String::new(),
             steps: 2000,
             batch: 64,
             ch: 16,
@@ -109,6 +112,9 @@ impl GenTrainForm {
                 s.steps = self.steps.max(1);
                 s.seed = self.seed;
                 s.threads = 1;
+                if let Some(dir) = self.cgn_textures() {
+                    s.textures = Some(TextureFiles::open(Path::new(dir)).map_err(err)?.0);
+                }
                 s.validate().map_err(err)?;
                 Ok(JobRequest::TrainCgn { settings: Box::new(s), out, resume })
             }
@@ -118,6 +124,12 @@ impl GenTrainForm {
                 Ok(JobRequest::TrainCvae { settings: Box::new(s), out, resume })
             }
         }
+    }
+
+    /// The texture folder, when the CGN form's variant takes one and a folder is given.
+    fn cgn_textures(&self) -> Option<&str> {
+        let dir = self.textures.trim();
+        (self.variant.starts_with("wildlife") && !dir.is_empty()).then_some(dir)
     }
 
     /// The CLI command that runs the same job.
@@ -135,8 +147,11 @@ impl GenTrainForm {
                 self.seed
             ),
             GenKind::Cgn => format!(
-                "intervene train cgn --variant {} --steps {} --seed {} --out {out}{resume}",
-                self.variant, self.steps, self.seed
+                "intervene train cgn --variant {} --steps {} --seed {}{} --out {out}{resume}",
+                self.variant,
+                self.steps,
+                self.seed,
+                self.cgn_textures().map(|d| format!(" --textures {d}")).unwrap_or_default()
             ),
             GenKind::Cvae => format!("intervene train cvae --epochs {} --seed {} --out {out}{resume}", self.epochs, self.seed),
         }
@@ -181,6 +196,16 @@ impl GenTrainForm {
                     ui.label("steps");
                     ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
                 });
+                if self.variant.starts_with("wildlife") {
+                    ui.horizontal(|ui| {
+                        ui.label("Textures");
+                        ui.add(
+                            egui::TextEdit::singleline(&mut self.textures)
+                                .hint_text("procedural; or a folder with object/ and background/ images")
+                                .desired_width(300.0),
+                        );
+                    });
+                }
             }
             GenKind::Cvae => {
                 ui.horizontal(|ui| {
@@ -198,5 +223,24 @@ impl GenTrainForm {
         });
         ui.small(format!("Same as: {}", self.command_line()));
         ui.button("Start generator training").clicked().then(|| self.request().map(Command::Start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildlife_cgn_form_passes_its_texture_folder_and_says_why_a_bad_one_fails() {
+        let mut f = GenTrainForm { kind: GenKind::Cgn, variant: "wildlife".into(), ..Default::default() };
+        assert!(!f.command_line().contains("--textures"));
+        assert!(f.request().is_ok());
+        f.textures = "/nonexistent/dtd".into();
+        assert!(f.command_line().contains("--textures /nonexistent/dtd --out"));
+        let e = f.request().unwrap_err();
+        assert!(e.contains("--textures") && e.contains("no such folder"), "{e}");
+        // Other variants have no textures: the field is not used.
+        f.variant = "double-colored".into();
+        assert!(!f.command_line().contains("--textures") && f.request().is_ok());
     }
 }
