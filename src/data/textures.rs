@@ -1,8 +1,10 @@
 //! Procedural stand-ins for the DTD textures of wildlife MNIST.
 //!
 //! The original data set plots each digit with a "striped" texture and its background with a
-//! "veined" texture, one DTD image per class (ten of each). DTD is not obtainable offline, so
-//! both families are generated here — license-free and reproducible bit for bit:
+//! "veined" texture, one DTD image per class (ten of each). DTD is for research use only, so
+//! intervene does not ship or fetch it; both families are generated here — license-free and
+//! reproducible bit for bit — and a researcher who has the images passes them with
+//! `--textures DIR` ([`super::texture_files`]):
 //!
 //! - **striped(k)**: an oriented sine grating. Class k gets the orientation `k·18°` (± 3°), a
 //!   period of 5–11 px, a hue `k/10` and a dark partner colour; the phase is domain-warped by

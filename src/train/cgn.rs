@@ -35,7 +35,7 @@ use super::data::seed_of;
 use super::gan_common as common;
 use super::gan_data::GanData;
 use super::nets::cgn_disc_conv::CgnDiscConv;
-use super::nets::cgn_mnist::{binary_entropy, mse_to, CgnDiscriminator, CgnGenerator};
+use super::nets::cgn_mnist::{binary_entropy, mse_to, CgnDiscriminator, CgnGenerator, Generated};
 use super::nets::init_ext::orthogonal;
 use super::nets::vgg_gram::GramLoss;
 use super::nets::{Builder, Params};
@@ -444,22 +444,9 @@ fn run(
         let y_gen = Tensor::from_vec(y_gen, n, &dev)?;
         let u = Tensor::from_vec(u, (n, LATENT), &dev)?;
         let dseed = seed_of(&[settings.seed, TAG_D, step]);
-        // Generator.
-        let gen = g.forward(&u, &y_gen, &shifts, true)?;
-        let adv = mse_to(&d.forward(&gen.x, &y_gen, dseed)?, 1.0)?;
-        let bin = (binary_entropy(&gen.mask)? * recipe.lambda_mask)?;
-        let perc = gram.loss(&gen.x, &x_gt)?;
-        let loss_g = ((&adv + &bin)? + &perc)?;
-        let grads = loss_g.backward()?;
-        opt_g.step(&grads, settings.lr)?;
-        drop(grads);
-        // Discriminator.
-        let real = mse_to(&d.forward(&x_gt, &y_gt, dseed ^ 1)?, 1.0)?;
-        let fake = mse_to(&d.forward(&gen.x.detach(), &y_gen, dseed ^ 2)?, 0.0)?;
-        let loss_d = ((real + fake)? * 0.5)?;
-        let grads = loss_d.backward()?;
-        opt_d.step(&grads, settings.lr)?;
-        drop(grads);
+        let inputs = StepInputs { x_gt: &x_gt, y_gt: &y_gt, y_gen: &y_gen, u: &u, shifts: &shifts, dseed };
+        let l = train_step(&g, &d, &gram, recipe.lambda_mask, (&mut opt_g, &mut opt_d), settings.lr, &inputs)?;
+        let (loss_g, loss_d, adv, bin, perc, gen) = (l.loss_g, l.loss_d, l.adv, l.binary, l.perc, l.gen);
         step += 1;
 
         let f = |t: &Tensor| -> anyhow::Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
@@ -495,7 +482,10 @@ fn run(
             save(step, &opt_g, &opt_d)?;
             check_masks(step)?;
         }
-        sheet(step)?;
+        // The loop already drew the sheets when the last step was a sampling step.
+        if !every(settings.sample_every, step) {
+            sheet(step)?;
+        }
     }
     let sec_per_step = if ran > 0 { loop_started.elapsed().as_secs_f64() / ran as f64 } else { 0.0 };
     if ran > 0 {
@@ -508,6 +498,55 @@ fn run(
         seconds: started.elapsed().as_secs_f64(),
         sec_per_step,
     })
+}
+
+/// One step's inputs: the real batch, the generator's labels, noise and texture shifts, and
+/// the seed of the linear discriminator's dropout.
+struct StepInputs<'a> {
+    x_gt: &'a Tensor,
+    y_gt: &'a Tensor,
+    y_gen: &'a Tensor,
+    u: &'a Tensor,
+    shifts: &'a [Vec<(usize, usize)>; 2],
+    dseed: u64,
+}
+
+/// What a step computed (scalar tensors) and the images it generated.
+struct StepLosses {
+    loss_g: Tensor,
+    loss_d: Tensor,
+    adv: Tensor,
+    binary: Tensor,
+    perc: Tensor,
+    gen: Generated,
+}
+
+/// The authors' update (`train_cgn.py`'s `fit`): a generator step on LSGAN + λ·mask entropy +
+/// Gram loss, then a discriminator step on the same, detached fakes, real and fake in two calls
+/// (two sets of batch statistics), the loss halved.
+fn train_step(
+    g: &CgnGenerator,
+    d: &Disc,
+    gram: &GramLoss,
+    lambda_mask: f64,
+    (opt_g, opt_d): (&mut Optimizer, &mut Optimizer),
+    lr: f64,
+    i: &StepInputs,
+) -> candle_core::Result<StepLosses> {
+    let gen = g.forward(i.u, i.y_gen, i.shifts, true)?;
+    let adv = mse_to(&d.forward(&gen.x, i.y_gen, i.dseed)?, 1.0)?;
+    let binary = (binary_entropy(&gen.mask)? * lambda_mask)?;
+    let perc = gram.loss(&gen.x, i.x_gt)?;
+    let loss_g = ((&adv + &binary)? + &perc)?;
+    let grads = loss_g.backward()?;
+    opt_g.step(&grads, lr)?;
+    drop(grads);
+    let real = mse_to(&d.forward(i.x_gt, i.y_gt, i.dseed ^ 1)?, 1.0)?;
+    let fake = mse_to(&d.forward(&gen.x.detach(), i.y_gen, i.dseed ^ 2)?, 0.0)?;
+    let loss_d = ((real + fake)? * 0.5)?;
+    let grads = loss_d.backward()?;
+    opt_d.step(&grads, lr)?;
+    Ok(StepLosses { loss_g, loss_d, adv, binary, perc, gen })
 }
 
 fn params(b: Builder) -> Params {
@@ -561,3 +600,7 @@ pub fn sheets(
     let cf = cf.shifted(&Shifts::seeded(y.len(), seed ^ 0xCF))?;
     common::save_grid(&cf.x, per, 2, &out.join("counterfactuals.png"))
 }
+
+#[cfg(test)]
+#[path = "cgn_step_parity.rs"]
+mod step_parity;
