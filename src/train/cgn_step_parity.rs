@@ -4,7 +4,8 @@
 //! (`tests/fixtures/cgn-train-step/`, made by its `make_golden.py` with the authors' modules and
 //! intervene's VGG-19 substitute). It checks what the per-op goldens cannot: the composition
 //! (embedding, instance norms, clamp, texture crops, composite, LSGAN, mask entropy, Gram loss,
-//! the conv discriminator's two BN passes, both Adam updates) and its gradients end to end.
+//! the conv discriminator's two BN passes, both Adam updates) and its gradients end to end, and
+//! the batch norms' running statistics that eval mode (samples, the mask check) uses.
 
 use super::*;
 
@@ -96,6 +97,29 @@ fn three_steps_match_the_authors_training_loop() {
         {
             let got = t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
             close(&format!("step {s} {name}"), got, want[name].as_f64().unwrap(), 1e-4);
+        }
+    }
+    // The running statistics: what eval mode (samples, the mask check) normalises with.
+    for (net, p) in [("g", &gp), ("d", &dp)] {
+        let want = golden[format!("{net}_stats")].as_object().unwrap();
+        let ours: Vec<(String, Tensor)> =
+            p.state_dict().unwrap().into_iter().filter(|(k, _)| k.contains("running")).collect();
+        assert_eq!(ours.len(), want.len(), "{net}: running statistics");
+        for (k, t) in ours {
+            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            let sum: f64 = v.iter().map(|&x| x as f64).sum();
+            let l2 = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+            let w = &want[&k];
+            if ZERO_GRADIENT.iter().any(|z| k == z.replace("10.bias", "11.running_mean")) {
+                // The mean of the batch norm after such a bias carries that bias's noise.
+                continue;
+            }
+            for (what, got, exp) in [("Σ", sum, w["sum"].as_f64().unwrap()), ("|·|", l2, w["l2"].as_f64().unwrap())] {
+                assert!(
+                    (got - exp).abs() <= 1e-4 * exp.abs() + 1e-6,
+                    "{net} {k} {what}: ours {got:e}, the authors' {exp:e}"
+                );
+            }
         }
     }
     for (net, p, before) in [("g", &gp, &g0), ("d", &dp, &d0)] {
