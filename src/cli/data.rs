@@ -129,7 +129,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         TestSourceArg::Holdout => TestSource::Holdout,
         TestSourceArg::T10k => TestSource::T10k,
     };
-    let cfg = VariantConfig { variant: a.variant.into(), seed: a.seed, texture_seed: a.texture_seed };
+    let cfg = VariantConfig { variant, seed: a.seed, texture_seed: a.texture_seed };
     let textures = match &a.textures {
         Some(dir) => Some(texture_files::load_dir(dir).context("--textures")?),
         None => None,

@@ -11,9 +11,9 @@
 //! ```
 //!
 //! As in the authors' loader, each folder's images are taken sorted by file name, the i-th for
-//! class i, and resized to 150×150 with PIL's nearest rule (source pixel
-//! `floor((dst + 0.5)·in/out)`); the 32×32 reflect-padded crops are then the procedural
-//! textures' ([`super::variants`]). JPEG decoders may differ from libjpeg's by a grey level.
+//! class i, and resized to 150×150 with PIL's nearest rule (the pixel centre `(dst + 0.5)·in/out`,
+//! summed step by step as PIL sums it, truncated); the 32×32 reflect-padded crops are then the
+//! procedural textures' ([`super::variants`]). JPEG decoders may differ from libjpeg's by a grey level.
 
 use std::path::Path;
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::data::variants::Variant;
 use crate::train::biggan::BigGanSettings;
 use crate::train::cgn::{CgnSettings, TextureFiles};
 use crate::train::cvae::CvaeSettings;
@@ -126,10 +127,15 @@ impl GenTrainForm {
         }
     }
 
+    /// Whether the CGN form's variant is drawn with textures (wildlife and its data versions).
+    fn takes_textures(&self) -> bool {
+        self.variant.parse::<Variant>().is_ok_and(Variant::is_wildlife)
+    }
+
     /// The texture folder, when the CGN form's variant takes one and a folder is given.
     fn cgn_textures(&self) -> Option<&str> {
         let dir = self.textures.trim();
-        (self.variant.starts_with("wildlife") && !dir.is_empty()).then_some(dir)
+        (self.takes_textures() && !dir.is_empty()).then_some(dir)
     }
 
     /// The CLI command that runs the same job.
@@ -196,7 +202,7 @@ impl GenTrainForm {
                     ui.label("steps");
                     ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
                 });
-                if self.variant.starts_with("wildlife") {
+                if self.takes_textures() {
                     ui.horizontal(|ui| {
                         ui.label("Textures");
                         ui.add(
