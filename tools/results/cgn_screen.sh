@@ -8,11 +8,13 @@
 # Usage: cgn_screen.sh VARIANT STEPS SEED [SEED...]   (runs in $WORK/screen-VARIANT[-TAG]-sSEED)
 # Output: one JSON line per seed appended to $WORK/screen-VARIANT[-TAG].jsonl.
 # Optional: TEXTURES=DIR trains wildlife on texture images (`train cgn --textures`), TAG names
-# such a screen apart.
+# such a screen apart. TRAIN_ARGS="..." adds arguments to `train cgn` (e.g. "--mask-size 0.05,0.3");
+# give such a screen its own TAG too.
 source "$(dirname "$0")/common.sh"
 variant=$1; steps=$2; shift 2
 tag=${TAG:+-$TAG}
 extra=(); [ -n "${TEXTURES:-}" ] && extra=(--textures "$TEXTURES")
+read -r -a more <<< "${TRAIN_ARGS:-}"; extra+=("${more[@]}")
 classes=$(python3 -c "print(','.join(str(c) for c in range(10) for _ in range(20)))")
 for seed in "$@"; do
   run="$WORK/screen-$variant$tag-s$seed"

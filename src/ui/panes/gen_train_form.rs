@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::variants::Variant;
 use crate::train::biggan::BigGanSettings;
-use crate::train::cgn::{CgnSettings, TextureFiles};
+use crate::train::cgn::{CgnSettings, MaskSize, TextureFiles};
 use crate::train::cvae::CvaeSettings;
 use crate::train::gan_data::DataSource;
 use crate::ui::command::Command;
@@ -49,6 +49,8 @@ pub struct GenTrainForm {
     pub variant: String,
     /// Wildlife CGN: a folder of texture images (`--textures`; empty: procedural textures).
     pub textures: String,
+    /// CGN: the optional mask-size term (`--mask-size LO,HI --mask-size-weight W`).
+    pub mask_size: Option<MaskSize>,
     /// Generator steps (BigGAN, CGN).
     pub steps: u64,
     /// BigGAN's batch, channel width and GANSpace samples (0: no components).
@@ -69,6 +71,7 @@ impl Default for GenTrainForm {
             data: "fashion-mnist".into(),
             variant: "double-colored".into(),
             textures: String::new(),
+            mask_size: None,
             steps: 2000,
             batch: 64,
             ch: 16,
@@ -116,6 +119,7 @@ impl GenTrainForm {
                 if let Some(dir) = self.cgn_textures() {
                     s.textures = Some(TextureFiles::open(Path::new(dir)).map_err(err)?.0);
                 }
+                s.mask_size = self.mask_size;
                 s.validate().map_err(err)?;
                 Ok(JobRequest::TrainCgn { settings: Box::new(s), out, resume })
             }
@@ -153,14 +157,39 @@ impl GenTrainForm {
                 self.seed
             ),
             GenKind::Cgn => format!(
-                "intervene train cgn --variant {} --steps {} --seed {}{} --out {out}{resume}",
+                "intervene train cgn --variant {} --steps {} --seed {}{}{} --out {out}{resume}",
                 self.variant,
                 self.steps,
                 self.seed,
-                self.cgn_textures().map(|d| format!(" --textures {d}")).unwrap_or_default()
+                self.cgn_textures().map(|d| format!(" --textures {d}")).unwrap_or_default(),
+                self.mask_size
+                    .map(|m| format!(" --mask-size {},{} --mask-size-weight {}", m.lo, m.hi, m.weight))
+                    .unwrap_or_default()
             ),
             GenKind::Cvae => format!("intervene train cvae --epochs {} --seed {} --out {out}{resume}", self.epochs, self.seed),
         }
+    }
+
+    /// The CGN's optional mask-size term: a checkbox, then its interval and weight.
+    fn mask_size_row(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let mut on = self.mask_size.is_some();
+            ui.checkbox(&mut on, "mask-size term")
+                .on_hover_text("The authors' ImageNet MaskLoss, not in their MNIST recipe: a hinge on each mask's mean outside [lo, hi]");
+            match (on, &mut self.mask_size) {
+                (true, None) => self.mask_size = Some(MaskSize::MNIST),
+                (false, Some(_)) => self.mask_size = None,
+                _ => {}
+            }
+            if let Some(m) = &mut self.mask_size {
+                ui.label("lo");
+                ui.add(egui::DragValue::new(&mut m.lo).range(0.0..=1.0).speed(0.01));
+                ui.label("hi");
+                ui.add(egui::DragValue::new(&mut m.hi).range(0.0..=1.0).speed(0.01));
+                ui.label("weight");
+                ui.add(egui::DragValue::new(&mut m.weight).range(0.0..=1000.0).speed(0.1));
+            }
+        });
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui) -> Option<Result<Command, String>> {
@@ -212,6 +241,7 @@ impl GenTrainForm {
                         );
                     });
                 }
+                self.mask_size_row(ui);
             }
             GenKind::Cvae => {
                 ui.horizontal(|ui| {
@@ -248,5 +278,17 @@ mod tests {
         // Other variants have no textures: the field is not used.
         f.variant = "double-colored".into();
         assert!(!f.command_line().contains("--textures") && f.request().is_ok());
+    }
+
+    #[test]
+    fn the_mask_size_term_reaches_the_settings_and_the_command_line() {
+        let mut f = GenTrainForm { kind: GenKind::Cgn, variant: "colored".into(), ..Default::default() };
+        assert!(!f.command_line().contains("--mask-size"));
+        f.mask_size = Some(MaskSize { lo: 0.05, hi: 0.25, weight: 2.0 });
+        assert!(f.command_line().contains("--mask-size 0.05,0.25 --mask-size-weight 2 --out"), "{}", f.command_line());
+        let Ok(JobRequest::TrainCgn { settings, .. }) = f.request() else { panic!("not a CGN job") };
+        assert_eq!(settings.mask_size, f.mask_size);
+        f.mask_size = Some(MaskSize { lo: 0.3, hi: 0.1, weight: 2.0 });
+        assert!(f.request().unwrap_err().contains("--mask-size"));
     }
 }
