@@ -177,13 +177,6 @@ gets each class's mask mean on the 4-pixel frame MNIST leaves empty (near 0: the
 inverted classes changes. Masks can turn late in a run, so the checkpoint with the best masks so far \
 (fewest inverted, then fewest undecided classes) is also kept as model-best-masks.safetensors.";
 
-/// "LO,HI" → (LO, HI).
-fn interval(s: &str) -> Result<(f64, f64), String> {
-    let (a, b) = s.split_once(',').ok_or_else(|| format!("expected LO,HI such as 0.05,0.3, got {s:?}"))?;
-    let p = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("{t:?} is not a number"));
-    Ok((p(a)?, p(b)?))
-}
-
 fn variant_name(s: &str) -> Result<String, String> {
     s.parse::<crate::data::variants::Variant>().map(|v| v.name().to_string()).map_err(|e| e.to_string())
 }
@@ -225,7 +218,7 @@ pub struct CgnArgs {
     /// Adds a mask-size term the authors' MNIST recipe lacks: their ImageNet MaskLoss, a hinge
     /// on each mask's mean outside [LO, HI] (e.g. 0.05,0.3), weighted by --mask-size-weight.
     /// Off by default (the authors' recipe).
-    #[arg(long, value_name = "LO,HI", value_parser = interval)]
+    #[arg(long, value_name = "LO,HI", value_parser = super::values::interval)]
     pub mask_size: Option<(f64, f64)>,
     /// Weight of --mask-size's term.
     #[arg(long, value_name = "W", default_value_t = 1.0, requires = "mask_size")]

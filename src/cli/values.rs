@@ -49,3 +49,10 @@ pub fn positive_f64(s: &str) -> Result<f64, String> {
         Err(format!("must be a finite number > 0, got {v}"))
     }
 }
+
+/// "LO,HI" → (LO, HI); the range itself is the engine's to check (e.g. `MaskSize::validate`).
+pub fn interval(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s.split_once(',').ok_or_else(|| format!("expected LO,HI such as 0.05,0.3, got '{s}'"))?;
+    let p = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("'{t}' is not a number"));
+    Ok((p(a)?, p(b)?))
+}

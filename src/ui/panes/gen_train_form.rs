@@ -176,10 +176,8 @@ impl GenTrainForm {
             let mut on = self.mask_size.is_some();
             ui.checkbox(&mut on, "mask-size term")
                 .on_hover_text("The authors' ImageNet MaskLoss, not in their MNIST recipe: a hinge on each mask's mean outside [lo, hi]");
-            match (on, &mut self.mask_size) {
-                (true, None) => self.mask_size = Some(MaskSize::MNIST),
-                (false, Some(_)) => self.mask_size = None,
-                _ => {}
+            if on != self.mask_size.is_some() {
+                self.mask_size = on.then_some(MaskSize::MNIST);
             }
             if let Some(m) = &mut self.mask_size {
                 ui.label("lo");
