@@ -180,12 +180,9 @@ impl GenTrainForm {
                 self.mask_size = on.then_some(MaskSize::MNIST);
             }
             if let Some(m) = &mut self.mask_size {
-                ui.label("lo");
-                ui.add(egui::DragValue::new(&mut m.lo).range(0.0..=1.0).speed(0.01));
-                ui.label("hi");
-                ui.add(egui::DragValue::new(&mut m.hi).range(0.0..=1.0).speed(0.01));
-                ui.label("weight");
-                ui.add(egui::DragValue::new(&mut m.weight).range(0.0..=1000.0).speed(0.1));
+                labelled(ui, "lo", egui::DragValue::new(&mut m.lo).range(0.0..=1.0).speed(0.01));
+                labelled(ui, "hi", egui::DragValue::new(&mut m.hi).range(0.0..=1.0).speed(0.01));
+                labelled(ui, "weight", egui::DragValue::new(&mut m.weight).range(0.0..=1000.0).speed(0.1));
             }
         });
     }
@@ -200,22 +197,19 @@ impl GenTrainForm {
         match self.kind {
             GenKind::Biggan => {
                 ui.horizontal(|ui| {
-                    ui.label("Data");
-                    ui.add(
+                    labelled(
+                        ui,
+                        "Data",
                         egui::TextEdit::singleline(&mut self.data)
                             .hint_text("mnist, fashion-mnist, a variant, or class folders")
                             .desired_width(260.0),
                     );
                 });
                 ui.horizontal(|ui| {
-                    ui.label("steps");
-                    ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
-                    ui.label("batch");
-                    ui.add(egui::DragValue::new(&mut self.batch).range(1..=4096));
-                    ui.label("ch");
-                    ui.add(egui::DragValue::new(&mut self.ch).range(4..=256).speed(4));
-                    ui.label("PCA samples");
-                    ui.add(egui::DragValue::new(&mut self.pca_samples).range(0..=1_000_000));
+                    labelled(ui, "steps", egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
+                    labelled(ui, "batch", egui::DragValue::new(&mut self.batch).range(1..=4096));
+                    labelled(ui, "ch", egui::DragValue::new(&mut self.ch).range(4..=256).speed(4));
+                    labelled(ui, "PCA samples", egui::DragValue::new(&mut self.pca_samples).range(0..=1_000_000));
                 });
             }
             GenKind::Cgn => {
@@ -226,13 +220,13 @@ impl GenTrainForm {
                     }
                 });
                 ui.horizontal(|ui| {
-                    ui.label("steps");
-                    ui.add(egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
+                    labelled(ui, "steps", egui::DragValue::new(&mut self.steps).range(1..=1_000_000));
                 });
                 if self.takes_textures() {
                     ui.horizontal(|ui| {
-                        ui.label("Textures");
-                        ui.add(
+                        labelled(
+                            ui,
+                            "Textures",
                             egui::TextEdit::singleline(&mut self.textures)
                                 .hint_text("procedural; or a folder with object/ and background/ images")
                                 .desired_width(300.0),
@@ -243,21 +237,28 @@ impl GenTrainForm {
             }
             GenKind::Cvae => {
                 ui.horizontal(|ui| {
-                    ui.label("epochs");
-                    ui.add(egui::DragValue::new(&mut self.epochs).range(1..=1000));
+                    labelled(ui, "epochs", egui::DragValue::new(&mut self.epochs).range(1..=1000));
                 });
             }
         }
         ui.horizontal(|ui| {
-            ui.label("seed");
-            ui.add(egui::DragValue::new(&mut self.seed));
+            labelled(ui, "seed", egui::DragValue::new(&mut self.seed));
             ui.checkbox(&mut self.resume, "resume");
-            ui.label("Output");
-            ui.add(egui::TextEdit::singleline(&mut self.out).hint_text("run folder").desired_width(220.0));
+            labelled(
+                ui,
+                "Output",
+                egui::TextEdit::singleline(&mut self.out).hint_text("run folder").desired_width(220.0),
+            );
         });
         ui.small(format!("Same as: {}", self.command_line()));
         ui.button("Start generator training").clicked().then(|| self.request().map(Command::Start))
     }
+}
+
+/// A label and its widget, the widget named by the label (accesskit, screen readers, kittest).
+fn labelled(ui: &mut egui::Ui, label: &str, widget: impl egui::Widget) -> egui::Response {
+    let l = ui.label(label);
+    ui.add(widget).labelled_by(l.id)
 }
 
 #[cfg(test)]
