@@ -2,7 +2,9 @@
 //! against the independent Python check of `tools/results/cgn_mask_check.py`, on the shipped
 //! colored CGN, which has both: the four inverted classes its card reports (0, 5, 6, 9) and six
 //! upright ones. (`tests/fixtures/cgn-mask-check/` also holds double-colored's figures, all
-//! upright; one model keeps this test's cost down.)
+//! upright; one model keeps this test's cost down.) The shape scores (the bundled shape judge
+//! reading each mask as a digit) are held to `intervene eval` on the same masks written as PNGs
+//! by Python, on colored and on wildlife-v2, whose masks pass the frame check but not the shape one.
 
 use std::path::Path;
 
@@ -21,7 +23,7 @@ fn compare(name: &str) -> Vec<usize> {
     else {
         panic!("{name} is not an MNIST CGN")
     };
-    let report = check(&m, 20, 0).unwrap();
+    let report = check(&m, 20, 0, None).unwrap();
     let want = reference(name);
     assert_eq!(report.classes.len(), 10);
     for (got, want) in report.classes.iter().zip(want["classes"].as_array().unwrap()) {
@@ -43,4 +45,43 @@ fn compare(name: &str) -> Vec<usize> {
 #[test]
 fn colored_cgn_has_the_four_inverted_classes_python_finds() {
     assert_eq!(compare("cgn-colored"), vec![0, 5, 6, 9]);
+}
+
+/// The shape scores of `check` with the bundled judge equal `intervene eval` on the masks written
+/// as PNGs by Python (the fixtures' README): the same masks, the same judge, another route.
+fn shape_scores(name: &str) -> intervene::train::mask_check::MaskReport {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name).join("model.safetensors");
+    let intervene::models::cgn::CgnModel::Mnist(m) =
+        intervene::models::cgn::CgnModel::open(&path, &Device::Cpu).unwrap()
+    else {
+        panic!("{name} is not an MNIST CGN")
+    };
+    let judge = intervene::train::mask_shape::ShapeJudge::bundled().unwrap().expect("models/ ships the shape judge");
+    let report = check(&m, 20, 0, Some(&judge)).unwrap();
+    let want = reference(&format!("{name}-shape"));
+    let want: Vec<f64> = want["shape"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let got: Vec<f64> = report.classes.iter().map(|c| c.shape.unwrap()).collect();
+    assert_eq!(got.len(), want.len());
+    for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+        // k of 20 masks: equal counts.
+        assert!((g - w).abs() < 1e-9, "{name} class {c}: shape {g} vs {w} from the PNGs");
+    }
+    assert_eq!(report.shape_judge.as_deref(), Some("mnist-cnn-mnist"));
+    report
+}
+
+#[test]
+fn colored_cgn_shape_scores_match_the_judge_on_pngs_and_are_zero_where_inverted() {
+    let r = shape_scores("cgn-colored");
+    for c in r.with(Orientation::Inverted) {
+        assert_eq!(r.classes[c].shape, Some(0.0), "inverted class {c}");
+    }
+}
+
+#[test]
+fn wildlife_v2_cgn_is_mostly_upright_by_frame_but_misshapen_by_shape() {
+    let r = shape_scores("cgn-wildlife-v2");
+    assert_eq!(r.with(Orientation::Upright).len(), 8);
+    assert!(r.shape_top1().unwrap() < 0.5, "{}", r.summary());
+    assert!(r.misshapen().len() >= 5, "{}", r.summary());
 }

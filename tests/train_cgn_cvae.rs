@@ -91,7 +91,10 @@ fn cgn_trains_resumes_exactly_and_opens_in_the_runtime() {
         assert!(best(&b) != std::fs::read(b.join("model.safetensors")).unwrap());
     }
     let intervene::models::cgn::CgnModel::Mnist(m) = m else { unreachable!() };
-    let r = intervene::train::mask_check::check(&m, 20, 0).unwrap();
+    // As the tracker checks: with the bundled shape judge.
+    let judge = intervene::train::mask_shape::ShapeJudge::bundled().unwrap();
+    assert!(judge.is_some(), "models/ ships the shape judge");
+    let r = intervene::train::mask_check::check(&m, 20, 0, judge.as_ref()).unwrap();
     let frames = la[0]["frame"].as_array().unwrap();
     assert_eq!(frames.len(), 10);
     for (c, f) in r.classes.iter().zip(frames) {

@@ -92,13 +92,22 @@ fn the_recorded_mask_check_warns_on_an_inverted_shape_class() {
     let mut h = harness_sized(state, "ui-cgn", 1280.0, 860.0);
     step_until(&mut h, "the first parts", |a| a.cgn_shown().is_some());
     h.run_steps(2);
-    h.get_by_label("Masks: 6 upright, 4 inverted (0, 5, 6, 9)");
+    h.get_by_label("Masks: 6 upright, 4 inverted (0, 5, 6, 9); shape 51.5 %, 4 below 50 % (0, 5, 6, 9)");
     let warning = "Class 0's mask is inverted in this CGN: its counterfactuals swap the wrong parts.";
     h.get_by_label(warning);
     h.state_mut().state.cgn.classes[0].class = 1;
     step_until(&mut h, "shape class 1", |a| a.cgn_shown().is_some_and(|r| r.request.classes[0].class == 1));
     h.run_steps(2);
     assert!(h.query_by_label(warning).is_none(), "class 1's mask is upright");
+    // wildlife-v2's class 4 passes the frame check, but its masks do not read as a 4
+    // (models/cgn-wildlife-v2/masks.json: shape 0 %).
+    h.state_mut().state.cgn.model = "cgn-wildlife-v2".into();
+    h.state_mut().state.cgn.classes[0].class = 4;
+    step_until(&mut h, "wildlife-v2", |a| a.cgn_shown().is_some_and(|r| r.request.model == "cgn-wildlife-v2"));
+    h.run_steps(2);
+    h.get_by_label(
+        "Class 4's mask reads as a 4 only 0 % of the time: its counterfactuals carry little of the digit's shape.",
+    );
     // A CGN with no recorded check shows none.
     h.state_mut().state.cgn.model = intervene::models::cgn::DEFAULT_CGN.into();
     step_until(&mut h, "the random CGN", |a| a.cgn_shown().is_some_and(|r| r.masks.is_none()));

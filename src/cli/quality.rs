@@ -49,6 +49,10 @@ pub struct MasksArgs {
     /// Seed of the samples (row i of the whole batch draws its noise from seed + i).
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
+    /// The shape judge: an MNIST digit classifier (a training folder or weights file) that
+    /// reads each mask as a digit [default: the bundled mnist-cnn-mnist].
+    #[arg(long, value_name = "PATH")]
+    pub judge: Option<PathBuf>,
     /// Also write the report as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -59,6 +63,9 @@ Checks an MNIST CGN's masks class by class. The CGN study (its §4.1 and Figure 
 trainings learn inverted masks for some digits: the background mechanism draws the digit, so \
 counterfactuals of that class swap the wrong parts. MNIST leaves a 4-pixel frame empty, so a digit \
 mask is near 0 there: frame mean below 0.15 is upright, above 0.5 inverted, in between undecided.
+A class-blind blob passes that test too, so the shape judge (an MNIST-CNN trained on plain MNIST, \
+bundled as mnist-cnn-mnist) also reads every mask as a digit: `shape` is the share of a class's \
+masks read as that class. The authors' released CGNs score 78-90 %; below 50 % a class is flagged.
 
   intervene quality masks --generator models/cgn-colored
   intervene quality masks --generator runs/cgn-wildlife/model.safetensors --json masks.json
@@ -147,11 +154,25 @@ pub fn run(a: QualityArgs) -> anyhow::Result<()> {
                 let crate::train::quality::Generator::Cgn(m) = g else {
                     anyhow::bail!("{}: a BigGAN has no masks; give an MNIST CGN", a.generator.display())
                 };
-                crate::train::mask_check::check(&m, a.per_class, a.seed)
+                let judge = match &a.judge {
+                    Some(p) => Some(crate::train::mask_shape::ShapeJudge::open(p, &p.display().to_string())?),
+                    None => crate::train::mask_shape::ShapeJudge::bundled()?,
+                };
+                if judge.is_none() {
+                    eprintln!("no shape judge (models/ lacks mnist-cnn-mnist): frames only");
+                }
+                crate::train::mask_check::check(&m, a.per_class, a.seed, judge.as_ref())
             })?;
-            println!("class  frame  inner  orientation");
+            println!("class  frame  inner  orientation  shape");
             for c in &report.classes {
-                println!("{:>5}  {:.3}  {:.3}  {:?}", c.class, c.frame, c.inner.unwrap_or(f64::NAN), c.orientation);
+                let shape = c.shape.map_or("-".to_string(), |s| format!("{:.1} %", 100.0 * s));
+                println!(
+                    "{:>5}  {:.3}  {:.3}  {:<11}  {shape}",
+                    c.class,
+                    c.frame,
+                    c.inner.unwrap_or(f64::NAN),
+                    format!("{:?}", c.orientation).to_lowercase()
+                );
             }
             println!("{}", report.summary());
             if let Some(p) = &a.json {

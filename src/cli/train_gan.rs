@@ -173,9 +173,11 @@ The folder gets model.safetensors (the authors' state-dict keys: `intervene cgn 
 
 At every checkpoint the masks are checked class by class (`intervene quality masks`): masks.jsonl \
 gets each class's mask mean on the 4-pixel frame MNIST leaves empty (near 0: the digit; above \
-0.5: inverted, the background mechanism draws the digit), and the log says when the set of \
-inverted classes changes. Masks can turn late in a run, so the checkpoint with the best masks so far \
-(fewest inverted, then fewest undecided classes) is also kept as model-best-masks.safetensors.";
+0.5: inverted, the background mechanism draws the digit) and its shape score (the share of its \
+masks the bundled shape judge, an MNIST-CNN on plain MNIST, reads as the class), and the log says \
+when the inverted or misshapen (shape below 50 %) classes change. Masks can turn late in a run, so \
+the checkpoint with the best masks so far (most masks read as their digit in classes not inverted, \
+then fewest inverted, then fewest undecided classes) is also kept as model-best-masks.safetensors.";
 
 fn variant_name(s: &str) -> Result<String, String> {
     s.parse::<crate::data::variants::Variant>().map(|v| v.name().to_string()).map_err(|e| e.to_string())

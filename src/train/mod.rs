@@ -28,6 +28,7 @@ pub mod gan_common;
 pub mod gan_data;
 pub mod gan_losses;
 pub mod mask_check;
+pub mod mask_shape;
 pub mod nets;
 pub mod ops;
 pub mod optim;
