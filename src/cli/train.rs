@@ -80,31 +80,10 @@ pub enum AugmentArg {
     CropFlip,
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number")),
-    }
-}
-
-fn nonneg_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("'{s}' is not a number ≥ 0")),
-    }
-}
-
 fn unit_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
         _ => Err(format!("'{s}' must lie in [0, 1)")),
-    }
-}
-
-fn positive_usize(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(v) if v > 0 => Ok(v),
-        _ => Err(format!("'{s}' is not a positive integer")),
     }
 }
 
@@ -121,46 +100,46 @@ pub struct ClassifierArgs {
     #[arg(long, value_name = "DIR", requires = "lambda1")]
     pub intervened: Option<PathBuf>,
     /// Loss weight λ1 of the intervened batch.
-    #[arg(long, value_name = "L1", value_parser = nonneg_f64, requires = "intervened")]
+    #[arg(long, value_name = "L1", value_parser = super::values::non_negative, requires = "intervened")]
     pub lambda1: Option<f64>,
     /// Intervened images per step [default: a quarter of --batch, at least 1].
-    #[arg(long, value_name = "B2", value_parser = positive_usize, requires = "intervened")]
+    #[arg(long, value_name = "B2", value_parser = super::values::positive, requires = "intervened")]
     pub batch2: Option<usize>,
     /// Transferred images (GenInt's x_itr), same classes as --data.
     #[arg(long, value_name = "DIR", requires = "lambda2")]
     pub transferred: Option<PathBuf>,
     /// Loss weight λ2 of the transferred batch.
-    #[arg(long, value_name = "L2", value_parser = nonneg_f64, requires = "transferred")]
+    #[arg(long, value_name = "L2", value_parser = super::values::non_negative, requires = "transferred")]
     pub lambda2: Option<f64>,
     /// Transferred images per step [default: a quarter of --batch, at least 1].
-    #[arg(long, value_name = "B3", value_parser = positive_usize, requires = "transferred")]
+    #[arg(long, value_name = "B3", value_parser = super::values::positive, requires = "transferred")]
     pub batch3: Option<usize>,
     /// Epochs over --data [default: 10 for mnist-cnn, 30 otherwise].
-    #[arg(long, value_name = "E", value_parser = positive_usize)]
+    #[arg(long, value_name = "E", value_parser = super::values::positive)]
     pub epochs: Option<usize>,
     /// Original images per step [default: 64].
-    #[arg(long, value_name = "B", value_parser = positive_usize)]
+    #[arg(long, value_name = "B", value_parser = super::values::positive)]
     pub batch: Option<usize>,
     /// Optimiser [default: adadelta for mnist-cnn, sgd otherwise].
     #[arg(long, value_enum, value_name = "NAME")]
     pub optimizer: Option<OptimizerArg>,
     /// Base learning rate [default: 1.0 Adadelta, 1e-3 Adam, 0.1·batch/256 SGD].
-    #[arg(long, value_name = "LR", value_parser = positive_f64)]
+    #[arg(long, value_name = "LR", value_parser = super::values::positive_f64)]
     pub lr: Option<f64>,
     /// SGD momentum [default: 0.9].
     #[arg(long, value_name = "M", value_parser = unit_f64)]
     pub momentum: Option<f64>,
     /// L2 weight decay [default: 1e-4 SGD, 0 otherwise].
-    #[arg(long, value_name = "WD", value_parser = nonneg_f64)]
+    #[arg(long, value_name = "WD", value_parser = super::values::non_negative)]
     pub weight_decay: Option<f64>,
     /// Learning-rate schedule [default: step (×0.7 per epoch) for mnist-cnn, cosine otherwise].
     #[arg(long, value_enum, value_name = "NAME")]
     pub schedule: Option<ScheduleArg>,
     /// Epochs between decays of the step schedule [default: 1].
-    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    #[arg(long, value_name = "N", value_parser = super::values::positive)]
     pub step_every: Option<usize>,
     /// Decay factor of the step schedule [default: 0.7].
-    #[arg(long, value_name = "G", value_parser = positive_f64)]
+    #[arg(long, value_name = "G", value_parser = super::values::positive_f64)]
     pub gamma: Option<f64>,
     /// Input side for the ImageNet architectures [default: 224; mnist-cnn is always 32].
     #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u32).range(16..=1024))]
