@@ -461,6 +461,7 @@ fn run(
     let due = |step: u64| every(settings.checkpoint_every, step) || every(settings.sample_every, step);
     let stop_at = stop_after.map_or(total, |n| (start + n).min(total));
     let mut step = start;
+    let step_config = StepConfig { lambda_mask: recipe.lambda_mask, mask_size: settings.mask_size, lr: settings.lr };
     let loop_started = Instant::now();
     let b = settings.batch;
     while step < stop_at {
@@ -494,16 +495,7 @@ fn run(
         let u = Tensor::from_vec(u, (n, LATENT), &dev)?;
         let dseed = seed_of(&[settings.seed, TAG_D, step]);
         let inputs = StepInputs { x_gt: &x_gt, y_gt: &y_gt, y_gen: &y_gen, u: &u, shifts: &shifts, dseed };
-        let l = train_step(
-            &g,
-            &d,
-            &gram,
-            recipe.lambda_mask,
-            settings.mask_size,
-            (&mut opt_g, &mut opt_d),
-            settings.lr,
-            &inputs,
-        )?;
+        let l = train_step((&g, &d, &gram), (&mut opt_g, &mut opt_d), step_config, &inputs)?;
         let (loss_g, loss_d, adv, bin, perc, gen) = (l.loss_g, l.loss_d, l.adv, l.binary, l.perc, l.gen);
         step += 1;
 
@@ -590,15 +582,19 @@ struct StepLosses {
 /// The authors' update (`train_cgn.py`'s `fit`): a generator step on LSGAN + λ·mask entropy +
 /// Gram loss (+ the optional [`MaskSize`] term), then a discriminator step on the same, detached
 /// fakes, real and fake in two calls (two sets of batch statistics), the loss halved.
-#[allow(clippy::too_many_arguments)]
-fn train_step(
-    g: &CgnGenerator,
-    d: &Disc,
-    gram: &GramLoss,
+/// The numbers a step's losses and updates take: the recipe's mask weight, the opt-in mask-size
+/// term, the learning rate.
+#[derive(Debug, Clone, Copy)]
+struct StepConfig {
     lambda_mask: f64,
     mask_size: Option<MaskSize>,
-    (opt_g, opt_d): (&mut Optimizer, &mut Optimizer),
     lr: f64,
+}
+
+fn train_step(
+    (g, d, gram): (&CgnGenerator, &Disc, &GramLoss),
+    (opt_g, opt_d): (&mut Optimizer, &mut Optimizer),
+    StepConfig { lambda_mask, mask_size, lr }: StepConfig,
     i: &StepInputs,
 ) -> candle_core::Result<StepLosses> {
     let gen = g.forward(i.u, i.y_gen, i.shifts, true)?;

@@ -90,7 +90,8 @@ fn three_steps_match_the_authors_training_loop() {
             (0..b).map(|j| ((2 * j + 7 * s) % 33 % 32, (13 * j + 5 * s) % 33 % 32)).collect(),
         ];
         let i = StepInputs { x_gt: &x_gt, y_gt: &y_gt, y_gen: &y_gen, u: &u, shifts: &shifts, dseed: 0 };
-        let l = train_step(&g, &d, &gram, recipe.lambda_mask, None, (&mut opt_g, &mut opt_d), 2e-4, &i).unwrap();
+        let cfg = StepConfig { lambda_mask: recipe.lambda_mask, mask_size: None, lr: 2e-4 };
+        let l = train_step((&g, &d, &gram), (&mut opt_g, &mut opt_d), cfg, &i).unwrap();
         let want = &golden["steps"][s - 1];
         for (name, t) in
             [("loss_g", &l.loss_g), ("loss_d", &l.loss_d), ("adv", &l.adv), ("binary", &l.binary), ("perc", &l.perc)]
