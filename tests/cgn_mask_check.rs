@@ -85,3 +85,54 @@ fn wildlife_v2_cgn_is_mostly_upright_by_frame_but_misshapen_by_shape() {
     assert!(r.shape_top1().unwrap() < 0.5, "{}", r.summary());
     assert!(r.misshapen().len() >= 5, "{}", r.summary());
 }
+
+/// The CGNs trained on top of `cgn-double-colored`'s frozen shape mechanism (`train cgn
+/// --init-shape cgn-double-colored --freeze-shape`) carry its label embedding and `f_shape`
+/// parameters bit for bit, as their cards say, and their shipped mask checks read the masks as
+/// the source's do: ten upright classes, the same shape scores (the batch-norm statistics
+/// followed the new runs' batches, so the eval-mode masks may differ by a few pixels).
+#[test]
+fn frozen_shape_cgns_keep_the_source_shape_mechanism_and_its_masks() {
+    use intervene::train::cgn_shape_init::is_shape_key;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let load = |name: &str| intervene::checkpoint::load(&dir.join(name).join("model.safetensors")).unwrap();
+    let masks = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name).join("masks.json")).unwrap()).unwrap()
+    };
+    let shape_of = |m: &serde_json::Value| -> Vec<f64> {
+        m["classes"].as_array().unwrap().iter().map(|c| c["shape"].as_f64().unwrap()).collect()
+    };
+    let source = load("cgn-double-colored");
+    let src_shape = shape_of(&masks("cgn-double-colored"));
+    for name in ["cgn-colored-frozen-shape", "cgn-wildlife-frozen-shape"] {
+        let m = load(name);
+        let params: Vec<&String> = source
+            .keys()
+            .filter(|k| is_shape_key(k) && !k.contains(".running_") && !k.ends_with("num_batches_tracked"))
+            .collect();
+        assert!(params.len() >= 9, "{params:?}");
+        for k in params {
+            let (a, b) = (&source[k], &m[k]);
+            let (a, b) = (
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert!(a == b, "{name}: {k} differs from cgn-double-colored's");
+        }
+        // The texture mechanisms are its own.
+        let t = "f_text1.0.weight";
+        assert_ne!(
+            source[t].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            m[t].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{name}: {t}"
+        );
+        let report = masks(name);
+        assert!(report["classes"].as_array().unwrap().iter().all(|c| c["orientation"] == "upright"), "{name}");
+        let shape = shape_of(&report);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            (mean(&shape) - mean(&src_shape)).abs() <= 0.011,
+            "{name}: shape {shape:?} vs the source's {src_shape:?}"
+        );
+    }
+}

@@ -284,3 +284,51 @@ fn fresh_crops_change_only_the_crops_and_stay_out_of_older_runs_keys() {
     };
     assert!(!serde_json::from_value::<CgnSettings>(old).unwrap().fresh_crops);
 }
+
+/// `--init-shape`: the shape mechanism and label embedding come from the source (and, frozen,
+/// stay bit for bit what they were), everything else starts as the recipe says; the source's
+/// digest, not its path, is in the resume key; a changed source stops a fresh run.
+#[test]
+fn a_shape_mechanism_copied_from_another_cgn_starts_the_run_and_stays_when_frozen() {
+    use intervene::train::cgn_shape_init::{is_shape_key, ShapeInit};
+    let src_dir = tempdir("shape-src");
+    train_cgn(&tiny_cgn("double-colored", 2), &src_dir, false, None, &Control::new()).unwrap();
+    let src_file = src_dir.join("model.safetensors");
+    let src = intervene::checkpoint::load(&src_file).unwrap();
+    let same = |a: &Tensor, b: &Tensor| {
+        a.flatten_all().unwrap().to_vec1::<f32>().unwrap() == b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+
+    let run = |frozen: bool, tag: &str| -> std::collections::HashMap<String, Tensor> {
+        let mut s = tiny_cgn("colored", 3);
+        s.init_shape = Some(ShapeInit::open(src_file.to_str().unwrap(), frozen).unwrap());
+        let out = tempdir(tag);
+        train_cgn(&s, &out, false, None, &Control::new()).unwrap();
+        let key = s.resume_key();
+        assert!(key["init_shape"].get("from").is_none() && key["init_shape"]["sha256"].as_str().unwrap().len() == 64);
+        intervene::checkpoint::load(&out.join("model.safetensors")).unwrap()
+    };
+    let frozen = run(true, "shape-frozen");
+    let free = run(false, "shape-free");
+    let params = |k: &str| !k.contains("running_") && !k.ends_with("num_batches_tracked");
+    let shape_keys: Vec<&String> = src.keys().filter(|k| is_shape_key(k) && params(k)).collect();
+    assert_eq!(shape_keys.len(), 9, "{shape_keys:?}");
+    for k in &shape_keys {
+        assert!(same(&frozen[*k], &src[*k]), "{k}: frozen, yet it moved");
+        assert!(!same(&free[*k], &src[*k]) || k.ends_with(".bias"), "{k}: trained, yet unchanged");
+    }
+    // The texture and background mechanisms are not copied.
+    for k in src.keys().filter(|k| k.starts_with("f_text") && params(k)) {
+        assert!(!same(&frozen[k], &src[k]), "{k} was copied");
+    }
+
+    // A changed source stops a fresh run, with the reason.
+    let mut s = tiny_cgn("colored", 1);
+    s.init_shape = Some(ShapeInit::open(src_file.to_str().unwrap(), true).unwrap());
+    train_cgn(&tiny_cgn("double-colored", 3), &src_dir, true, None, &Control::new()).unwrap();
+    let e = train_cgn(&s, &tempdir("shape-changed"), false, None, &Control::new()).unwrap_err().to_string();
+    assert!(e.contains("--init-shape") && e.contains("changed"), "{e}");
+    // Not a CGN: refused when set up.
+    let e = ShapeInit::open(src_dir.join("train.json").to_str().unwrap(), false).unwrap_err().to_string();
+    assert!(e.contains("--init-shape"), "{e}");
+}

@@ -177,7 +177,12 @@ gets each class's mask mean on the 4-pixel frame MNIST leaves empty (near 0: the
 masks the bundled shape judge, an MNIST-CNN on plain MNIST, reads as the class), and the log says \
 when the inverted or misshapen (shape below 50 %) classes change. Masks can turn late in a run, so \
 the checkpoint with the best masks so far (most masks read as their digit in classes not inverted, \
-then fewest inverted, then fewest undecided classes) is also kept as model-best-masks.safetensors.";
+then fewest inverted, then fewest undecided classes) is also kept as model-best-masks.safetensors.
+
+Two departures from the recipe, both off by default: --mask-size adds a hinge on each mask's mean \
+(the authors' ImageNet MaskLoss); --init-shape MODEL starts the shape mechanism from another MNIST \
+CGN whose masks already draw the digits (e.g. the bundled cgn-double-colored), so the colours or \
+textures are learnt on top of digit masks; --freeze-shape keeps it fixed.";
 
 fn variant_name(s: &str) -> Result<String, String> {
     s.parse::<crate::data::variants::Variant>().map(|v| v.name().to_string()).map_err(|e| e.to_string())
@@ -225,6 +230,15 @@ pub struct CgnArgs {
     /// Weight of --mask-size's term.
     #[arg(long, value_name = "W", default_value_t = 1.0, requires = "mask_size")]
     pub mask_size_weight: f64,
+    /// Starts the shape mechanism (and the label embedding) from another MNIST CGN: a weights
+    /// file, a training folder or a bundled model's name (e.g. cgn-double-colored). Masks then
+    /// start as digits instead of a seed's lottery. Not the authors' recipe; off by default.
+    #[arg(long, value_name = "MODEL")]
+    pub init_shape: Option<String>,
+    /// With --init-shape: keep the copied shape mechanism fixed (only the texture and
+    /// background mechanisms and the discriminator train).
+    #[arg(long, requires = "init_shape")]
+    pub freeze_shape: bool,
     /// Continue the run in --out.
     #[arg(long)]
     pub resume: bool,
@@ -258,6 +272,9 @@ pub fn cgn(a: CgnArgs) -> anyhow::Result<()> {
     s.mask_size = a.mask_size.map(|(lo, hi)| crate::train::cgn::MaskSize { lo, hi, weight: a.mask_size_weight });
     if let Some(dir) = &a.textures {
         s.textures = Some(crate::train::cgn::TextureFiles::open(dir)?.0);
+    }
+    if let Some(q) = &a.init_shape {
+        s.init_shape = Some(crate::train::cgn_shape_init::ShapeInit::open(q, a.freeze_shape)?);
     }
     s.validate()?;
     let r = super::job::run("steps", |c| crate::train::cgn::train_cgn(&s, &a.out, a.resume, None, c))?;

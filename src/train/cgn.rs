@@ -31,6 +31,7 @@ use anyhow::{bail, Context as _};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::cgn_shape_init::{trained_vars, ShapeInit};
 use super::data::seed_of;
 use super::gan_common as common;
 use super::gan_data::GanData;
@@ -146,6 +147,10 @@ pub struct CgnSettings {
     /// for; absent from train.json when off, so older runs resume unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask_size: Option<MaskSize>,
+    /// The shape mechanism copied from another MNIST CGN (`--init-shape`, [`ShapeInit`]), a
+    /// departure from the recipe. Absent from train.json when not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_shape: Option<ShapeInit>,
 }
 
 /// The CGN authors' `MaskLoss` (`shared/losses.py`, used by their ImageNet CGN with the interval
@@ -242,6 +247,7 @@ impl CgnSettings {
             fresh_crops: false,
             textures: None,
             mask_size: None,
+            init_shape: None,
         })
     }
 
@@ -273,6 +279,10 @@ impl CgnSettings {
             }
             if let Some(t) = o.get_mut("textures").and_then(|t| t.as_object_mut()) {
                 t.remove("dir");
+            }
+            // The source's digest, not its path.
+            if let Some(t) = o.get_mut("init_shape").and_then(|t| t.as_object_mut()) {
+                t.remove("from");
             }
         }
         v
@@ -375,6 +385,10 @@ fn run(
         extra["data"]["textures_sha256"] = t.sha256.clone().into();
         control.log(format!("textures: the images in {} (sha256 {})", t.dir.display(), &t.sha256[..12]));
     }
+    if let Some(si) = &settings.init_shape {
+        // Provenance only: the resume key holds the source's digest.
+        extra["init_shape_from"] = si.from.display().to_string().into();
+    }
     let total = settings.steps;
     let (ckpt, start) =
         common::begin_run(out, FORMAT, &settings.resume_key(), &extra, resume, total, &format!("--steps {total}"))?;
@@ -400,13 +414,22 @@ fn run(
             let g = CgnGenerator::new(&mut gb)?;
             let gp = params(gb);
             init_generator(&gp, recipe.init, seed_of(&[settings.seed, TAG_G, 1]))?;
+            if let Some(si) = &settings.init_shape {
+                let n = si.apply(&gp)?;
+                control.log(format!(
+                    "shape mechanism: {n} tensors from {} (sha256 {}){}",
+                    si.from.display(),
+                    &si.sha256[..12],
+                    if si.frozen { ", frozen" } else { "" }
+                ));
+            }
             let mut db = Builder::init(seed_of(&[settings.seed, TAG_D]), &dev);
             let d = build_d(&mut db)?;
             (g, gp, d, params(db))
         }
     };
     let adam = OptimizerKind::Adam { beta1: settings.beta1, beta2: settings.beta2, eps: 1e-8, weight_decay: 0.0 };
-    let mut opt_g = Optimizer::new(adam, gp.vars.clone());
+    let mut opt_g = Optimizer::new(adam, trained_vars(&gp, settings.init_shape.as_ref()));
     let mut opt_d = Optimizer::new(adam, dp.vars.clone());
     if let Some(c) = &ckpt {
         opt_g

