@@ -282,12 +282,22 @@ mod tests {
         assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-colored-cgn");
         assert!(s.explain.two, "side by side");
         assert_eq!(s.explain.slots[1].method, "gradcam", "one method for both");
-        // Without a counterfactual-trained classifier, both slots show the original one.
+        // Without a counterfactual-trained classifier (none is shipped for double-colored), both
+        // slots show the original one.
         let mut s = StudioState::default();
-        s.open_bundled_cgn(&crate::bundled::find("cgn-wildlife").expect("cgn-wildlife is shipped"));
-        assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-wildlife-original");
-        assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-wildlife-original");
+        s.open_bundled_cgn(&crate::bundled::find("cgn-double-colored").expect("cgn-double-colored is shipped"));
+        assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-double-colored-original");
+        assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-double-colored-original");
         assert!(!s.explain.two);
+        // Both wildlife CGNs share the variant's pair (the counterfactual classifier was trained
+        // on cgn-wildlife-frozen-shape's counterfactuals).
+        for name in ["cgn-wildlife", "cgn-wildlife-frozen-shape"] {
+            let mut s = StudioState::default();
+            s.open_bundled_cgn(&crate::bundled::find(name).expect("shipped"));
+            assert_eq!(s.explain.slots[0].classifier, "mnist-cnn-wildlife-original", "{name}");
+            assert_eq!(s.explain.slots[1].classifier, "mnist-cnn-wildlife-cgn", "{name}");
+            assert!(s.explain.two, "{name}");
+        }
         // Data version 2 has its own pair.
         let mut s = StudioState::default();
         s.open_bundled_cgn(&crate::bundled::find("cgn-wildlife-v2").expect("cgn-wildlife-v2 is shipped"));
