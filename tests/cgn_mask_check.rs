@@ -136,3 +136,16 @@ fn frozen_shape_cgns_keep_the_source_shape_mechanism_and_its_masks() {
         );
     }
 }
+
+/// `intervene quality masks|measure|samples --generator NAME` open a bundled model by its index
+/// name, as `--model NAME` does elsewhere; an unknown name says what is accepted.
+#[test]
+fn quality_opens_a_bundled_generator_by_name_and_says_what_it_takes_otherwise() {
+    use intervene::train::quality::Generator;
+    let g = Generator::open(Path::new("cgn-wildlife-frozen-shape")).unwrap();
+    assert!(matches!(g, Generator::Cgn(_)));
+    assert_eq!(g.num_classes(), 10);
+    let Err(e) = Generator::open(Path::new("no-such-model")) else { panic!("an unknown name opened") };
+    let e = e.to_string();
+    assert!(e.contains("no-such-model") && e.contains("bundled model's name"), "{e}");
+}

@@ -40,7 +40,7 @@ pub enum QualityWhat {
 #[derive(clap::Args, Debug)]
 #[command(long_about = MASKS_HELP)]
 pub struct MasksArgs {
-    /// The MNIST CGN: a weights file, or a training folder (`model.safetensors` inside).
+    /// The MNIST CGN: a weights file, a training folder (`model.safetensors` inside), or a bundled model's name.
     #[arg(long, value_name = "PATH")]
     pub generator: PathBuf,
     /// Samples per class.
@@ -74,7 +74,7 @@ masks read as that class. The authors' released CGNs score 78-90 %; below 50 % a
 
 #[derive(clap::Args, Debug)]
 pub struct SamplesArgs {
-    /// The generator: a BigGAN folder, or an MNIST CGN weights file or folder.
+    /// The generator: a BigGAN folder, an MNIST CGN weights file or folder, or a bundled model's name.
     #[arg(long, value_name = "PATH")]
     pub generator: PathBuf,
     /// Images per class.
@@ -107,7 +107,7 @@ pub struct RealArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct MeasureArgs {
-    /// The generator: a BigGAN folder, or an MNIST CGN weights file or folder.
+    /// The generator: a BigGAN folder, an MNIST CGN weights file or folder, or a bundled model's name.
     #[arg(long, value_name = "PATH")]
     pub generator: PathBuf,
     /// The judge: a classifier training folder (`intervene train classifier --out`).

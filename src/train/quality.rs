@@ -31,10 +31,22 @@ pub enum Generator {
 }
 
 impl Generator {
-    /// Opens a BigGAN folder (config.json + weights) or an MNIST CGN weights file / folder
-    /// (`model.safetensors` inside).
+    /// Opens a BigGAN folder (config.json + weights), an MNIST CGN weights file / folder
+    /// (`model.safetensors` inside), or a bundled model by its `models/index.json` name.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let dev = Device::Cpu;
+        let bundled;
+        let path = if path.exists() {
+            path
+        } else if let Some(e) = path.to_str().and_then(crate::bundled::find) {
+            bundled = e.dir();
+            bundled.as_path()
+        } else {
+            bail!(
+                "no generator at '{}': give a BigGAN folder, an MNIST CGN weights file or folder, or a bundled model's name (models/index.json)",
+                path.display()
+            )
+        };
         if path.is_dir() && path.join("config.json").is_file() {
             return Ok(Self::BigGan(Box::new(crate::models::biggan::load::load(&path.display().to_string(), &dev)?)));
         }
