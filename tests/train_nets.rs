@@ -169,3 +169,34 @@ fn state_dict_keys_match_the_inference_loaders() {
         );
     }
 }
+
+#[test]
+fn load_where_copies_exactly_the_accepted_keys_and_keeps_the_batch_counters() {
+    // Source: MobileNetV2 with formula weights and running statistics; target: a fresh network
+    // one training step in, so its own counters are 1. Loading the keys under `features.1.`
+    // must give those the source's values and leave every other key, and all counters, as they were.
+    let arch = TrainArch::MobileNetV2;
+    let source: HashMap<String, Tensor> = formula_net(arch).params.state_dict().unwrap().into_iter().collect();
+    let net = Net::init(arch, 10, 3, &Device::Cpu).unwrap();
+    net.forward(&input(&[2, 3, 32, 32]), Mode { train: true, seed: 0 }).unwrap();
+    let before: HashMap<String, Tensor> = net.params.state_dict().unwrap().into_iter().collect();
+    let keep = |k: &str| k.starts_with("features.1.");
+    let loaded = net.params.load_where(&source, keep).unwrap();
+    let after: HashMap<String, Tensor> = net.params.state_dict().unwrap().into_iter().collect();
+    let mut stats = 0;
+    for (k, now) in &after {
+        let want = if keep(k) && !k.ends_with("num_batches_tracked") { &source[k] } else { &before[k] };
+        assert_eq!(vec(now), vec(want), "{k}");
+        stats += usize::from(keep(k) && k.ends_with("running_var"));
+    }
+    assert!(stats >= 2, "features.1 has batch norms");
+    let counted = after.keys().filter(|k| keep(k) && !k.ends_with("num_batches_tracked")).count();
+    assert_eq!(loaded, counted);
+    assert!(vec(&after["features.1.conv.0.1.num_batches_tracked"]).iter().all(|&n| n == 1.0));
+
+    // A key the predicate accepts but the map lacks is named in the error, not skipped.
+    let mut partial = source.clone();
+    partial.remove("features.1.conv.0.1.running_var");
+    let e = net.params.load_where(&partial, keep).unwrap_err().to_string();
+    assert!(e.contains("features.1.conv.0.1.running_var"), "{e}");
+}

@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use candle_core::DType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -66,45 +65,7 @@ impl ShapeInit {
             );
         }
         check_source(&map, &self.from)?;
-        let mut copied = 0;
-        for (k, v) in &params.vars {
-            if !is_shape_key(k) {
-                continue;
-            }
-            let src = map.get(k).with_context(|| format!("--init-shape: {} has no {k}", self.from.display()))?;
-            let t = v.as_tensor();
-            if src.dims() != t.dims() {
-                bail!("--init-shape: {k} is {:?} in {}, {:?} here", src.dims(), self.from.display(), t.dims());
-            }
-            v.set(&src.to_dtype(t.dtype())?.to_device(t.device())?)?;
-            copied += 1;
-        }
-        for b in &params.bns {
-            if !is_shape_key(&format!("{}.", b.prefix)) {
-                continue;
-            }
-            let get = |name: &str| -> anyhow::Result<Vec<f32>> {
-                let key = format!("{}.{name}", b.prefix);
-                let t = map.get(&key).with_context(|| format!("--init-shape: {} has no {key}", self.from.display()))?;
-                Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-            };
-            let (mean, var) = (get("running_mean")?, get("running_var")?);
-            let mut m = b.mean.lock().unwrap_or_else(|e| e.into_inner());
-            let mut v = b.var.lock().unwrap_or_else(|e| e.into_inner());
-            if mean.len() != m.len() || var.len() != v.len() {
-                bail!(
-                    "--init-shape: {} has {} channels in {}, {} here",
-                    b.prefix,
-                    mean.len(),
-                    self.from.display(),
-                    m.len()
-                );
-            }
-            *m = mean;
-            *v = var;
-            copied += 2;
-        }
-        Ok(copied)
+        params.load_where(&map, is_shape_key).with_context(|| format!("--init-shape: {}", self.from.display()))
     }
 }
 

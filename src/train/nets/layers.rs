@@ -163,14 +163,7 @@ impl<'a> Builder<'a> {
         let prefix = prefix.trim_end_matches('.').to_string();
         let (mean, var, tracked) = match &self.source {
             Source::Map(m) => {
-                let get = |leaf: &str| -> Result<Vec<f32>> {
-                    let k = format!("{prefix}.{leaf}");
-                    let t = m.get(&k).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {k}")))?;
-                    if t.elem_count() != c {
-                        candle_core::bail!("{k}: {} values, expected {c}", t.elem_count());
-                    }
-                    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
-                };
+                let get = |leaf: &str| running_stat(m, &format!("{prefix}.{leaf}"), c);
                 let tracked = m
                     .get(&format!("{prefix}.num_batches_tracked"))
                     .and_then(|t| t.to_dtype(DType::F64).ok()?.flatten_all().ok()?.to_vec1::<f64>().ok())
@@ -305,6 +298,15 @@ impl BatchNorm {
     }
 }
 
+/// A batch norm's running statistic `key` (`c` values) from a state dict.
+fn running_stat(map: &HashMap<String, Tensor>, key: &str, c: usize) -> Result<Vec<f32>> {
+    let t = map.get(key).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {key}")))?;
+    if t.elem_count() != c {
+        candle_core::bail!("{key}: {} values, expected {c}", t.elem_count());
+    }
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}
+
 /// Everything a trainable network holds: parameters (optimised) and batch-norm buffers, by
 /// their PyTorch state-dict keys.
 pub struct Params {
@@ -331,6 +333,35 @@ impl Params {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// Loads, from a state dict, the parameters and running statistics whose keys `keep`
+    /// accepts: the inverse of [`Params::state_dict`] for those keys. `num_batches_tracked` is
+    /// left as it is: it counts this network's own training steps. Every accepted key must be in
+    /// `map` with this network's shape. Returns the number of tensors loaded.
+    pub fn load_where(&self, map: &HashMap<String, Tensor>, keep: impl Fn(&str) -> bool) -> Result<usize> {
+        let mut loaded = 0;
+        for (k, v) in self.vars.iter().filter(|(k, _)| keep(k)) {
+            let t = v.as_tensor();
+            let src = map.get(k).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {k}")))?;
+            if src.dims() != t.dims() {
+                candle_core::bail!("{k}: shape {:?}, expected {:?}", src.dims(), t.dims());
+            }
+            v.set(&src.to_dtype(t.dtype())?.to_device(t.device())?)?;
+            loaded += 1;
+        }
+        for b in &self.bns {
+            for (leaf, buf) in [("running_mean", &b.mean), ("running_var", &b.var)] {
+                let key = format!("{}.{leaf}", b.prefix);
+                if !keep(&key) {
+                    continue;
+                }
+                let mut values = lock(buf);
+                *values = running_stat(map, &key, values.len())?;
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
     }
 
     /// Number of trainable values.

@@ -105,12 +105,19 @@ impl ExportForm {
     pub fn command_line(&self) -> String {
         let mut s = format!(
             "intervene export genint --model {} --classes {} --per-class {} --topk {} --scale {} --truncation {} --seed {} --out {}",
-            self.model, self.classes, self.per_class, self.top_k, self.scale, self.truncation, self.seed, self.out
+            or_placeholder(&self.model, "MODEL"),
+            self.classes,
+            self.per_class,
+            self.top_k,
+            self.scale,
+            self.truncation,
+            self.seed,
+            or_placeholder(&self.out, "DIR")
         );
         if self.observational {
             s += " --observational";
         } else {
-            s += &format!(" --components {}", self.components);
+            s += &format!(" --components {}", or_placeholder(&self.components, "COMPONENTS.npz"));
         }
         if self.webdataset {
             s += " --layout webdataset";
@@ -122,6 +129,15 @@ impl ExportForm {
             s += " --resume";
         }
         s
+    }
+}
+
+/// A command-line value, or its placeholder while the field is empty (a preview that reads
+/// `--model --classes` hides which value is missing).
+fn or_placeholder<'a>(value: &'a str, name: &'a str) -> std::borrow::Cow<'a, str> {
+    match value.trim() {
+        "" => format!("<{name}>").into(),
+        v => v.into(),
     }
 }
 
@@ -190,7 +206,10 @@ impl CvaeForm {
         };
         let mut s = format!(
             "intervene export cvae --model {} --arm {arm} --per-class {} --seed {} --out {}",
-            self.model, self.per_class, self.seed, self.out
+            or_placeholder(&self.model, "MODEL"),
+            self.per_class,
+            self.seed,
+            or_placeholder(&self.out, "DIR")
         );
         if self.grid {
             s += &format!(" --interventions grid --grid-width {}", self.grid_width);
@@ -448,5 +467,32 @@ impl Launcher {
                 from: (!f.from.trim().is_empty()).then(|| f.from.trim().to_string()),
             }),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_preview_names_an_empty_field_instead_of_dropping_it() {
+        let mut f = ExportForm::default();
+        let line = f.command_line();
+        assert!(
+            line.contains("--model <MODEL> --classes all") && line.contains("--components <COMPONENTS.npz>"),
+            "{line}"
+        );
+        f.model = " biggan-deep-fashion-mnist-32 ".into();
+        f.components = "c.npz".into();
+        let line = f.command_line();
+        assert!(
+            line.contains("--model biggan-deep-fashion-mnist-32 --classes") && line.contains("--components c.npz"),
+            "{line}"
+        );
+        let mut c = CvaeForm::default();
+        c.model.clear();
+        c.out = "  ".into();
+        let line = c.command_line();
+        assert!(line.contains("--model <MODEL> --arm both") && line.contains("--out <DIR> --scale 3"), "{line}");
     }
 }
