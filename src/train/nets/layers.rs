@@ -112,13 +112,7 @@ impl<'a> Builder<'a> {
 
     fn values(&mut self, key: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         match &mut self.source {
-            Source::Map(m) => {
-                let t = m.get(key).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {key}")))?;
-                if t.dims() != shape {
-                    candle_core::bail!("{key}: shape {:?}, expected {shape:?}", t.dims());
-                }
-                t.to_dtype(DType::F32)?.to_device(&self.device)
-            }
+            Source::Map(m) => stored(m, key, shape)?.to_dtype(DType::F32)?.to_device(&self.device),
             Source::Init(rng) => {
                 let n: usize = shape.iter().product();
                 let v: Vec<f32> = match init {
@@ -298,6 +292,15 @@ impl BatchNorm {
     }
 }
 
+/// The tensor `key` of a state dict, which must have `shape`.
+fn stored<'m>(map: &'m HashMap<String, Tensor>, key: &str, shape: &[usize]) -> Result<&'m Tensor> {
+    let t = map.get(key).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {key}")))?;
+    if t.dims() != shape {
+        candle_core::bail!("{key}: shape {:?}, expected {shape:?}", t.dims());
+    }
+    Ok(t)
+}
+
 /// A batch norm's running statistic `key` (`c` values) from a state dict.
 fn running_stat(map: &HashMap<String, Tensor>, key: &str, c: usize) -> Result<Vec<f32>> {
     let t = map.get(key).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {key}")))?;
@@ -343,11 +346,7 @@ impl Params {
         let mut loaded = 0;
         for (k, v) in self.vars.iter().filter(|(k, _)| keep(k)) {
             let t = v.as_tensor();
-            let src = map.get(k).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {k}")))?;
-            if src.dims() != t.dims() {
-                candle_core::bail!("{k}: shape {:?}, expected {:?}", src.dims(), t.dims());
-            }
-            v.set(&src.to_dtype(t.dtype())?.to_device(t.device())?)?;
+            v.set(&stored(map, k, t.dims())?.to_dtype(t.dtype())?.to_device(t.device())?)?;
             loaded += 1;
         }
         for b in &self.bns {

@@ -161,11 +161,11 @@ impl GenTrainForm {
     /// The CLI command that runs the same job.
     pub fn command_line(&self) -> String {
         let resume = if self.resume { " --resume" } else { "" };
-        let out = self.out.trim();
+        let out = super::or_placeholder(&self.out, "DIR");
         match self.kind {
             GenKind::Biggan => format!(
                 "intervene train biggan --data {} --steps {} --batch {} --ch {} --pca-samples {} --seed {} --out {out}{resume}",
-                self.data.trim(),
+                super::or_placeholder(&self.data, "DATA"),
                 self.steps,
                 self.batch,
                 self.ch,
@@ -309,6 +309,9 @@ mod tests {
         // Other variants have no textures: the field is not used.
         f.variant = "double-colored".into();
         assert!(!f.command_line().contains("--textures") && f.request().is_ok());
+        // An empty output folder is named in the preview, not dropped.
+        f.out = " ".into();
+        assert!(f.command_line().contains("--out <DIR>"), "{}", f.command_line());
     }
 
     #[test]

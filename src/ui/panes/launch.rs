@@ -105,19 +105,19 @@ impl ExportForm {
     pub fn command_line(&self) -> String {
         let mut s = format!(
             "intervene export genint --model {} --classes {} --per-class {} --topk {} --scale {} --truncation {} --seed {} --out {}",
-            or_placeholder(&self.model, "MODEL"),
+            super::or_placeholder(&self.model, "MODEL"),
             self.classes,
             self.per_class,
             self.top_k,
             self.scale,
             self.truncation,
             self.seed,
-            or_placeholder(&self.out, "DIR")
+            super::or_placeholder(&self.out, "DIR")
         );
         if self.observational {
             s += " --observational";
         } else {
-            s += &format!(" --components {}", or_placeholder(&self.components, "COMPONENTS.npz"));
+            s += &format!(" --components {}", super::or_placeholder(&self.components, "COMPONENTS.npz"));
         }
         if self.webdataset {
             s += " --layout webdataset";
@@ -129,15 +129,6 @@ impl ExportForm {
             s += " --resume";
         }
         s
-    }
-}
-
-/// A command-line value, or its placeholder while the field is empty (a preview that reads
-/// `--model --classes` hides which value is missing).
-fn or_placeholder<'a>(value: &'a str, name: &'a str) -> std::borrow::Cow<'a, str> {
-    match value.trim() {
-        "" => format!("<{name}>").into(),
-        v => v.into(),
     }
 }
 
@@ -206,10 +197,10 @@ impl CvaeForm {
         };
         let mut s = format!(
             "intervene export cvae --model {} --arm {arm} --per-class {} --seed {} --out {}",
-            or_placeholder(&self.model, "MODEL"),
+            super::or_placeholder(&self.model, "MODEL"),
             self.per_class,
             self.seed,
-            or_placeholder(&self.out, "DIR")
+            super::or_placeholder(&self.out, "DIR")
         );
         if self.grid {
             s += &format!(" --interventions grid --grid-width {}", self.grid_width);

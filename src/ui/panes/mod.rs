@@ -36,6 +36,15 @@ pub struct PaneCtx<'a> {
 }
 
 /// Draws an image texture into `rect` (full UV).
+/// A value for a form's command-line preview, or its placeholder while the field is empty (a
+/// preview that reads `--model --classes` hides which value is missing).
+pub(crate) fn or_placeholder<'a>(value: &'a str, name: &'a str) -> std::borrow::Cow<'a, str> {
+    match value.trim() {
+        "" => format!("<{name}>").into(),
+        v => v.into(),
+    }
+}
+
 pub(crate) fn paint_texture(ui: &egui::Ui, tex: &egui::TextureHandle, rect: egui::Rect) {
     ui.painter().image(
         tex.id(),
